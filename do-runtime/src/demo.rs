@@ -1,0 +1,159 @@
+//! The demonstration object set (`demo.capnp`): a directory that opens files, files
+//! that open children and return text, and callbacks into the caller. Examples, tests
+//! and benchmarks use it to show pipelining, capability passing and release.
+
+use capnp::capability::Rc;
+use rpc_core::{Code, Layer, RpcError};
+use schema::demo_capnp::{callback, directory, file, tree};
+use std::cell::Cell;
+
+/// Serves `Directory` for one session.
+pub struct DirectoryServer {
+    layer: Layer,
+    live: std::rc::Rc<Cell<u32>>,
+}
+
+impl DirectoryServer {
+    /// A directory whose files are layered with `layer`.
+    pub fn new(layer: Layer) -> Self {
+        DirectoryServer { layer, live: std::rc::Rc::new(Cell::new(0)) }
+    }
+
+    fn file(&self, name: String) -> file::Client {
+        self.live.set(self.live.get() + 1);
+        self.layer.client(FileServer { name, live: self.live.clone(), layer: self.layer })
+    }
+}
+
+fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<String> {
+    r?.to_string().map_err(|e| RpcError::new(Code::InvalidArgument, format!("text is not UTF-8: {e}")).into())
+}
+
+fn tree_depth(t: tree::Reader<'_>) -> capnp::Result<u32> {
+    let mut deepest = 0;
+    for child in t.get_children()? {
+        deepest = deepest.max(tree_depth(child)?);
+    }
+    Ok(deepest + 1)
+}
+
+impl directory::Server for DirectoryServer {
+    async fn open(
+        self: Rc<Self>,
+        params: directory::OpenParams,
+        mut results: directory::OpenResults,
+    ) -> capnp::Result<()> {
+        let name = text(params.get()?.get_name())?;
+        if name.is_empty() {
+            return Err(RpcError::new(Code::InvalidArgument, "a file needs a name").into());
+        }
+        results.get().set_file(self.file(name));
+        Ok(())
+    }
+
+    async fn echo(
+        self: Rc<Self>,
+        params: directory::EchoParams,
+        mut results: directory::EchoResults,
+    ) -> capnp::Result<()> {
+        results.get().set_x(params.get()?.get_x());
+        Ok(())
+    }
+
+    async fn next(
+        self: Rc<Self>,
+        params: directory::NextParams,
+        mut results: directory::NextResults,
+    ) -> capnp::Result<()> {
+        let n = params.get()?.get_n();
+        let next = n.checked_add(1).ok_or_else(|| RpcError::new(Code::InvalidArgument, "n + 1 overflows"))?;
+        results.get().set_n(next);
+        Ok(())
+    }
+
+    async fn subscribe(
+        self: Rc<Self>,
+        params: directory::SubscribeParams,
+        mut results: directory::SubscribeResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let callback: callback::Client = p.get_callback()?;
+        let value = text(p.get_value())?;
+        let mut req = callback.notify_request();
+        req.get().set_value(&value);
+        let reply = req.send().promise.await?;
+        let reply = text(reply.get()?.get_reply())?;
+        results.get().set_reply(&reply);
+        Ok(())
+    }
+
+    async fn live_files(
+        self: Rc<Self>,
+        _: directory::LiveFilesParams,
+        mut results: directory::LiveFilesResults,
+    ) -> capnp::Result<()> {
+        results.get().set_count(self.live.get());
+        Ok(())
+    }
+
+    async fn sleep(self: Rc<Self>, params: directory::SleepParams, _: directory::SleepResults) -> capnp::Result<()> {
+        let millis = params.get()?.get_millis();
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(millis))).await;
+        Ok(())
+    }
+
+    async fn sum(
+        self: Rc<Self>,
+        params: directory::SumParams,
+        mut results: directory::SumResults,
+    ) -> capnp::Result<()> {
+        let mut total: i64 = 0;
+        for v in params.get()?.get_values()? {
+            total = total.checked_add(v).ok_or_else(|| RpcError::new(Code::InvalidArgument, "sum overflows"))?;
+        }
+        results.get().set_total(total);
+        Ok(())
+    }
+
+    async fn depth(
+        self: Rc<Self>,
+        params: directory::DepthParams,
+        mut results: directory::DepthResults,
+    ) -> capnp::Result<()> {
+        results.get().set_depth(tree_depth(params.get()?.get_tree()?)?);
+        Ok(())
+    }
+}
+
+/// Serves one `File`; counts itself live until the last reference is released.
+struct FileServer {
+    name: String,
+    live: std::rc::Rc<Cell<u32>>,
+    layer: Layer,
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.live.set(self.live.get().saturating_sub(1));
+    }
+}
+
+impl file::Server for FileServer {
+    async fn name(self: Rc<Self>, _: file::NameParams, mut results: file::NameResults) -> capnp::Result<()> {
+        results.get().set_name(&self.name);
+        Ok(())
+    }
+
+    async fn child(self: Rc<Self>, params: file::ChildParams, mut results: file::ChildResults) -> capnp::Result<()> {
+        let name = text(params.get()?.get_name())?;
+        self.live.set(self.live.get() + 1);
+        let child = FileServer { name: format!("{}/{name}", self.name), live: self.live.clone(), layer: self.layer };
+        results.get().set_file(self.layer.client(child));
+        Ok(())
+    }
+
+    async fn read(self: Rc<Self>, _: file::ReadParams, mut results: file::ReadResults) -> capnp::Result<()> {
+        results.get().set_text(format!("contents of {}", self.name));
+        Ok(())
+    }
+}

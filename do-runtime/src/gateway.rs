@@ -1,0 +1,99 @@
+//! The bootstrap capability of every session (`session.capnp:Gateway`):
+//! negotiation, discovery and the getters that hand out capabilities.
+
+use crate::demo::DirectoryServer;
+use capnp::capability::Rc;
+use rpc_core::negotiation::{negotiate, Offer, ServerProtocol};
+use rpc_core::server::SessionInfo;
+use rpc_core::Layer;
+use schema::session_capnp::gateway;
+
+/// Serves `Gateway` for one session.
+pub struct GatewayServer {
+    info: SessionInfo,
+    protocol: ServerProtocol,
+    layer: Layer,
+}
+
+impl GatewayServer {
+    /// The gateway of the session described by `info`.
+    pub fn new(info: SessionInfo) -> Self {
+        let layer = Layer::new(info.limits.call_timeout);
+        GatewayServer { info, protocol: ServerProtocol::default(), layer }
+    }
+
+    /// Serves the gateway as a layered capability.
+    pub fn client(info: &SessionInfo) -> gateway::Client {
+        let server = GatewayServer::new(info.clone());
+        let layer = server.layer;
+        layer.client(server)
+    }
+}
+
+fn strings(list: capnp::Result<capnp::text_list::Reader<'_>>) -> capnp::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in list? {
+        out.push(
+            t?.to_string()
+                .map_err(|e| capnp::Error::failed(format!("[INVALID_ARGUMENT] feature name is not UTF-8: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+fn set_strings(mut list: capnp::text_list::Builder<'_>, items: &[String]) {
+    for (i, s) in items.iter().enumerate() {
+        list.set(i as u32, s);
+    }
+}
+
+impl gateway::Server for GatewayServer {
+    async fn negotiate(
+        self: Rc<Self>,
+        params: gateway::NegotiateParams,
+        mut results: gateway::NegotiateResults,
+    ) -> capnp::Result<()> {
+        let req = params.get()?.get_request()?;
+        let offer = Offer {
+            client_id: req.get_client_id()?.to_string().unwrap_or_default(),
+            min_version: req.get_min_version(),
+            max_version: req.get_max_version(),
+            supported: strings(req.get_supported_features())?,
+            required: strings(req.get_required_features())?,
+        };
+        let agreed = negotiate(&self.protocol, &offer)?;
+        let mut out = results.get().init_result();
+        out.set_version(agreed.version);
+        out.set_client_id(&offer.client_id);
+        out.set_session_id(&self.info.session_id);
+        out.set_namespace(&self.info.namespace);
+        set_strings(out.reborrow().init_enabled_features(agreed.enabled.len() as u32), &agreed.enabled);
+        set_strings(out.init_available_features(agreed.available.len() as u32), &agreed.available);
+        Ok(())
+    }
+
+    async fn describe(
+        self: Rc<Self>,
+        _: gateway::DescribeParams,
+        mut results: gateway::DescribeResults,
+    ) -> capnp::Result<()> {
+        let mut list = results.get().init_interfaces(schema::INTERFACES.len() as u32);
+        for (i, desc) in schema::INTERFACES.iter().enumerate() {
+            let mut item = list.reborrow().get(i as u32);
+            item.set_name(desc.name);
+            item.set_id(desc.id);
+            let mut methods = item.init_methods(desc.methods.len() as u32);
+            for (j, m) in desc.methods.iter().enumerate() {
+                let mut mi = methods.reborrow().get(j as u32);
+                mi.set_name(m.name);
+                mi.set_ordinal(m.ordinal);
+            }
+        }
+        Ok(())
+    }
+
+    async fn demo(self: Rc<Self>, _: gateway::DemoParams, mut results: gateway::DemoResults) -> capnp::Result<()> {
+        results.get().set_directory(self.layer.client(DirectoryServer::new(self.layer)));
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! The object host and its module servers, and the `dotdo` server binary.
+//!
+//! Every session starts at a [`gateway::GatewayServer`]; the capabilities it hands out
+//! are servers behind the RPC layer of `rpc-core`, never reached around it.
+//!
+//! ```no_run
+//! // Serve on 127.0.0.1:8787 (HTTP: batch, WebSocket, health) and :8788 (TCP).
+//! let server = do_runtime::serve(rpc_core::server::ServerConfig::default()).unwrap();
+//! println!("listening on http://{}", server.http_addr);
+//! server.wait();
+//! ```
+
+pub mod cli;
+pub mod demo;
+pub mod gateway;
+
+use rpc_core::server::{self, ServerConfig, ServerHandle};
+use std::sync::Arc;
+
+/// Starts a dotdo server whose sessions bootstrap into a [`gateway::GatewayServer`].
+pub fn serve(config: ServerConfig) -> std::io::Result<ServerHandle> {
+    server::start(config, Arc::new(|info| gateway::GatewayServer::client(info).client))
+}

@@ -1,0 +1,45 @@
+//! `dotdo`: the server binary. `dotdo serve` runs the server with the embedded
+//! defaults on 127.0.0.1; `dotdo codegen` generates Rust clients from a schema.
+
+use do_runtime::cli::{parse, Command, USAGE};
+
+fn main() {
+    let command = match parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dotdo: {e}");
+            std::process::exit(2);
+        }
+    };
+    match command {
+        Command::Help => println!("{USAGE}"),
+        Command::Codegen { files, imports, out } => match schema::codegen::generate(&files, &imports, &out) {
+            Ok(written) => {
+                for w in written {
+                    println!("wrote {}", w.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("dotdo codegen: {e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Serve(config) => {
+            let server = match do_runtime::serve(*config) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("dotdo serve: cannot listen: {e}");
+                    std::process::exit(1);
+                }
+            };
+            println!("dotdo listening on http://{}", server.http_addr);
+            println!("  POST /rpc   HTTP batch (application/x-capnp)");
+            println!("  GET  /rpc   WebSocket (subprotocol capnp-rpc)");
+            println!("  GET  /health");
+            if let Some(tcp) = server.tcp_addr {
+                println!("  tcp://{tcp}   Cap'n Proto stream");
+            }
+            server.wait();
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Examples are the `*.rs` programs beside this crate's manifest.

@@ -1,0 +1,123 @@
+//! The HTTP batch transport, client side: calls (pipelined ones included) are queued
+//! and sent together in one `POST` when the caller first waits (the event loop goes
+//! idle) or on [`crate::Session::send`]; the replies come back in one response.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rpc_core::vat::Link;
+use rpc_core::{framing, Code, Limits, RpcError};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::task::Poll;
+
+thread_local! {
+    /// Idle keep-alive connections by authority, reused across batches.
+    static POOL: RefCell<HashMap<String, Vec<SendRequest<Full<Bytes>>>>> = RefCell::new(HashMap::new());
+}
+
+async fn sender(authority: &str) -> Result<SendRequest<Full<Bytes>>, RpcError> {
+    while let Some(s) = POOL.with(|p| p.borrow_mut().get_mut(authority).and_then(Vec::pop)) {
+        if !s.is_closed() {
+            return Ok(s);
+        }
+    }
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| RpcError::new(Code::Disconnected, format!("cannot connect to {authority}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| RpcError::new(Code::Disconnected, format!("http handshake with {authority}: {e}")))?;
+    tokio::task::spawn_local(async move {
+        let _ = conn.await;
+    });
+    Ok(s)
+}
+
+/// Posts one batch body and returns the response body.
+pub async fn post(authority: &str, path: &str, body: Vec<u8>) -> Result<Bytes, RpcError> {
+    let mut s = sender(authority).await?;
+    s.ready().await.map_err(|e| RpcError::new(Code::Disconnected, format!("http connection: {e}")))?;
+    let req = hyper::Request::post(path)
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, rpc_core::transport::BATCH_CONTENT_TYPE)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| RpcError::new(Code::InvalidArgument, e.to_string()))?;
+    let resp =
+        s.send_request(req).await.map_err(|e| RpcError::new(Code::Disconnected, format!("http request: {e}")))?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| RpcError::new(Code::Disconnected, format!("http response: {e}")))?
+        .to_bytes();
+    POOL.with(|p| p.borrow_mut().entry(authority.to_string()).or_default().push(s));
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    // A refused batch answers with {"code": ..., "message": ...}.
+    let parsed: Option<RpcError> = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| {
+        let code = Code::parse(v.get("code")?.as_str()?)?;
+        Some(RpcError::new(code, v.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string()))
+    });
+    Err(parsed.unwrap_or_else(|| RpcError::new(Code::Internal, format!("http status {status}"))))
+}
+
+/// The flag behind [`crate::Session::send`].
+#[derive(Clone, Default)]
+pub struct SendNow(Rc<Cell<bool>>);
+
+impl SendNow {
+    /// Asks the driver to send without waiting for the event loop to go idle.
+    pub fn set(&self) {
+        self.0.set(true);
+    }
+}
+
+/// The driver of one batch session: waits for the first queued message, lets the
+/// caller queue the rest, posts them all, hands the replies to the engine and ends
+/// the session.
+pub async fn drive(
+    link: Link,
+    authority: String,
+    path: String,
+    limits: Limits,
+    now: SendNow,
+) -> Result<(), capnp::Error> {
+    futures::future::poll_fn(|cx| {
+        if link.with(|q| !q.outbox.is_empty()) {
+            return Poll::Ready(());
+        }
+        match link.poll_outgoing(cx) {
+            Poll::Ready(m) => {
+                link.with(|q| q.outbox.push_front(m));
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    if !now.0.get() {
+        tokio::task::yield_now().await;
+    }
+    let body: Vec<u8> = link.with(|q| q.outbox.drain(..).flat_map(|m| framing::encode(&m)).collect());
+    let result = post(&authority, &path, body).await.and_then(|bytes| {
+        let options = limits.reader_options();
+        framing::split(&bytes)?.into_iter().map(|f| framing::decode(f, options)).collect::<Result<Vec<_>, _>>()
+    });
+    match result {
+        Ok(messages) => {
+            for m in messages {
+                link.deliver(m);
+            }
+            link.end_inbound(Ok(()));
+        }
+        Err(e) => link.end_inbound(Err(e.into())),
+    }
+    futures::future::poll_fn(|cx| link.poll_shutdown(cx)).await;
+    Ok(())
+}

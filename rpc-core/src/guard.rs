@@ -1,0 +1,238 @@
+//! The session guard: a sans-I/O filter between a transport and the RPC engine that
+//! enforces per-session limits on incoming messages.
+//!
+//! It decodes each incoming frame under the reader limits, counts the calls in flight
+//! (questions the peer asked that we have not answered), and answers calls that break
+//! a limit itself, with a `Return` carrying a typed exception, so the engine never sees
+//! them. Calls pipelined on a rejected call are rejected the same way; the peer's
+//! `Finish` for a rejected call is swallowed.
+
+use crate::error::{Code, RpcError};
+use crate::framing;
+use crate::limits::Limits;
+use capnp::message::{Builder, Reader};
+use capnp::serialize::OwnedSegments;
+use capnp_rpc::rpc_capnp::{exception, message, message_target};
+use std::collections::{HashMap, HashSet};
+
+/// What to do with one incoming frame.
+pub enum Inbound {
+    /// Hand the message to the RPC engine.
+    Deliver(Reader<OwnedSegments>),
+    /// Do not deliver; send these bytes (a framed message) back to the peer instead.
+    Reply(Vec<u8>),
+    /// Neither deliver nor answer.
+    Drop,
+    /// The peer broke the protocol: send [`abort_message`] and close the connection.
+    Fatal(RpcError),
+}
+
+/// Per-session limit state. See the module docs.
+pub struct Guard {
+    limits: Limits,
+    open: HashSet<u32>,
+    rejected: HashMap<u32, Code>,
+}
+
+impl Guard {
+    /// A guard enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Guard { limits, open: HashSet::new(), rejected: HashMap::new() }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Questions the peer has asked that are not answered yet.
+    pub fn open_questions(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Judges one incoming frame.
+    pub fn inbound(&mut self, frame: &[u8]) -> Inbound {
+        if frame.len() > self.limits.max_frame_bytes {
+            return Inbound::Fatal(RpcError::new(
+                Code::LimitExceeded,
+                format!(
+                    "frame of {} bytes exceeds the hard limit of {} bytes",
+                    frame.len(),
+                    self.limits.max_frame_bytes
+                ),
+            ));
+        }
+        let msg = match framing::decode(frame, self.limits.reader_options()) {
+            Ok(m) => m,
+            Err(e) => return Inbound::Fatal(e),
+        };
+        let oversize = (frame.len() > self.limits.max_message_bytes).then(|| {
+            RpcError::new(
+                Code::LimitExceeded,
+                format!(
+                    "message of {} bytes exceeds the limit of {} bytes",
+                    frame.len(),
+                    self.limits.max_message_bytes
+                ),
+            )
+        });
+        match self.classify(&msg) {
+            Ok(Kind::Question { id, pipelined_on }) => {
+                let refusal = if let Some(e) = oversize {
+                    Some(e)
+                } else if let Some(code) = pipelined_on.and_then(|p| self.rejected.get(&p)) {
+                    Some(RpcError::new(*code, "the call this call is pipelined on was refused"))
+                } else if self.open.len() >= self.limits.max_calls_in_flight {
+                    Some(RpcError::new(
+                        Code::Overloaded,
+                        format!("more than {} calls in flight on this session", self.limits.max_calls_in_flight),
+                    ))
+                } else {
+                    None
+                };
+                match refusal {
+                    Some(e) => {
+                        self.rejected.insert(id, e.code);
+                        Inbound::Reply(return_exception(id, &e))
+                    }
+                    None => {
+                        self.open.insert(id);
+                        Inbound::Deliver(msg)
+                    }
+                }
+            }
+            Ok(Kind::Finish(id)) if self.rejected.remove(&id).is_some() => Inbound::Drop,
+            Ok(_) if oversize.is_some() => {
+                Inbound::Fatal(oversize.unwrap_or_else(|| RpcError::new(Code::LimitExceeded, "")))
+            }
+            Ok(_) => Inbound::Deliver(msg),
+            Err(e) => Inbound::Fatal(RpcError::new(Code::InvalidArgument, format!("malformed rpc message: {e}"))),
+        }
+    }
+
+    /// Notes one outgoing message (a `Return` closes a question).
+    pub fn outbound(&mut self, msg: &Builder<capnp::message::HeapAllocator>) {
+        if let Ok(root) = msg.get_root_as_reader::<message::Reader>() {
+            if let Ok(message::Return(Ok(r))) = root.which() {
+                self.open.remove(&r.get_answer_id());
+            }
+        }
+    }
+
+    fn classify(&self, msg: &Reader<OwnedSegments>) -> capnp::Result<Kind> {
+        let root: message::Reader = msg.get_root()?;
+        Ok(match root.which()? {
+            message::Call(c) => {
+                let c = c?;
+                let pipelined_on = match c.get_target()?.which()? {
+                    message_target::PromisedAnswer(p) => Some(p?.get_question_id()),
+                    message_target::ImportedCap(_) => None,
+                };
+                Kind::Question { id: c.get_question_id(), pipelined_on }
+            }
+            message::Bootstrap(b) => Kind::Question { id: b?.get_question_id(), pipelined_on: None },
+            message::Finish(f) => Kind::Finish(f?.get_question_id()),
+            _ => Kind::Other,
+        })
+    }
+}
+
+enum Kind {
+    Question { id: u32, pipelined_on: Option<u32> },
+    Finish(u32),
+    Other,
+}
+
+fn fill_exception(mut ex: exception::Builder, e: &RpcError) {
+    ex.set_reason(e.wire_reason());
+    ex.set_type(match e.code.exception_kind() {
+        capnp::ErrorKind::Overloaded => exception::Type::Overloaded,
+        capnp::ErrorKind::Disconnected => exception::Type::Disconnected,
+        capnp::ErrorKind::Unimplemented => exception::Type::Unimplemented,
+        _ => exception::Type::Failed,
+    });
+}
+
+/// A framed `Return` answering question `id` with the exception `e`.
+pub fn return_exception(id: u32, e: &RpcError) -> Vec<u8> {
+    let mut b = Builder::new_default();
+    {
+        let mut ret = b.init_root::<message::Builder>().init_return();
+        ret.set_answer_id(id);
+        ret.set_release_param_caps(true);
+        fill_exception(ret.init_exception(), e);
+    }
+    framing::encode(&b)
+}
+
+/// A framed `Abort` message telling the peer why the connection is being closed.
+pub fn abort_message(e: &RpcError) -> Vec<u8> {
+    let mut b = Builder::new_default();
+    fill_exception(b.init_root::<message::Builder>().init_abort(), e);
+    framing::encode(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: u32, pipelined_on: Option<u32>, pad: usize) -> Vec<u8> {
+        let mut b = Builder::new_default();
+        {
+            let mut c = b.init_root::<message::Builder>().init_call();
+            c.set_question_id(id);
+            c.set_interface_id(1);
+            match pipelined_on {
+                Some(p) => c.reborrow().init_target().init_promised_answer().set_question_id(p),
+                None => c.reborrow().init_target().set_imported_cap(0),
+            }
+            c.init_params().init_content().set_as(&vec![7u8; pad][..]).expect("params");
+        }
+        framing::encode(&b)
+    }
+
+    fn finish(id: u32) -> Vec<u8> {
+        let mut b = Builder::new_default();
+        b.init_root::<message::Builder>().init_finish().set_question_id(id);
+        framing::encode(&b)
+    }
+
+    fn reply_code(v: Inbound) -> (u32, Code) {
+        let Inbound::Reply(bytes) = v else { panic!("expected a reply") };
+        let m = framing::decode(&bytes, Default::default()).expect("decode reply");
+        let root: message::Reader = m.get_root().expect("root");
+        let Ok(message::Return(Ok(r))) = root.which() else { panic!("expected a return") };
+        let Ok(capnp_rpc::rpc_capnp::return_::Exception(Ok(ex))) = r.which() else { panic!("expected an exception") };
+        let reason = ex.get_reason().expect("reason").to_string().expect("utf8");
+        (r.get_answer_id(), RpcError::from_tagged(&reason).expect("tagged").code)
+    }
+
+    #[test]
+    fn calls_over_the_in_flight_limit_are_refused_until_answers_go_out() {
+        let mut g = Guard::new(Limits { max_calls_in_flight: 2, ..Limits::default() });
+        assert!(matches!(g.inbound(&call(0, None, 0)), Inbound::Deliver(_)));
+        assert!(matches!(g.inbound(&call(1, None, 0)), Inbound::Deliver(_)));
+        assert_eq!(reply_code(g.inbound(&call(2, None, 0))), (2, Code::Overloaded));
+        // A call pipelined on the refused one is refused too, and its Finish swallowed.
+        assert_eq!(reply_code(g.inbound(&call(3, Some(2), 0))), (3, Code::Overloaded));
+        assert!(matches!(g.inbound(&finish(2)), Inbound::Drop));
+        // Answering one question makes room.
+        let mut ret = Builder::new_default();
+        ret.init_root::<message::Builder>().init_return().set_answer_id(0);
+        g.outbound(&ret);
+        assert_eq!(g.open_questions(), 1);
+        assert!(matches!(g.inbound(&call(4, None, 0)), Inbound::Deliver(_)));
+    }
+
+    #[test]
+    fn oversize_calls_get_limit_exceeded_and_garbage_is_fatal() {
+        let mut g = Guard::new(Limits { max_message_bytes: 256, ..Limits::default() });
+        assert!(matches!(g.inbound(&call(0, None, 16)), Inbound::Deliver(_)));
+        assert_eq!(reply_code(g.inbound(&call(1, None, 1000))), (1, Code::LimitExceeded));
+        assert!(
+            matches!(g.inbound(b"not a capnp message at all"), Inbound::Fatal(e) if e.code == Code::InvalidArgument)
+        );
+        let mut g = Guard::new(Limits { max_frame_bytes: 100, ..Limits::default() });
+        assert!(matches!(g.inbound(&call(0, None, 1000)), Inbound::Fatal(e) if e.code == Code::LimitExceeded));
+    }
+}

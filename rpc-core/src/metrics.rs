@@ -1,0 +1,50 @@
+//! Server-wide counters, shared by every worker thread, readable from `GET /health`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of what the server has done.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// HTTP requests of any kind.
+    pub http_requests: AtomicU64,
+    /// `POST /rpc` batches served (one per request).
+    pub http_batches: AtomicU64,
+    /// Messages received in HTTP batches.
+    pub batch_messages: AtomicU64,
+    /// WebSocket sessions opened.
+    pub ws_sessions: AtomicU64,
+    /// TCP sessions opened.
+    pub tcp_sessions: AtomicU64,
+    /// Sessions currently open (WebSocket and TCP).
+    pub active_sessions: AtomicU64,
+    /// Sessions that ended because the peer broke the protocol or a hard limit.
+    pub aborted_sessions: AtomicU64,
+    /// HTTP requests refused as a whole (bad path, type, body or batch).
+    pub refused_requests: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one to `counter`.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads `counter`.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// The counters as a JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "http_requests": Self::get(&self.http_requests),
+            "http_batches": Self::get(&self.http_batches),
+            "batch_messages": Self::get(&self.batch_messages),
+            "ws_sessions": Self::get(&self.ws_sessions),
+            "tcp_sessions": Self::get(&self.tcp_sessions),
+            "active_sessions": Self::get(&self.active_sessions),
+            "aborted_sessions": Self::get(&self.aborted_sessions),
+            "refused_requests": Self::get(&self.refused_requests),
+        })
+    }
+}

@@ -1,0 +1,334 @@
+//! The dotdo server: an HTTP listener on 127.0.0.1 serving `POST /rpc` (batch),
+//! `GET /rpc` (WebSocket upgrade) and `GET /health`, and a TCP listener speaking the
+//! plain Cap'n Proto stream, all handing sessions a bootstrap capability made by the
+//! embedding program.
+//!
+//! Each worker thread runs a single-threaded runtime; a session lives on the worker
+//! that accepted it (capabilities are `!Send`), and workers share the listeners.
+
+use crate::error::{Code, RpcError};
+use crate::guard::Guard;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::transport::tcp::StreamFrames;
+use crate::transport::websocket::{ws_config, WsFrames};
+use crate::transport::{http_batch, FrameIo, Pump, BATCH_CONTENT_TYPE, WS_SUBPROTOCOL};
+use crate::vat::{rpc_system, Link};
+use bytes::Bytes;
+use capnp::capability::Promise;
+use capnp_rpc::rpc_twoparty_capnp::Side;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+/// Which transport a session arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// `GET /rpc` upgraded to a WebSocket.
+    WebSocket,
+    /// One `POST /rpc` batch.
+    HttpBatch,
+    /// The plain Cap'n Proto TCP stream.
+    Tcp,
+}
+
+/// What the bootstrap factory knows about a new session.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The namespace from the Host header (`default` on TCP).
+    pub namespace: String,
+    /// A server-unique id for this session.
+    pub session_id: String,
+    /// The transport the session runs over.
+    pub transport: TransportKind,
+    /// The limits in force.
+    pub limits: Limits,
+}
+
+/// Makes the bootstrap capability of each new session. Called on the worker thread
+/// that runs the session.
+pub type BootstrapFactory = Arc<dyn Fn(&SessionInfo) -> capnp::capability::Client + Send + Sync>;
+
+/// Where and how to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The HTTP listener (batch, WebSocket, health); port 0 picks a free one.
+    pub http_addr: SocketAddr,
+    /// The TCP listener for native Cap'n Proto peers, if any.
+    pub tcp_addr: Option<SocketAddr>,
+    /// Worker threads (at least one).
+    pub workers: usize,
+    /// Limits applied to every session.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            tcp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8788))),
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    /// Where the HTTP listener is bound.
+    pub http_addr: SocketAddr,
+    /// Where the TCP listener is bound.
+    pub tcp_addr: Option<SocketAddr>,
+    /// The server's counters.
+    pub metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, ends the workers and waits for them.
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Waits until the server stops (it runs until the process ends).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Shared {
+    factory: BootstrapFactory,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    next_session: AtomicU64,
+    epoch: u64,
+}
+
+impl Shared {
+    fn session(&self, namespace: String, transport: TransportKind) -> capnp::capability::Client {
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let info =
+            SessionInfo { namespace, session_id: format!("{:x}-{n:x}", self.epoch), transport, limits: self.limits };
+        (self.factory)(&info)
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Binds the listeners and starts the workers.
+pub fn start(config: ServerConfig, factory: BootstrapFactory) -> std::io::Result<ServerHandle> {
+    let http = bind(config.http_addr)?;
+    let tcp = config.tcp_addr.map(bind).transpose()?;
+    let http_addr = http.local_addr()?;
+    let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+    let metrics = Arc::new(Metrics::default());
+    let epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let shared = Arc::new(Shared {
+        factory,
+        limits: config.limits,
+        metrics: metrics.clone(),
+        next_session: AtomicU64::new(0),
+        epoch,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let mut threads = Vec::new();
+    for i in 0..config.workers.max(1) {
+        let http = http.try_clone()?;
+        let tcp = tcp.as_ref().map(|l| l.try_clone()).transpose()?;
+        let (shared, stopped) = (shared.clone(), stopped.clone());
+        let t = std::thread::Builder::new().name(format!("dotdo-worker-{i}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("dotdo: worker {i} could not start: {e}");
+                    return;
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, worker(http, tcp, shared, stopped));
+        })?;
+        threads.push(t);
+    }
+    Ok(ServerHandle { http_addr, tcp_addr, metrics, stop, threads })
+}
+
+async fn worker(
+    http: std::net::TcpListener,
+    tcp: Option<std::net::TcpListener>,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Ok(http) = tokio::net::TcpListener::from_std(http) else { return };
+    let tcp = tcp.and_then(|l| tokio::net::TcpListener::from_std(l).ok());
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            accepted = http.accept() => if let Ok((stream, _)) = accepted {
+                let _ = stream.set_nodelay(true);
+                tokio::task::spawn_local(serve_http(stream, shared.clone()));
+            },
+            accepted = async { match &tcp { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                if let Ok((stream, _)) = accepted {
+                    let _ = stream.set_nodelay(true);
+                    Metrics::inc(&shared.metrics.tcp_sessions);
+                    let bootstrap = shared.session(crate::namespace::DEFAULT_NAMESPACE.to_string(), TransportKind::Tcp);
+                    let io = StreamFrames::new(stream, shared.limits.max_frame_bytes);
+                    tokio::task::spawn_local(run_session(io, bootstrap, shared.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs one streaming session (WebSocket or TCP) until either side ends it.
+async fn run_session<T: FrameIo + 'static>(io: T, bootstrap: capnp::capability::Client, shared: Arc<Shared>) {
+    shared.metrics.active_sessions.fetch_add(1, Ordering::Relaxed);
+    let link = Link::new();
+    let pump = Pump::new(io, link.clone(), Guard::new(shared.limits));
+    let system = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap));
+    if system.await.is_err() {
+        Metrics::inc(&shared.metrics.aborted_sessions);
+    }
+    shared.metrics.active_sessions.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn serve_http(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(req, shared).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}
+
+type Body = Full<Bytes>;
+
+/// A whole-request error as JSON: `{"code": "...", "message": "..."}`.
+pub fn error_response(e: &RpcError) -> Response<Body> {
+    let body = serde_json::json!({ "code": e.code.as_str(), "message": e.message }).to_string();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    Metrics::inc(&shared.metrics.http_requests);
+    let namespace = crate::namespace::from_host(req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()));
+    let result = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") => {
+            let body = serde_json::json!({ "status": "ok", "metrics": shared.metrics.to_json() }).to_string();
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(r)
+        }
+        (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
+        (&Method::GET, "/rpc") => upgrade(req, namespace, &shared),
+        (_, "/rpc") => {
+            Err(RpcError::new(Code::InvalidArgument, "use POST /rpc for a batch or GET /rpc to open a WebSocket"))
+        }
+        (_, path) => Err(RpcError::new(Code::NotFound, format!("no route for {path}"))),
+    };
+    result.unwrap_or_else(|e| {
+        Metrics::inc(&shared.metrics.refused_requests);
+        error_response(&e)
+    })
+}
+
+async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) -> Result<Response<Body>, RpcError> {
+    let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = ctype.split(';').next().unwrap_or("").trim();
+    if media != BATCH_CONTENT_TYPE && media != "application/octet-stream" {
+        return Err(RpcError::new(
+            Code::InvalidArgument,
+            format!("content type {ctype:?} is not accepted: send {BATCH_CONTENT_TYPE}"),
+        ));
+    }
+    let limit = shared.limits.max_batch_bytes;
+    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            RpcError::new(Code::LimitExceeded, format!("batch body exceeds the limit of {limit} bytes"))
+        } else {
+            RpcError::new(Code::InvalidArgument, format!("could not read the request body: {e}"))
+        }
+    })?;
+    let body = body.to_bytes();
+    let count = crate::framing::split(&body)?.len() as u64;
+    Metrics::inc(&shared.metrics.http_batches);
+    shared.metrics.batch_messages.fetch_add(count, Ordering::Relaxed);
+    let bootstrap = shared.session(namespace, TransportKind::HttpBatch);
+    let out = http_batch::serve_batch(&body, bootstrap, shared.limits).await?;
+    let mut r = Response::new(Full::new(Bytes::from(out)));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(BATCH_CONTENT_TYPE));
+    Ok(r)
+}
+
+fn upgrade(mut req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) -> Result<Response<Body>, RpcError> {
+    let headers = req.headers();
+    let is_ws = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers.get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
+    let (true, Some(accept)) = (is_ws, key) else {
+        return Err(RpcError::new(
+            Code::InvalidArgument,
+            "GET /rpc must be a WebSocket upgrade (or use POST /rpc for a batch)",
+        ));
+    };
+    let offered: Vec<String> = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
+        .collect();
+    if !offered.is_empty() && !offered.iter().any(|p| p == WS_SUBPROTOCOL) {
+        return Err(RpcError::new(
+            Code::Unsupported,
+            format!("subprotocols {offered:?} not supported: offer {WS_SUBPROTOCOL}"),
+        ));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let shared = shared.clone();
+    tokio::task::spawn_local(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&shared.limits)))
+                .await;
+        Metrics::inc(&shared.metrics.ws_sessions);
+        let bootstrap = shared.session(namespace, TransportKind::WebSocket);
+        run_session(WsFrames::new(ws), bootstrap, shared).await;
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        "sec-websocket-accept",
+        HeaderValue::from_str(&accept).map_err(|e| RpcError::new(Code::Internal, e.to_string()))?,
+    );
+    if !offered.is_empty() {
+        h.insert("sec-websocket-protocol", HeaderValue::from_static(WS_SUBPROTOCOL));
+    }
+    Ok(r)
+}

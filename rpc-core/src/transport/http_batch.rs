@@ -1,0 +1,98 @@
+//! The HTTP batch transport, server side: one `POST /rpc` carries the messages of a
+//! batch (bootstrap, calls, calls pipelined on those calls); the server runs them
+//! against a fresh session and answers with every reply in one response.
+//!
+//! The session ends with the response: capabilities do not outlive the batch, and the
+//! server cannot call back into the client (such calls fail with UNSUPPORTED; use the
+//! WebSocket transport for callbacks).
+
+use crate::error::{Code, RpcError};
+use crate::framing;
+use crate::guard::{return_exception, Guard, Inbound};
+use crate::limits::Limits;
+use crate::vat::{rpc_system, Link};
+use capnp::capability::Promise;
+use capnp_rpc::rpc_capnp::message;
+use capnp_rpc::rpc_twoparty_capnp::Side;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::task::Poll;
+
+/// Runs one batch `body` against `bootstrap` and returns the response body: every
+/// message the session sent, back to back. A malformed body or one over the batch
+/// limits is refused as a whole.
+pub async fn serve_batch(
+    body: &[u8],
+    bootstrap: capnp::capability::Client,
+    limits: Limits,
+) -> Result<Vec<u8>, RpcError> {
+    if body.len() > limits.max_batch_bytes {
+        return Err(RpcError::new(
+            Code::LimitExceeded,
+            format!("batch of {} bytes exceeds the limit of {} bytes", body.len(), limits.max_batch_bytes),
+        ));
+    }
+    let frames = framing::split(body)?;
+    if frames.len() > limits.max_batch_messages {
+        return Err(RpcError::new(
+            Code::LimitExceeded,
+            format!("batch of {} messages exceeds the limit of {}", frames.len(), limits.max_batch_messages),
+        ));
+    }
+    let link = Link::new();
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let mut guard = Guard::new(limits);
+    for f in frames {
+        match guard.inbound(f) {
+            Inbound::Deliver(m) => link.deliver(m),
+            Inbound::Reply(bytes) => out.borrow_mut().extend_from_slice(&bytes),
+            Inbound::Drop => {}
+            Inbound::Fatal(e) => return Err(e),
+        }
+    }
+    let driver = {
+        let (link, out) = (link.clone(), out.clone());
+        let mut guard = guard;
+        let options = limits.reader_options();
+        Promise::from_future(futures::future::poll_fn(move |cx| {
+            while let Poll::Ready(m) = link.poll_outgoing(cx) {
+                if let Some(q) = outgoing_question(&m) {
+                    // The server called back into the client: no one can answer within a batch.
+                    let e = RpcError::new(
+                        Code::Unsupported,
+                        "calls back to the client are not available over HTTP batch; use WebSocket",
+                    );
+                    if let Ok(reply) = framing::decode(&return_exception(q, &e), options) {
+                        link.deliver(reply);
+                    }
+                    continue;
+                }
+                guard.outbound(&m);
+                out.borrow_mut().extend_from_slice(&framing::encode(&m));
+            }
+            if guard.open_questions() == 0 {
+                if link.with(|q| q.inbox.is_empty()) {
+                    return Poll::Ready(Ok(()));
+                }
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }))
+    };
+    let system = rpc_system(Side::Server, link, driver, Some(bootstrap));
+    let deadline = limits.call_timeout + std::time::Duration::from_secs(1);
+    match tokio::time::timeout(deadline, system).await {
+        Ok(Ok(())) => Ok(std::mem::take(&mut *out.borrow_mut())),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(RpcError::new(Code::Timeout, format!("batch did not finish within {deadline:?}"))),
+    }
+}
+
+fn outgoing_question(m: &capnp::message::Builder<capnp::message::HeapAllocator>) -> Option<u32> {
+    let root: message::Reader = m.get_root_as_reader().ok()?;
+    match root.which().ok()? {
+        message::Call(Ok(c)) => Some(c.get_question_id()),
+        message::Bootstrap(Ok(b)) => Some(b.get_question_id()),
+        _ => None,
+    }
+}

@@ -1,0 +1,170 @@
+//! Transports: thin adapters that move framed Cap'n Proto messages between a socket and
+//! a connection's [`Link`]. The protocol logic (limits, framing, the RPC engine) lives
+//! elsewhere; a transport only knows how to read and write frames.
+//!
+//! - [`websocket`]: one message per binary frame, subprotocol `capnp-rpc`;
+//! - [`tcp`]: the standard Cap'n Proto stream (for native peers in any language);
+//! - [`http_batch`]: `POST /rpc` with a batch of messages, answered in one response.
+
+pub mod http_batch;
+pub mod tcp;
+pub mod websocket;
+
+use crate::error::RpcError;
+use crate::framing;
+use crate::guard::{abort_message, Guard, Inbound};
+use crate::vat::Link;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The WebSocket subprotocol dotdo speaks.
+pub const WS_SUBPROTOCOL: &str = "capnp-rpc";
+
+/// The content type of HTTP batch bodies.
+pub const BATCH_CONTENT_TYPE: &str = "application/x-capnp";
+
+/// How many frames a pump takes in before it lets the engine run.
+const RECV_BUDGET: usize = 256;
+
+/// A socket that carries whole frames.
+pub trait FrameIo: Unpin {
+    /// The next received frame; `None` when the peer closed cleanly.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, RpcError>>>;
+    /// Queues a frame for sending (no I/O happens here).
+    fn queue(&mut self, frame: Vec<u8>);
+    /// Writes queued frames out.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>>;
+    /// Closes the sending side after a final flush.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>>;
+}
+
+enum State {
+    Running,
+    /// Flushing the final frames (an abort, or what the engine sent before shutdown).
+    Closing(Result<(), capnp::Error>),
+    Done,
+}
+
+/// Moves messages between a [`FrameIo`] and a [`Link`] under a [`Guard`]; the future a
+/// streaming connection's engine is driven by. It ends when the engine shuts down, or
+/// after telling the peer why when the peer broke the protocol.
+pub struct Pump<T: FrameIo> {
+    io: T,
+    link: Link,
+    guard: Guard,
+    state: State,
+    peer_closed: bool,
+}
+
+impl<T: FrameIo> Pump<T> {
+    /// A pump over `io` feeding `link`.
+    pub fn new(io: T, link: Link, guard: Guard) -> Self {
+        Pump { io, link, guard, state: State::Running, peer_closed: false }
+    }
+
+    fn fail(&mut self, e: RpcError) {
+        self.io.queue(abort_message(&e));
+        let err: capnp::Error = e.into();
+        self.link.end_inbound(Err(err.clone()));
+        self.state = State::Closing(Err(err));
+    }
+}
+
+impl<T: FrameIo> Future for Pump<T> {
+    type Output = Result<(), capnp::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.state, State::Running) {
+                State::Done => return Poll::Ready(Ok(())),
+                State::Closing(result) => {
+                    // Send what is left, then close; a broken socket ends it early.
+                    while let Poll::Ready(m) = this.link.poll_outgoing(cx) {
+                        this.io.queue(framing::encode(&m));
+                    }
+                    return match this.io.poll_flush(cx).map(|r| r.and(Ok(()))) {
+                        Poll::Pending => {
+                            this.state = State::Closing(result);
+                            Poll::Pending
+                        }
+                        Poll::Ready(_) => match this.io.poll_close(cx) {
+                            Poll::Pending => {
+                                this.state = State::Closing(result);
+                                Poll::Pending
+                            }
+                            Poll::Ready(_) => {
+                                this.state = State::Done;
+                                Poll::Ready(result)
+                            }
+                        },
+                    };
+                }
+                State::Running => {}
+            }
+            // Outgoing: everything the engine queued, then one flush.
+            while let Poll::Ready(m) = this.link.poll_outgoing(cx) {
+                this.guard.outbound(&m);
+                this.io.queue(framing::encode(&m));
+            }
+            if let Poll::Ready(Err(e)) = this.io.poll_flush(cx) {
+                this.link.end_inbound(Err(e.clone().into()));
+                this.state = State::Closing(Err(e.into()));
+                continue;
+            }
+            if this.link.with(|q| q.shutdown) {
+                this.state = State::Closing(Ok(()));
+                continue;
+            }
+            if this.peer_closed {
+                // Wait for the engine to notice and shut down.
+                return match this.link.poll_shutdown(cx) {
+                    Poll::Ready(()) => {
+                        this.state = State::Closing(Ok(()));
+                        continue;
+                    }
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+            // Incoming, up to a budget.
+            let mut replied = false;
+            let mut budget = RECV_BUDGET;
+            loop {
+                if budget == 0 {
+                    cx.waker().wake_by_ref();
+                    break;
+                }
+                budget -= 1;
+                match this.io.poll_recv(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(None) => {
+                        this.peer_closed = true;
+                        this.link.end_inbound(Ok(()));
+                        break;
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        this.fail(e);
+                        break;
+                    }
+                    Poll::Ready(Some(Ok(frame))) => match this.guard.inbound(&frame) {
+                        Inbound::Deliver(m) => this.link.deliver(m),
+                        Inbound::Reply(bytes) => {
+                            this.io.queue(bytes);
+                            replied = true;
+                        }
+                        Inbound::Drop => {}
+                        Inbound::Fatal(e) => {
+                            this.fail(e);
+                            break;
+                        }
+                    },
+                }
+            }
+            if replied || this.peer_closed || !matches!(this.state, State::Running) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}

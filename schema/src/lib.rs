@@ -1,0 +1,54 @@
+//! dotdo's Cap'n Proto contract: the `.capnp` files under `schema/capnp/` and the Rust code
+//! generated from them with `capnpc`.
+//!
+//! The generated code is checked in (`src/generated/`), so building needs no `capnp`
+//! compiler. `schema/regen` regenerates it, and the `generated_matches_schema` test fails
+//! when the checked-in code differs from what the schema produces.
+//!
+//! ```
+//! use schema::{demo_capnp::directory, INTERFACES};
+//! // Every interface of the schema is listed with its methods, for discovery.
+//! let dir = INTERFACES.iter().find(|i| i.id == directory::Client::TYPE_ID).unwrap();
+//! assert!(dir.methods.iter().any(|m| m.name == "open" && m.ordinal == 0));
+//! ```
+
+pub mod codegen;
+
+/// Generated from `capnp/session.capnp`: the bootstrap `Gateway` interface and negotiation.
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
+pub mod session_capnp {
+    include!("generated/session_capnp.rs");
+}
+
+/// Generated from `capnp/demo.capnp`: the demonstration objects used for pipelining.
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
+pub mod demo_capnp {
+    include!("generated/demo_capnp.rs");
+}
+
+/// One method of an interface, as declared in the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodDesc {
+    /// The method's name as written in the schema (camelCase).
+    pub name: &'static str,
+    /// The method's ordinal (`@N`), which is its method id on the wire.
+    pub ordinal: u16,
+}
+
+/// One interface of the schema with its methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceDesc {
+    /// The interface's display name, e.g. `session.capnp:Gateway`.
+    pub name: &'static str,
+    /// The interface's 64-bit type id, which is its interface id on the wire.
+    pub id: u64,
+    /// The methods in ordinal order.
+    pub methods: &'static [MethodDesc],
+}
+
+include!("generated/interfaces.rs");
+
+/// The directory holding the schema's `.capnp` files in the source tree.
+pub fn schema_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("capnp")
+}
