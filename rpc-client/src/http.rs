@@ -37,12 +37,24 @@ async fn sender(authority: &str) -> Result<SendRequest<Full<Bytes>>, RpcError> {
     Ok(s)
 }
 
+/// Where a batch goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// The `Host` header to send.
+    pub host: String,
+    /// The request path.
+    pub path: String,
+}
+
 /// Posts one batch body and returns the response body.
-pub async fn post(authority: &str, path: &str, body: Vec<u8>) -> Result<Bytes, RpcError> {
+pub async fn post(to: &Endpoint, body: Vec<u8>) -> Result<Bytes, RpcError> {
+    let (authority, path) = (to.authority.as_str(), to.path.as_str());
     let mut s = sender(authority).await?;
     s.ready().await.map_err(|e| RpcError::new(Code::Disconnected, format!("http connection: {e}")))?;
     let req = hyper::Request::post(path)
-        .header(hyper::header::HOST, authority)
+        .header(hyper::header::HOST, to.host.as_str())
         .header(hyper::header::CONTENT_TYPE, rpc_core::transport::BATCH_CONTENT_TYPE)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| RpcError::new(Code::InvalidArgument, e.to_string()))?;
@@ -81,13 +93,7 @@ impl SendNow {
 /// The driver of one batch session: waits for the first queued message, lets the
 /// caller queue the rest, posts them all, hands the replies to the engine and ends
 /// the session.
-pub async fn drive(
-    link: Link,
-    authority: String,
-    path: String,
-    limits: Limits,
-    now: SendNow,
-) -> Result<(), capnp::Error> {
+pub async fn drive(link: Link, to: Endpoint, limits: Limits, now: SendNow) -> Result<(), capnp::Error> {
     futures::future::poll_fn(|cx| {
         if link.with(|q| !q.outbox.is_empty()) {
             return Poll::Ready(());
@@ -105,7 +111,7 @@ pub async fn drive(
         tokio::task::yield_now().await;
     }
     let body: Vec<u8> = link.with(|q| q.outbox.drain(..).flat_map(|m| framing::encode(&m)).collect());
-    let result = post(&authority, &path, body).await.and_then(|bytes| {
+    let result = post(&to, body).await.and_then(|bytes| {
         let options = limits.reader_options();
         framing::split(&bytes)?.into_iter().map(|f| framing::decode(f, options)).collect::<Result<Vec<_>, _>>()
     });

@@ -66,12 +66,24 @@ impl<T> Session<T> {
 /// `http://host:port/rpc` (one batch per session) or `tcp://host:port`.
 /// Must run inside a `tokio::task::LocalSet`.
 pub async fn connect(url: &str) -> Result<Session<gateway::Client>, RpcError> {
-    connect_as(url, Limits::default()).await
+    connect_as(url, Options::default()).await
 }
 
-/// Like [`connect`], for any bootstrap interface `T`, with client-side `limits`.
-pub async fn connect_as<T: FromClientHook>(url: &str, limits: Limits) -> Result<Session<T>, RpcError> {
+/// How to connect, beyond the URL.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Limits on what the server may send this client.
+    pub limits: Limits,
+    /// A `Host` header other than the URL's authority (WebSocket and HTTP), e.g. to pick
+    /// a namespace (`acme.example.com` runs in namespace `acme`) through a proxy or test.
+    pub host: Option<String>,
+}
+
+/// Like [`connect`], for any bootstrap interface `T`, with [`Options`].
+pub async fn connect_as<T: FromClientHook>(url: &str, options: Options) -> Result<Session<T>, RpcError> {
+    let Options { limits, host } = options;
     let target = Target::parse(url)?;
+    let host_header = host.unwrap_or_else(|| target.authority.clone());
     let link = Link::new();
     let guard = Guard::new(limits);
     let (driver, send_now) = match target.scheme {
@@ -88,6 +100,9 @@ pub async fn connect_as<T: FromClientHook>(url: &str, limits: Limits) -> Result<
                 .into_client_request()
                 .map_err(|e| RpcError::new(Code::InvalidArgument, format!("bad websocket url: {e}")))?;
             req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(WS_SUBPROTOCOL));
+            let host = HeaderValue::from_str(&host_header)
+                .map_err(|e| RpcError::new(Code::InvalidArgument, format!("bad host {host_header:?}: {e}")))?;
+            req.headers_mut().insert("host", host);
             let (ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config(&limits)))
                 .await
                 .map_err(|e| RpcError::new(Code::Disconnected, format!("websocket handshake failed: {e}")))?;
@@ -95,7 +110,12 @@ pub async fn connect_as<T: FromClientHook>(url: &str, limits: Limits) -> Result<
         }
         Scheme::Http => {
             let now = http::SendNow::default();
-            let driver = http::drive(link.clone(), target.authority.clone(), target.path.clone(), limits, now.clone());
+            let driver = http::drive(
+                link.clone(),
+                http::Endpoint { authority: target.authority.clone(), host: host_header, path: target.path.clone() },
+                limits,
+                now.clone(),
+            );
             (Promise::from_future(driver), Some(now))
         }
     };

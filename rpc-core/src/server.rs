@@ -205,8 +205,10 @@ async fn run_session<T: FrameIo + 'static>(io: T, bootstrap: capnp::capability::
     shared.metrics.active_sessions.fetch_add(1, Ordering::Relaxed);
     let link = Link::new();
     let pump = Pump::new(io, link.clone(), Guard::new(shared.limits));
+    let violation = pump.violation();
     let system = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap));
-    if system.await.is_err() {
+    let _ = system.await;
+    if violation.get().is_some() {
         Metrics::inc(&shared.metrics.aborted_sessions);
     }
     shared.metrics.active_sessions.fetch_sub(1, Ordering::Relaxed);

@@ -8,6 +8,7 @@
 //! ```
 //! use schema::{demo_capnp::directory, INTERFACES};
 //! // Every interface of the schema is listed with its methods, for discovery.
+//! use capnp::traits::HasTypeId;
 //! let dir = INTERFACES.iter().find(|i| i.id == directory::Client::TYPE_ID).unwrap();
 //! assert!(dir.methods.iter().any(|m| m.name == "open" && m.ordinal == 0));
 //! ```

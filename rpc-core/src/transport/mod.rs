@@ -10,12 +10,14 @@ pub mod http_batch;
 pub mod tcp;
 pub mod websocket;
 
-use crate::error::RpcError;
+use crate::error::{Code, RpcError};
 use crate::framing;
 use crate::guard::{abort_message, Guard, Inbound};
 use crate::vat::Link;
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 /// The WebSocket subprotocol dotdo speaks.
@@ -55,15 +57,23 @@ pub struct Pump<T: FrameIo> {
     guard: Guard,
     state: State,
     peer_closed: bool,
+    violation: Rc<Cell<Option<Code>>>,
 }
 
 impl<T: FrameIo> Pump<T> {
     /// A pump over `io` feeding `link`.
     pub fn new(io: T, link: Link, guard: Guard) -> Self {
-        Pump { io, link, guard, state: State::Running, peer_closed: false }
+        Pump { io, link, guard, state: State::Running, peer_closed: false, violation: Rc::default() }
+    }
+
+    /// Set to the error's code when the session ends because the peer broke the
+    /// protocol or a hard limit (not when it merely disconnects).
+    pub fn violation(&self) -> Rc<Cell<Option<Code>>> {
+        self.violation.clone()
     }
 
     fn fail(&mut self, e: RpcError) {
+        self.violation.set(Some(e.code));
         self.io.queue(abort_message(&e));
         let err: capnp::Error = e.into();
         self.link.end_inbound(Err(err.clone()));

@@ -1,0 +1,173 @@
+//! Malformed frames, truncated messages, garbage bodies, wrong content types, unknown
+//! paths and unknown methods get clear, typed errors, and the server goes on serving.
+
+mod common;
+
+use capnp::traits::HasTypeId;
+use common::*;
+use futures::{SinkExt, StreamExt};
+use rpc_core::{Code, Limits, RpcError};
+use schema::demo_capnp::directory;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Reads the reason of an `Abort` message.
+fn abort_code(bytes: &[u8]) -> Code {
+    let m = rpc_core::framing::decode(bytes, Default::default()).expect("a well-formed reply");
+    let root: capnp_rpc::rpc_capnp::message::Reader = m.get_root().expect("root");
+    let Ok(capnp_rpc::rpc_capnp::message::Abort(Ok(ex))) = root.which() else { panic!("expected an Abort") };
+    let reason = ex.get_reason().unwrap().to_string().unwrap();
+    RpcError::from_tagged(&reason).expect("a tagged reason").code
+}
+
+async fn raw_ws(s: &rpc_core::server::ServerHandle) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{}/rpc", s.http_addr), stream).await.expect("handshake");
+    ws
+}
+
+async fn still_serving(s: &rpc_core::server::ServerHandle) {
+    for url in urls(s) {
+        let session = rpc_client::connect(&url).await.expect("connect");
+        assert_eq!(chain(&directory(&session.bootstrap), "x", "y").await.expect("chain"), "contents of x/y");
+    }
+}
+
+#[test]
+fn malformed_websocket_frames_are_aborted_with_invalid_argument() {
+    let s = server(Limits::default());
+    rpc_client::run(async {
+        for bad in [Message::Binary(b"\xff\xff\xff\x7fnot capnp".to_vec().into()), Message::Text("hello".into())] {
+            let mut ws = raw_ws(&s).await;
+            ws.send(bad).await.expect("send");
+            let reply = ws.next().await.expect("a reply").expect("a frame");
+            let Message::Binary(b) = reply else { panic!("expected a binary Abort, got {reply:?}") };
+            assert_eq!(abort_code(&b), Code::InvalidArgument);
+        }
+        // A message cut short: valid header, missing body.
+        let mut ws = raw_ws(&s).await;
+        let mut whole = Vec::new();
+        whole.extend_from_slice(&0u32.to_le_bytes());
+        whole.extend_from_slice(&4u32.to_le_bytes());
+        whole.extend_from_slice(&[0u8; 8]);
+        ws.send(Message::Binary(whole.into())).await.expect("send");
+        let Some(Ok(Message::Binary(b))) = ws.next().await else { panic!("expected an Abort") };
+        assert_eq!(abort_code(&b), Code::InvalidArgument);
+        still_serving(&s).await;
+    });
+    assert!(metric(&s, |m| &m.aborted_sessions) >= 3);
+    s.stop();
+}
+
+#[test]
+fn garbage_and_truncation_on_tcp_leave_the_server_serving() {
+    let s = server(Limits::default());
+    let tcp = s.tcp_addr.expect("tcp");
+    rpc_client::run(async {
+        let mut c = tokio::net::TcpStream::connect(tcp).await.expect("tcp");
+        c.write_all(&[0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4]).await.expect("write");
+        let mut reply = Vec::new();
+        c.read_to_end(&mut reply).await.expect("read until the server closes");
+        assert_eq!(abort_code(&reply), Code::InvalidArgument);
+        // Half a message, then hang up.
+        let mut c = tokio::net::TcpStream::connect(tcp).await.expect("tcp");
+        c.write_all(&[0, 0, 0, 0, 9, 0, 0, 0, 1, 2]).await.expect("write");
+        drop(c);
+        still_serving(&s).await;
+    });
+    s.stop();
+}
+
+/// Sends one raw HTTP/1.1 request and returns (status, body).
+async fn http(s: &rpc_core::server::ServerHandle, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.expect("write head");
+    c.write_all(body).await.expect("write body");
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn json_code(body: &str) -> Code {
+    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON error body");
+    Code::parse(v["code"].as_str().expect("a code")).expect("a known code")
+}
+
+#[test]
+fn bad_http_requests_get_json_errors_with_codes() {
+    let s = server(Limits::default());
+    rpc_client::run(async {
+        let (status, body) = http(&s, "POST", "/rpc", "application/x-capnp", b"\x01\x00\x00\x00garbage").await;
+        assert_eq!((status, json_code(&body)), (400, Code::InvalidArgument));
+        let (status, body) = http(&s, "POST", "/rpc", "application/json", b"{}").await;
+        assert_eq!((status, json_code(&body)), (400, Code::InvalidArgument));
+        assert!(body.contains("application/x-capnp"), "the error names the right type: {body}");
+        let (status, body) = http(&s, "GET", "/nowhere", "text/plain", b"").await;
+        assert_eq!((status, json_code(&body)), (404, Code::NotFound));
+        let (status, body) = http(&s, "GET", "/rpc", "text/plain", b"").await;
+        assert_eq!((status, json_code(&body)), (400, Code::InvalidArgument));
+        let (status, body) = http(&s, "PUT", "/rpc", "application/x-capnp", b"").await;
+        assert_eq!((status, json_code(&body)), (400, Code::InvalidArgument));
+        let (status, body) = http(&s, "GET", "/health", "text/plain", b"").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("\"status\":\"ok\""));
+        still_serving(&s).await;
+    });
+    assert!(metric(&s, |m| &m.refused_requests) >= 5);
+    s.stop();
+}
+
+#[test]
+fn a_websocket_with_another_subprotocol_is_refused() {
+    let s = server(Limits::default());
+    rpc_client::run(async {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/rpc", s.http_addr).into_client_request().unwrap();
+        req.headers_mut().insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
+        let stream = tokio::net::TcpStream::connect(s.http_addr).await.unwrap();
+        assert!(tokio_tungstenite::client_async(req, stream).await.is_err());
+    });
+    s.stop();
+}
+
+#[test]
+fn unknown_methods_interfaces_and_wrong_types_get_typed_errors() {
+    let s = server(Limits::default());
+    for url in urls(&s) {
+        rpc_client::run(async {
+            let session = rpc_client::connect(&url).await.expect("connect");
+            let dir = directory(&session.bootstrap);
+            let unknown_method = dir
+                .client
+                .new_call::<capnp::any_pointer::Owned, capnp::any_pointer::Owned>(directory::Client::TYPE_ID, 99, None)
+                .send();
+            let unknown_iface =
+                dir.client.new_call::<capnp::any_pointer::Owned, capnp::any_pointer::Owned>(0x1234, 0, None).send();
+            // open() with a blob where a struct should be.
+            let mut wrong = dir.client.new_call::<capnp::any_pointer::Owned, capnp::any_pointer::Owned>(
+                directory::Client::TYPE_ID,
+                0,
+                None,
+            );
+            wrong.get().set_as::<capnp::data::Owned>(&b"not a struct"[..]).expect("set");
+            let wrong = wrong.send();
+            let mut empty = dir.open_request();
+            empty.get().set_name("");
+            let empty = empty.send();
+            assert_eq!(code(unknown_method.promise.await), Code::Unimplemented, "over {url}");
+            assert_eq!(code(unknown_iface.promise.await), Code::Unimplemented, "over {url}");
+            assert_eq!(code(wrong.promise.await), Code::InvalidArgument, "over {url}");
+            assert_eq!(code(empty.promise.await), Code::InvalidArgument, "over {url}");
+        });
+    }
+    rpc_client::run(still_serving(&s));
+    s.stop();
+}

@@ -1,0 +1,53 @@
+//! A real dotdo server on 127.0.0.1 for each test, and client helpers.
+#![allow(dead_code)]
+
+use rpc_core::server::{ServerConfig, ServerHandle};
+use rpc_core::{Code, Limits, RpcError};
+use schema::demo_capnp::directory;
+use schema::session_capnp::gateway;
+use std::sync::atomic::Ordering;
+
+/// A server on free loopback ports with `limits`.
+pub fn server(limits: Limits) -> ServerHandle {
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        tcp_addr: Some("127.0.0.1:0".parse().expect("addr")),
+        workers: 2,
+        limits,
+    };
+    do_runtime::serve(config).expect("server starts")
+}
+
+/// The three URLs of a server: WebSocket, HTTP batch, TCP.
+pub fn urls(s: &ServerHandle) -> [String; 3] {
+    let tcp = s.tcp_addr.expect("tcp listener");
+    [format!("ws://{}/rpc", s.http_addr), format!("http://{}/rpc", s.http_addr), format!("tcp://{tcp}")]
+}
+
+/// The demo directory of a session, pipelined (no round trip of its own).
+pub fn directory(g: &gateway::Client) -> directory::Client {
+    g.demo_request().send().pipeline.get_directory()
+}
+
+/// Reads `name/child` with a three-call pipelined chain.
+pub async fn chain(dir: &directory::Client, name: &str, child: &str) -> Result<String, RpcError> {
+    let mut open = dir.open_request();
+    open.get().set_name(name);
+    let mut sub = open.send().pipeline.get_file().child_request();
+    sub.get().set_name(child);
+    let resp = sub.send().pipeline.get_file().read_request().send().promise.await?;
+    Ok(resp.get()?.get_text()?.to_string().map_err(|e| RpcError::new(Code::Internal, e.to_string()))?)
+}
+
+/// The error code of a failed call, or a panic if it did not fail.
+pub fn code<T>(r: Result<T, impl Into<RpcError>>) -> Code {
+    match r {
+        Ok(_) => panic!("the call was expected to fail"),
+        Err(e) => e.into().code,
+    }
+}
+
+/// A counter of the server's metrics.
+pub fn metric(s: &ServerHandle, f: impl Fn(&rpc_core::metrics::Metrics) -> &std::sync::atomic::AtomicU64) -> u64 {
+    f(&s.metrics).load(Ordering::Relaxed)
+}
