@@ -26,13 +26,16 @@ pub const WS_SUBPROTOCOL: &str = "capnp-rpc";
 /// The content type of HTTP batch bodies.
 pub const BATCH_CONTENT_TYPE: &str = "application/x-capnp";
 
+/// Bytes of queued frames that force a flush even while the engine is still sending.
+const FLUSH_BYTES: usize = 64 * 1024;
+
 /// How many frames a pump takes in before it lets the engine run.
 const RECV_BUDGET: usize = 256;
 
 /// A socket that carries whole frames.
 pub trait FrameIo: Unpin {
     /// The next received frame; `None` when the peer closed cleanly.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, RpcError>>>;
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<bytes::Bytes, RpcError>>>;
     /// Queues a frame for sending (no I/O happens here).
     fn queue(&mut self, frame: Vec<u8>);
     /// Writes queued frames out.
@@ -57,13 +60,26 @@ pub struct Pump<T: FrameIo> {
     guard: Guard,
     state: State,
     peer_closed: bool,
+    /// Bytes queued since the last flush.
+    unflushed: usize,
+    /// Whether the previous poll queued frames (the engine is in a burst).
+    bursting: bool,
     violation: Rc<Cell<Option<Code>>>,
 }
 
 impl<T: FrameIo> Pump<T> {
     /// A pump over `io` feeding `link`.
     pub fn new(io: T, link: Link, guard: Guard) -> Self {
-        Pump { io, link, guard, state: State::Running, peer_closed: false, violation: Rc::default() }
+        Pump {
+            io,
+            link,
+            guard,
+            state: State::Running,
+            peer_closed: false,
+            unflushed: 0,
+            bursting: false,
+            violation: Rc::default(),
+        }
     }
 
     /// Set to the error's code when the session ends because the peer broke the
@@ -113,12 +129,28 @@ impl<T: FrameIo> Future for Pump<T> {
                 }
                 State::Running => {}
             }
-            // Outgoing: everything the engine queued, then one flush.
+            // Outgoing: everything the engine queued, then one flush. The engine answers
+            // a burst of calls from many small tasks over several rounds of the
+            // executor; while it is in a burst (messages still waiting in the inbox, or
+            // the previous round queued replies too) the flush waits for a round that
+            // adds nothing (or for FLUSH_BYTES), so the burst shares one write. A lone
+            // reply is written at once.
+            let mut queued = false;
             while let Poll::Ready(m) = this.link.poll_outgoing(cx) {
                 this.guard.outbound(&m);
-                this.io.queue(framing::encode(&m));
+                let frame = framing::encode(&m);
+                this.unflushed += frame.len();
+                this.io.queue(frame);
+                queued = true;
             }
-            if let Poll::Ready(Err(e)) = this.io.poll_flush(cx) {
+            let burst = queued && (this.bursting || this.link.with(|q| !q.inbox.is_empty()));
+            this.bursting = queued;
+            if burst && this.unflushed < FLUSH_BYTES {
+                cx.waker().wake_by_ref();
+            } else if let Poll::Ready(Err(e)) = {
+                this.unflushed = 0;
+                this.io.poll_flush(cx)
+            } {
                 this.link.end_inbound(Err(e.clone().into()));
                 this.state = State::Closing(Err(e.into()));
                 continue;
@@ -160,6 +192,7 @@ impl<T: FrameIo> Future for Pump<T> {
                     Poll::Ready(Some(Ok(frame))) => match this.guard.inbound(&frame) {
                         Inbound::Deliver(m) => this.link.deliver(m),
                         Inbound::Reply(bytes) => {
+                            this.unflushed += bytes.len();
                             this.io.queue(bytes);
                             replied = true;
                         }

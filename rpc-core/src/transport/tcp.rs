@@ -37,7 +37,7 @@ impl<S> StreamFrames<S> {
         }
     }
 
-    fn take_frame(&mut self) -> Result<Option<Vec<u8>>, RpcError> {
+    fn take_frame(&mut self) -> Result<Option<bytes::Bytes>, RpcError> {
         let avail = &self.rbuf[self.rstart..self.rend];
         match framing::message_len(avail)? {
             Some(n) if n > self.max_frame => Err(RpcError::new(
@@ -45,7 +45,7 @@ impl<S> StreamFrames<S> {
                 format!("message of {n} bytes exceeds the hard limit of {} bytes", self.max_frame),
             )),
             Some(n) if n <= avail.len() => {
-                let frame = avail[..n].to_vec();
+                let frame = bytes::Bytes::copy_from_slice(&avail[..n]);
                 self.rstart += n;
                 if self.rstart == self.rend {
                     self.rstart = 0;
@@ -59,7 +59,7 @@ impl<S> StreamFrames<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> FrameIo for StreamFrames<S> {
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, RpcError>>> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<bytes::Bytes, RpcError>>> {
         loop {
             match self.take_frame() {
                 Ok(Some(f)) => return Poll::Ready(Some(Ok(f))),

@@ -14,12 +14,12 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 /// The tungstenite settings matching `limits`: frames above the hard frame limit are
-/// refused by the WebSocket layer itself.
+/// refused by the WebSocket layer itself. Frames are buffered and written out by the
+/// pump's flush, so a burst of messages costs one write.
 pub fn ws_config(limits: &Limits) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(limits.max_frame_bytes))
         .max_frame_size(Some(limits.max_frame_bytes))
-        .write_buffer_size(0)
 }
 
 fn ws_error(e: WsError) -> RpcError {
@@ -45,12 +45,12 @@ impl<S> WsFrames<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> FrameIo for WsFrames<S> {
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, RpcError>>> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<bytes::Bytes, RpcError>>> {
         loop {
             let item = ready!(Pin::new(&mut self.ws).poll_next(cx));
             return Poll::Ready(match item {
                 None => None,
-                Some(Ok(Message::Binary(b))) => Some(Ok(b.to_vec())),
+                Some(Ok(Message::Binary(b))) => Some(Ok(b)),
                 Some(Ok(Message::Text(_))) => Some(Err(RpcError::new(
                     Code::InvalidArgument,
                     "text frames are not accepted: send each Cap'n Proto message as a binary frame",
