@@ -186,7 +186,7 @@ mod tests {
                 Some(p) => c.reborrow().init_target().init_promised_answer().set_question_id(p),
                 None => c.reborrow().init_target().set_imported_cap(0),
             }
-            c.init_params().init_content().set_as(&vec![7u8; pad][..]).expect("params");
+            c.init_params().init_content().set_as::<capnp::data::Owned>(&vec![7u8; pad][..]).expect("params");
         }
         framing::encode(&b)
     }

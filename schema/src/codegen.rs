@@ -123,7 +123,7 @@ pub fn interfaces_table(request: &[u8]) -> Result<String, CodegenError> {
 pub fn regenerate_builtin(out_dir: &Path) -> Result<(), CodegenError> {
     let dir = crate::schema_dir();
     let files: Vec<PathBuf> = ["session.capnp", "demo.capnp"].iter().map(|f| dir.join(f)).collect();
-    let request = compile_request(&files, &[dir.clone()])?;
+    let request = compile_request(&files, std::slice::from_ref(&dir))?;
     std::fs::create_dir_all(out_dir)?;
     capnpc::codegen::CodeGenerationCommand::new()
         .output_directory(out_dir)

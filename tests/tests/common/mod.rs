@@ -36,7 +36,7 @@ pub async fn chain(dir: &directory::Client, name: &str, child: &str) -> Result<S
     let mut sub = open.send().pipeline.get_file().child_request();
     sub.get().set_name(child);
     let resp = sub.send().pipeline.get_file().read_request().send().promise.await?;
-    Ok(resp.get()?.get_text()?.to_string().map_err(|e| RpcError::new(Code::Internal, e.to_string()))?)
+    resp.get()?.get_text()?.to_string().map_err(|e| RpcError::new(Code::Internal, e.to_string()))
 }
 
 /// The error code of a failed call, or a panic if it did not fail.
