@@ -2,31 +2,52 @@
 //! negotiation, discovery and the getters that hand out capabilities.
 
 use crate::demo::DirectoryServer;
+use crate::host::registry::{ObjectHost, ObjectKey};
 use capnp::capability::Rc;
+use capnp_rpc::rpc_twoparty_capnp::Side;
 use rpc_core::negotiation::{negotiate, Offer, ServerProtocol};
 use rpc_core::server::SessionInfo;
 use rpc_core::Layer;
+use schema::object_capnp::object;
 use schema::session_capnp::gateway;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Serves `Gateway` for one session.
 pub struct GatewayServer {
     info: SessionInfo,
     protocol: ServerProtocol,
     layer: Layer,
+    objects: Arc<ObjectHost>,
+    /// This session's connections to objects, closed when the session ends.
+    connections: RefCell<HashMap<ObjectKey, (object::Client, Option<capnp_rpc::Disconnector<Side>>)>>,
 }
 
 impl GatewayServer {
-    /// The gateway of the session described by `info`.
-    pub fn new(info: SessionInfo) -> Self {
+    /// The gateway of the session described by `info`, reaching objects in `objects`.
+    pub fn new(info: SessionInfo, objects: Arc<ObjectHost>) -> Self {
         let layer = Layer::new(info.limits.call_timeout);
-        GatewayServer { info, protocol: ServerProtocol::default(), layer }
+        GatewayServer { info, protocol: ServerProtocol::default(), layer, objects, connections: RefCell::default() }
     }
 
     /// Serves the gateway as a layered capability.
-    pub fn client(info: &SessionInfo) -> gateway::Client {
-        let server = GatewayServer::new(info.clone());
+    pub fn client(info: &SessionInfo, objects: Arc<ObjectHost>) -> gateway::Client {
+        let server = GatewayServer::new(info.clone(), objects);
         let layer = server.layer;
         layer.client(server)
+    }
+}
+
+impl Drop for GatewayServer {
+    fn drop(&mut self) {
+        for (_, (_, disconnector)) in self.connections.borrow_mut().drain() {
+            if let Some(d) = disconnector {
+                tokio::task::spawn_local(async move {
+                    let _ = d.await;
+                });
+            }
+        }
     }
 }
 
@@ -89,6 +110,29 @@ impl gateway::Server for GatewayServer {
                 mi.set_ordinal(m.ordinal);
             }
         }
+        Ok(())
+    }
+
+    async fn object(
+        self: Rc<Self>,
+        params: gateway::ObjectParams,
+        mut results: gateway::ObjectResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let text = |t: capnp::Result<capnp::text::Reader<'_>>| -> capnp::Result<String> {
+            t?.to_string().map_err(|e| rpc_core::RpcError::new(rpc_core::Code::InvalidArgument, e.to_string()).into())
+        };
+        let key = ObjectKey::new(&self.info.namespace, &text(p.get_class())?, &text(p.get_name())?)?;
+        let existing = self.connections.borrow().get(&key).map(|(c, _)| c.clone());
+        let client = match existing {
+            Some(c) => c,
+            None => {
+                let (client, disconnector) = self.objects.connect(key.clone())?;
+                self.connections.borrow_mut().insert(key, (client.clone(), Some(disconnector)));
+                client
+            }
+        };
+        results.get().set_object(client);
         Ok(())
     }
 

@@ -13,11 +13,24 @@
 pub mod cli;
 pub mod demo;
 pub mod gateway;
+pub mod host;
 
+pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
 use rpc_core::server::{self, ServerConfig, ServerHandle};
 use std::sync::Arc;
 
-/// Starts a dotdo server whose sessions bootstrap into a [`gateway::GatewayServer`].
+/// Starts a dotdo server whose sessions bootstrap into a [`gateway::GatewayServer`],
+/// with objects stored under `./.dotdo`.
 pub fn serve(config: ServerConfig) -> std::io::Result<ServerHandle> {
-    server::start(config, Arc::new(|info| gateway::GatewayServer::client(info).client))
+    serve_with(config, HostConfig::default()).map(|(s, _)| s)
+}
+
+/// Like [`serve`], with the object host configured by `host`; also returns the host's
+/// counters (objects loaded, evicted, live).
+pub fn serve_with(config: ServerConfig, host: HostConfig) -> std::io::Result<(ServerHandle, Arc<HostMetrics>)> {
+    let objects = ObjectHost::start(host)?;
+    let metrics = objects.metrics.clone();
+    let server =
+        server::start(config, Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone()).client))?;
+    Ok((server, metrics))
 }

@@ -8,6 +8,9 @@
 //! adapters that move frames between a socket and a [`vat::Link`]; [`server`] puts
 //! them behind one HTTP listener and one TCP listener.
 //!
+//! Without the default `native` feature the crate is the protocol core alone (errors,
+//! framing, limits, negotiation, the queue vat) and builds for `wasm32-unknown-unknown`.
+//!
 //! ```
 //! use rpc_core::{Code, RpcError};
 //! let e = RpcError::new(Code::NotFound, "no such file");
@@ -18,15 +21,19 @@
 pub mod error;
 pub mod framing;
 pub mod guard;
+#[cfg(feature = "native")]
 pub mod layer;
 pub mod limits;
 pub mod metrics;
 pub mod namespace;
 pub mod negotiation;
+#[cfg(feature = "native")]
 pub mod server;
+#[cfg(feature = "native")]
 pub mod transport;
 pub mod vat;
 
 pub use error::{Code, RpcError};
+#[cfg(feature = "native")]
 pub use layer::Layer;
 pub use limits::Limits;

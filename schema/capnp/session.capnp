@@ -3,6 +3,7 @@
 # getters that hand out the capabilities a server offers.
 
 using Demo = import "demo.capnp";
+using Obj = import "object.capnp";
 
 struct NegotiateRequest {
   clientId @0 :Text;
@@ -50,4 +51,7 @@ interface Gateway {
 
   demo @2 () -> (directory :Demo.Directory);
   # The demonstration object set used by the examples, tests and benchmarks.
+
+  object @3 (class :Text, name :Text) -> (object :Obj.Object);
+  # The Durable Object named (this session's namespace, class, name).
 }

@@ -122,7 +122,7 @@ pub fn interfaces_table(request: &[u8]) -> Result<String, CodegenError> {
 /// discovery table) into `out_dir`.
 pub fn regenerate_builtin(out_dir: &Path) -> Result<(), CodegenError> {
     let dir = crate::schema_dir();
-    let files: Vec<PathBuf> = ["session.capnp", "demo.capnp"].iter().map(|f| dir.join(f)).collect();
+    let files: Vec<PathBuf> = ["session.capnp", "demo.capnp", "object.capnp"].iter().map(|f| dir.join(f)).collect();
     let request = compile_request(&files, std::slice::from_ref(&dir))?;
     std::fs::create_dir_all(out_dir)?;
     capnpc::codegen::CodeGenerationCommand::new()

@@ -27,6 +27,12 @@ pub mod demo_capnp {
     include!("generated/demo_capnp.rs");
 }
 
+/// Generated from `capnp/object.capnp`: Durable Objects and their modules.
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
+pub mod object_capnp {
+    include!("generated/object_capnp.rs");
+}
+
 /// One method of an interface, as declared in the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MethodDesc {

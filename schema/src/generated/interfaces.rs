@@ -33,12 +33,76 @@ pub static INTERFACES: &[InterfaceDesc] = &[
         ],
     },
     InterfaceDesc {
+        name: "object.capnp:Events",
+        id: 0x9ee47da7080e0c69,
+        methods: &[
+            MethodDesc { name: "send", ordinal: 0 },
+            MethodDesc { name: "subscribe", ordinal: 1 },
+            MethodDesc { name: "list", ordinal: 2 },
+        ],
+    },
+    InterfaceDesc {
+        name: "object.capnp:Handler",
+        id: 0xd98967a4ff2a91aa,
+        methods: &[
+            MethodDesc { name: "handle", ordinal: 0 },
+        ],
+    },
+    InterfaceDesc {
+        name: "object.capnp:Object",
+        id: 0xdd571be09731dedd,
+        methods: &[
+            MethodDesc { name: "info", ordinal: 0 },
+            MethodDesc { name: "storage", ordinal: 1 },
+            MethodDesc { name: "events", ordinal: 2 },
+            MethodDesc { name: "schedule", ordinal: 3 },
+        ],
+    },
+    InterfaceDesc {
+        name: "object.capnp:Schedule",
+        id: 0xb7dfe92516805dcd,
+        methods: &[
+            MethodDesc { name: "schedule", ordinal: 0 },
+            MethodDesc { name: "list", ordinal: 1 },
+            MethodDesc { name: "cancel", ordinal: 2 },
+            MethodDesc { name: "nextRun", ordinal: 3 },
+        ],
+    },
+    InterfaceDesc {
+        name: "object.capnp:Storage",
+        id: 0xa18ef1546aee3196,
+        methods: &[
+            MethodDesc { name: "create", ordinal: 0 },
+            MethodDesc { name: "get", ordinal: 1 },
+            MethodDesc { name: "update", ordinal: 2 },
+            MethodDesc { name: "replace", ordinal: 3 },
+            MethodDesc { name: "delete", ordinal: 4 },
+            MethodDesc { name: "restore", ordinal: 5 },
+            MethodDesc { name: "query", ordinal: 6 },
+            MethodDesc { name: "findFirst", ordinal: 7 },
+            MethodDesc { name: "count", ordinal: 8 },
+            MethodDesc { name: "bulkCreate", ordinal: 9 },
+            MethodDesc { name: "bulkUpdate", ordinal: 10 },
+            MethodDesc { name: "bulkDelete", ordinal: 11 },
+            MethodDesc { name: "upsert", ordinal: 12 },
+        ],
+    },
+    InterfaceDesc {
+        name: "object.capnp:Subscription",
+        id: 0xc0db792a8531aa13,
+        methods: &[
+            MethodDesc { name: "cancel", ordinal: 0 },
+            MethodDesc { name: "dropped", ordinal: 1 },
+        ],
+    },
+    InterfaceDesc {
         name: "session.capnp:Gateway",
         id: 0xe59f4b5b6225be96,
         methods: &[
             MethodDesc { name: "negotiate", ordinal: 0 },
             MethodDesc { name: "describe", ordinal: 1 },
             MethodDesc { name: "demo", ordinal: 2 },
+            MethodDesc { name: "object", ordinal: 3 },
         ],
     },
 ];

@@ -51,3 +51,27 @@ pub fn code<T>(r: Result<T, impl Into<RpcError>>) -> Code {
 pub fn metric(s: &ServerHandle, f: impl Fn(&rpc_core::metrics::Metrics) -> &std::sync::atomic::AtomicU64) -> u64 {
     f(&s.metrics).load(Ordering::Relaxed)
 }
+
+/// A fresh, empty data directory for one test.
+pub fn data_dir(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("dotdo-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the data directory");
+    dir
+}
+
+/// A server whose objects live under `dir`.
+pub fn object_server(
+    dir: &std::path::Path,
+    idle: std::time::Duration,
+) -> (ServerHandle, std::sync::Arc<do_runtime::HostMetrics>) {
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        tcp_addr: Some("127.0.0.1:0".parse().expect("addr")),
+        workers: 2,
+        limits: Limits::default(),
+    };
+    let host =
+        do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, idle_timeout: idle, ..Default::default() };
+    do_runtime::serve_with(config, host).expect("server starts")
+}

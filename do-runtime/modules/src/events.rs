@@ -1,0 +1,406 @@
+//! The events module: `Noun.verb` events stored in the object's log and pushed to
+//! subscribers whose pattern matches (`Customer.created`, `*.created`, `Customer.*`,
+//! `*.*`, `*`).
+//!
+//! Each subscriber has a bounded queue and its own delivery task, so a slow or failing
+//! handler never blocks the sender or the other handlers; events that do not fit are
+//! counted as dropped. A subscription ends on `cancel()`, when its capability is
+//! released (dropped, or its client disconnected), or when its handler's connection is
+//! gone.
+
+use crate::host::{Env, Sql, SqlValue};
+use capnp::capability::Rc as CapRc;
+use rpc_core::{Code, RpcError};
+use schema::object_capnp::{event, events, handler, subscription};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// Events a subscriber may have waiting before new ones are dropped.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Most events one `list` returns.
+pub const MAX_LIST: u32 = 1000;
+
+/// The tables the log needs (idempotent).
+pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, noun TEXT NOT NULL, verb TEXT NOT NULL,
+    data TEXT NOT NULL, ts INTEGER NOT NULL, source TEXT NOT NULL)";
+
+fn bad(msg: impl Into<String>) -> RpcError {
+    RpcError::new(Code::InvalidArgument, msg)
+}
+
+fn ident(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(x) if x.is_ascii_alphabetic() || x == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+        && s.len() <= 64
+}
+
+/// Splits and checks an event type `Noun.verb`.
+pub fn parse_type(t: &str) -> Result<(String, String), RpcError> {
+    match t.split_once('.') {
+        Some((n, v)) if ident(n) && ident(v) => Ok((n.to_string(), v.to_string())),
+        _ => Err(bad(format!("event type {t:?} must be Noun.verb (identifiers)"))),
+    }
+}
+
+/// A subscription pattern: each half is a name or a wildcard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    noun: Option<String>,
+    verb: Option<String>,
+}
+
+impl Pattern {
+    /// Parses `Noun.verb`, `*.verb`, `Noun.*`, `*.*` or `*` (empty means `*`).
+    pub fn parse(p: &str) -> Result<Pattern, RpcError> {
+        if p.is_empty() || p == "*" {
+            return Ok(Pattern { noun: None, verb: None });
+        }
+        let (n, v) = p
+            .split_once('.')
+            .ok_or_else(|| bad(format!("pattern {p:?} must be Noun.verb, *.verb, Noun.*, *.* or *")))?;
+        let part = |s: &str| -> Result<Option<String>, RpcError> {
+            match s {
+                "*" => Ok(None),
+                s if ident(s) => Ok(Some(s.to_string())),
+                _ => Err(bad(format!("pattern {p:?} must be Noun.verb, *.verb, Noun.*, *.* or *"))),
+            }
+        };
+        Ok(Pattern { noun: part(n)?, verb: part(v)? })
+    }
+
+    /// Whether an event of `noun.verb` matches.
+    pub fn matches(&self, noun: &str, verb: &str) -> bool {
+        self.noun.as_deref().is_none_or(|n| n == noun) && self.verb.as_deref().is_none_or(|v| v == verb)
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Unique id.
+    pub id: String,
+    /// Position in the log.
+    pub seq: u64,
+    /// `Noun`.
+    pub noun: String,
+    /// `verb`.
+    pub verb: String,
+    /// JSON data.
+    pub data: String,
+    /// ms since the epoch.
+    pub timestamp: i64,
+    /// The sending object's id.
+    pub source: String,
+}
+
+impl Event {
+    /// Writes the event into a capnp builder.
+    pub fn fill(&self, mut b: event::Builder<'_>) {
+        b.set_id(&self.id);
+        b.set_seq(self.seq);
+        b.set_type(format!("{}.{}", self.noun, self.verb));
+        b.set_data(&self.data);
+        b.set_timestamp(self.timestamp);
+        b.set_source(&self.source);
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    pattern: Pattern,
+    handler: handler::Client,
+    queue: VecDeque<Event>,
+    delivering: bool,
+    dropped: u64,
+    delivered: u64,
+}
+
+/// The event log and subscribers of one object.
+pub struct EventHub {
+    sql: Rc<dyn Sql>,
+    env: Rc<dyn Env>,
+    source: String,
+    subscribers: RefCell<Vec<Subscriber>>,
+    next_id: std::cell::Cell<u64>,
+}
+
+impl EventHub {
+    /// The hub of the object `source`, migrating its tables.
+    pub fn new(sql: Rc<dyn Sql>, env: Rc<dyn Env>, source: String) -> Result<Rc<EventHub>, RpcError> {
+        sql.execute(MIGRATION, &[])?;
+        Ok(Rc::new(EventHub { sql, env, source, subscribers: RefCell::new(Vec::new()), next_id: 0.into() }))
+    }
+
+    /// Stores an event (committed before this returns) and queues it for subscribers.
+    pub fn send(self: &Rc<Self>, type_: &str, data: &str) -> Result<Event, RpcError> {
+        let (noun, verb) = parse_type(type_)?;
+        let data = if data.trim().is_empty() { "null".to_string() } else { data.to_string() };
+        serde_json::from_str::<serde_json::Value>(&data).map_err(|e| bad(format!("event data is not JSON: {e}")))?;
+        if data.len() > crate::storage::things::MAX_DOC_BYTES {
+            return Err(RpcError::new(Code::LimitExceeded, "event data is over the document size limit"));
+        }
+        let now = self.env.now_ms();
+        let id = format!("{:011x}{:08x}", now, self.env.random_u64() as u32);
+        self.sql.execute(
+            "INSERT INTO events (id, noun, verb, data, ts, source) VALUES (?, ?, ?, ?, ?, ?)",
+            &[
+                SqlValue::Text(id.clone()),
+                SqlValue::Text(noun.clone()),
+                SqlValue::Text(verb.clone()),
+                SqlValue::Text(data.clone()),
+                SqlValue::Integer(now),
+                SqlValue::Text(self.source.clone()),
+            ],
+        )?;
+        let seq = self
+            .sql
+            .query("SELECT seq FROM events WHERE id = ?", &[SqlValue::Text(id.clone())])?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(SqlValue::as_i64)
+            .unwrap_or(0) as u64;
+        let event = Event { id, seq, noun, verb, data, timestamp: now, source: self.source.clone() };
+        self.publish(&event);
+        Ok(event)
+    }
+
+    fn publish(self: &Rc<Self>, event: &Event) {
+        let mut start = Vec::new();
+        for s in self.subscribers.borrow_mut().iter_mut() {
+            if !s.pattern.matches(&event.noun, &event.verb) {
+                continue;
+            }
+            if s.queue.len() >= QUEUE_CAPACITY {
+                s.dropped += 1;
+                continue;
+            }
+            s.queue.push_back(event.clone());
+            if !s.delivering {
+                s.delivering = true;
+                start.push(s.id);
+            }
+        }
+        for id in start {
+            let hub = self.clone();
+            self.env.spawn(Box::pin(async move { hub.deliver(id).await }));
+        }
+    }
+
+    async fn deliver(self: Rc<Self>, id: u64) {
+        loop {
+            let next = {
+                let mut subs = self.subscribers.borrow_mut();
+                let Some(s) = subs.iter_mut().find(|s| s.id == id) else { return };
+                match s.queue.pop_front() {
+                    Some(e) => Some((e, s.handler.clone())),
+                    None => {
+                        s.delivering = false;
+                        None
+                    }
+                }
+            };
+            let Some((event, handler)) = next else { return };
+            let mut req = handler.handle_request();
+            event.fill(req.get().init_event());
+            match req.send().promise.await {
+                Ok(_) => {
+                    if let Some(s) = self.subscribers.borrow_mut().iter_mut().find(|s| s.id == id) {
+                        s.delivered += 1;
+                    }
+                }
+                Err(e) if RpcError::from(e.clone()).code == Code::Disconnected => {
+                    // The subscriber's connection is gone: so is the subscription.
+                    self.unsubscribe(id);
+                    return;
+                }
+                Err(_) => {} // A failing handler loses that event only.
+            }
+        }
+    }
+
+    /// Adds a subscriber; returns its id.
+    pub fn subscribe(&self, pattern: Pattern, handler: handler::Client) -> u64 {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        self.subscribers.borrow_mut().push(Subscriber {
+            id,
+            pattern,
+            handler,
+            queue: VecDeque::new(),
+            delivering: false,
+            dropped: 0,
+            delivered: 0,
+        });
+        id
+    }
+
+    /// Removes a subscriber.
+    pub fn unsubscribe(&self, id: u64) {
+        self.subscribers.borrow_mut().retain(|s| s.id != id);
+    }
+
+    /// Subscribers currently registered.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.borrow().len()
+    }
+
+    fn dropped(&self, id: u64) -> u64 {
+        self.subscribers.borrow().iter().find(|s| s.id == id).map_or(0, |s| s.dropped)
+    }
+
+    /// Stored events after `since` matching `pattern`, oldest first.
+    pub fn list(&self, since: u64, pattern: &Pattern, limit: u32) -> Result<Vec<Event>, RpcError> {
+        let limit = if limit == 0 { 100 } else { limit.min(MAX_LIST) };
+        let mut sql = "SELECT id, seq, noun, verb, data, ts, source FROM events WHERE seq > ?".to_string();
+        let mut params = vec![SqlValue::Integer(since.min(i64::MAX as u64) as i64)];
+        if let Some(n) = &pattern.noun {
+            sql.push_str(" AND noun = ?");
+            params.push(SqlValue::Text(n.clone()));
+        }
+        if let Some(v) = &pattern.verb {
+            sql.push_str(" AND verb = ?");
+            params.push(SqlValue::Text(v.clone()));
+        }
+        sql.push_str(" ORDER BY seq LIMIT ?");
+        params.push(SqlValue::Integer(i64::from(limit)));
+        let bad_row = || RpcError::new(Code::Internal, "bad event row");
+        self.sql
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|r| {
+                let text = |i: usize| r.get(i).and_then(SqlValue::as_text).map(str::to_string).ok_or_else(bad_row);
+                let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(bad_row);
+                Ok(Event {
+                    id: text(0)?,
+                    seq: int(1)? as u64,
+                    noun: text(2)?,
+                    verb: text(3)?,
+                    data: text(4)?,
+                    timestamp: int(5)?,
+                    source: text(6)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, RpcError> {
+    r?.to_string().map_err(|e| bad(format!("text is not UTF-8: {e}")))
+}
+
+/// Serves `Events` for one object.
+pub struct EventsServer {
+    hub: Rc<EventHub>,
+}
+
+impl EventsServer {
+    /// The server over `hub`.
+    pub fn new(hub: Rc<EventHub>) -> Self {
+        EventsServer { hub }
+    }
+}
+
+impl events::Server for EventsServer {
+    async fn send(
+        self: CapRc<Self>,
+        params: events::SendParams,
+        mut results: events::SendResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let e = self.hub.send(&text(p.get_type())?, &text(p.get_data())?)?;
+        e.fill(results.get().init_event());
+        Ok(())
+    }
+
+    async fn subscribe(
+        self: CapRc<Self>,
+        params: events::SubscribeParams,
+        mut results: events::SubscribeResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let pattern = Pattern::parse(&text(p.get_pattern())?)?;
+        let handler = p.get_handler()?;
+        let id = self.hub.subscribe(pattern, handler);
+        results.get().set_subscription(capnp_rpc::new_client(SubscriptionServer { hub: self.hub.clone(), id }));
+        Ok(())
+    }
+
+    async fn list(
+        self: CapRc<Self>,
+        params: events::ListParams,
+        mut results: events::ListResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let pattern = Pattern::parse(&text(p.get_pattern())?)?;
+        let events = self.hub.list(p.get_since(), &pattern, p.get_limit())?;
+        let mut r = results.get();
+        r.set_next(events.last().map_or(p.get_since(), |e| e.seq));
+        let mut list = r.init_events(events.len() as u32);
+        for (i, e) in events.iter().enumerate() {
+            e.fill(list.reborrow().get(i as u32));
+        }
+        Ok(())
+    }
+}
+
+/// A live subscription; releasing its last reference unsubscribes.
+struct SubscriptionServer {
+    hub: Rc<EventHub>,
+    id: u64,
+}
+
+impl Drop for SubscriptionServer {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id);
+    }
+}
+
+impl subscription::Server for SubscriptionServer {
+    async fn cancel(
+        self: CapRc<Self>,
+        _: subscription::CancelParams,
+        _: subscription::CancelResults,
+    ) -> capnp::Result<()> {
+        self.hub.unsubscribe(self.id);
+        Ok(())
+    }
+
+    async fn dropped(
+        self: CapRc<Self>,
+        _: subscription::DroppedParams,
+        mut results: subscription::DroppedResults,
+    ) -> capnp::Result<()> {
+        results.get().set_count(self.hub.dropped(self.id));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_every_wildcard_form() {
+        let cases = [
+            ("Customer.created", true, false, false),
+            ("*.created", true, false, true),
+            ("Customer.*", true, true, false),
+            ("*.*", true, true, true),
+            ("*", true, true, true),
+        ];
+        for (p, created, updated, order_created) in cases {
+            let pat = Pattern::parse(p).unwrap();
+            assert_eq!(pat.matches("Customer", "created"), created, "{p}");
+            assert_eq!(pat.matches("Customer", "updated"), updated, "{p}");
+            assert_eq!(pat.matches("Order", "created"), order_created, "{p}");
+        }
+        for bad in ["Customer", "a.b.c", "Cust omer.x", "x.", "%.created"] {
+            assert_eq!(Pattern::parse(bad).unwrap_err().code, Code::InvalidArgument, "{bad}");
+        }
+        assert!(parse_type("Customer.*").is_err());
+        assert_eq!(parse_type("Customer.created").unwrap(), ("Customer".into(), "created".into()));
+    }
+}

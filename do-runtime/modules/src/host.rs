@@ -1,0 +1,61 @@
+//! What a module server needs from its host, as small traits: SQL, time, randomness
+//! and a way to run background tasks.
+//! Natively they are backed by `rusqlite` and the system clock; inside a Cloudflare
+//! Durable Object by SqlStorage and `Date.now()`.
+
+use rpc_core::RpcError;
+
+/// A value bound to or read from SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// NULL.
+    Null,
+    /// An INTEGER.
+    Integer(i64),
+    /// A REAL.
+    Real(f64),
+    /// TEXT.
+    Text(String),
+}
+
+impl SqlValue {
+    /// The value as text, if it is TEXT.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as an integer, if it is INTEGER.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlValue::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// One object's SQL database. Statements always take their inputs as parameters.
+pub trait Sql {
+    /// Runs a statement; returns the rows changed.
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, RpcError>;
+    /// Runs a query; returns every row.
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, RpcError>;
+    /// Runs `f` in one transaction: committed (durably) when it returns Ok, rolled back
+    /// when it returns Err.
+    fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError>;
+}
+
+/// A task the host runs to completion on the object's thread.
+pub type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// Time, randomness and background work.
+pub trait Env {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    /// A random number (for ids).
+    fn random_u64(&self) -> u64;
+    /// Runs `task` in the background on the object's thread (event delivery).
+    fn spawn(&self, task: Task);
+}

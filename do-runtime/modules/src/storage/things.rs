@@ -1,0 +1,400 @@
+//! The Thing store over [`Sql`]: plain functions, one transaction per write, so a
+//! write is acknowledged only after it has committed.
+
+use super::patch;
+use super::query::{Query, THING_COLUMNS};
+use crate::host::{Env, Sql, SqlValue};
+use rpc_core::{Code, RpcError};
+use serde_json::Value;
+
+/// Largest `data` document, in bytes of JSON.
+pub const MAX_DOC_BYTES: usize = 1 << 20;
+/// Most things in one bulk create.
+pub const MAX_BULK: usize = 1000;
+/// Most things one bulk update or delete may touch.
+pub const MAX_BULK_MATCH: u32 = 10_000;
+
+/// The tables the store needs (idempotent).
+pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS things (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, data TEXT NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER, version INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS things_by_type ON things (type, created_at)";
+
+/// One stored thing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thing {
+    /// Its id.
+    pub id: String,
+    /// Its type (noun).
+    pub type_: String,
+    /// Its data, a JSON object.
+    pub data: Value,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+    /// Last write, ms since the epoch.
+    pub updated_at: i64,
+    /// Soft-deletion time, if soft-deleted.
+    pub deleted_at: Option<i64>,
+    /// 1 on create, +1 on every write.
+    pub version: i64,
+}
+
+/// What a write did, for the events it emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A thing was created.
+    Created,
+    /// A thing was changed.
+    Updated,
+    /// A thing was deleted (soft or hard).
+    Deleted,
+}
+
+impl Change {
+    /// The event verb.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> RpcError {
+    RpcError::new(Code::InvalidArgument, msg)
+}
+
+fn internal(msg: &str) -> RpcError {
+    RpcError::new(Code::Internal, msg.to_string())
+}
+
+/// Checks a type name: an identifier of at most 64 characters.
+pub fn check_type(t: &str) -> Result<(), RpcError> {
+    let mut c = t.chars();
+    let ok = matches!(c.next(), Some(x) if x.is_ascii_alphabetic() || x == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+        && t.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!("type {t:?} must be an identifier (letters, digits, _) of at most 64 characters")))
+    }
+}
+
+fn check_id(id: &str) -> Result<(), RpcError> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(bad("an id is 1 to 128 printable characters"));
+    }
+    Ok(())
+}
+
+/// Parses and checks a data document: a JSON object within the size limit.
+pub fn parse_data(text: &str) -> Result<Value, RpcError> {
+    if text.len() > MAX_DOC_BYTES {
+        return Err(RpcError::new(
+            Code::LimitExceeded,
+            format!("document of {} bytes is over the limit of {MAX_DOC_BYTES}", text.len()),
+        ));
+    }
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("data is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(bad("data must be a JSON object"));
+    }
+    Ok(v)
+}
+
+fn encode(data: &Value) -> Result<String, RpcError> {
+    let s = data.to_string();
+    if s.len() > MAX_DOC_BYTES {
+        return Err(RpcError::new(
+            Code::LimitExceeded,
+            format!("document of {} bytes is over the limit of {MAX_DOC_BYTES}", s.len()),
+        ));
+    }
+    Ok(s)
+}
+
+fn row_to_thing(row: &[SqlValue]) -> Result<Thing, RpcError> {
+    let text =
+        |i: usize| row.get(i).and_then(SqlValue::as_text).map(str::to_string).ok_or_else(|| internal("bad thing row"));
+    let int = |i: usize| row.get(i).and_then(SqlValue::as_i64).ok_or_else(|| internal("bad thing row"));
+    Ok(Thing {
+        id: text(0)?,
+        type_: text(1)?,
+        data: serde_json::from_str(&text(2)?).map_err(|_| internal("stored data is not JSON"))?,
+        created_at: int(3)?,
+        updated_at: int(4)?,
+        deleted_at: row.get(5).and_then(SqlValue::as_i64),
+        version: int(6)?,
+    })
+}
+
+/// The Thing store of one object.
+pub struct Store<'a> {
+    /// The object's database.
+    pub sql: &'a dyn Sql,
+    /// Time and randomness.
+    pub env: &'a dyn Env,
+}
+
+impl Store<'_> {
+    /// Creates the tables if needed.
+    pub fn migrate(&self) -> Result<(), RpcError> {
+        for stmt in MIGRATION.split(';') {
+            self.sql.execute(stmt, &[])?;
+        }
+        Ok(())
+    }
+
+    fn new_id(&self) -> String {
+        format!("{:011x}{:08x}", self.env.now_ms(), self.env.random_u64() as u32)
+    }
+
+    fn load(&self, id: &str) -> Result<Option<Thing>, RpcError> {
+        let rows = self
+            .sql
+            .query(&format!("SELECT {THING_COLUMNS} FROM things WHERE id = ?"), &[SqlValue::Text(id.into())])?;
+        rows.first().map(|r| row_to_thing(r)).transpose()
+    }
+
+    fn live(&self, id: &str) -> Result<Thing, RpcError> {
+        match self.load(id)? {
+            Some(t) if t.deleted_at.is_none() => Ok(t),
+            _ => Err(RpcError::new(Code::NotFound, format!("no thing {id:?}"))),
+        }
+    }
+
+    fn insert(&self, type_: &str, id: Option<&str>, data: Value) -> Result<Thing, RpcError> {
+        check_type(type_)?;
+        let id = match id.filter(|i| !i.is_empty()) {
+            Some(i) => {
+                check_id(i)?;
+                i.to_string()
+            }
+            None => self.new_id(),
+        };
+        if self.load(&id)?.is_some() {
+            return Err(RpcError::new(Code::Conflict, format!("a thing with id {id:?} already exists")));
+        }
+        let now = self.env.now_ms();
+        let text = encode(&data)?;
+        self.sql.execute(
+            "INSERT INTO things (id, type, data, created_at, updated_at, deleted_at, version) VALUES (?, ?, ?, ?, ?, NULL, 1)",
+            &[SqlValue::Text(id.clone()), SqlValue::Text(type_.into()), SqlValue::Text(text), SqlValue::Integer(now), SqlValue::Integer(now)],
+        )?;
+        Ok(Thing { id, type_: type_.into(), data, created_at: now, updated_at: now, deleted_at: None, version: 1 })
+    }
+
+    fn write(&self, mut t: Thing, data: Value, expected: u64) -> Result<Thing, RpcError> {
+        if expected != 0 && expected != t.version as u64 {
+            return Err(RpcError::new(Code::Conflict, format!("{} is at version {}, not {expected}", t.id, t.version)));
+        }
+        let now = self.env.now_ms();
+        let text = encode(&data)?;
+        let n = self.sql.execute(
+            "UPDATE things SET data = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+            &[SqlValue::Text(text), SqlValue::Integer(now), SqlValue::Text(t.id.clone()), SqlValue::Integer(t.version)],
+        )?;
+        if n != 1 {
+            return Err(RpcError::new(Code::Conflict, format!("{} changed during the update", t.id)));
+        }
+        t.data = data;
+        t.updated_at = now;
+        t.version += 1;
+        Ok(t)
+    }
+
+    /// Runs `f` in a transaction and returns its value.
+    pub fn atomically<R>(&self, mut f: impl FnMut(&Self) -> Result<R, RpcError>) -> Result<R, RpcError> {
+        let mut out = None;
+        self.sql.transaction(&mut || {
+            out = Some(f(self)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| internal("transaction produced nothing"))
+    }
+
+    /// Creates a thing; an existing id is CONFLICT.
+    pub fn create(&self, type_: &str, id: &str, data: &str) -> Result<Thing, RpcError> {
+        let data = parse_data(data)?;
+        self.atomically(|s| s.insert(type_, Some(id), data.clone()))
+    }
+
+    /// The live (not soft-deleted) thing `id`, or NOT_FOUND.
+    pub fn get(&self, id: &str) -> Result<Thing, RpcError> {
+        self.live(id)
+    }
+
+    /// Applies a merge patch (with operators); `expected` 0 skips the version check.
+    pub fn update(&self, id: &str, patch_text: &str, expected: u64) -> Result<Thing, RpcError> {
+        let p: Value = serde_json::from_str(patch_text).map_err(|e| bad(format!("patch is not valid JSON: {e}")))?;
+        self.atomically(|s| {
+            let t = s.live(id)?;
+            let mut data = t.data.clone();
+            patch::apply(&mut data, &p)?;
+            s.write(t, data, expected)
+        })
+    }
+
+    /// Replaces the data; `expected` 0 skips the version check.
+    pub fn replace(&self, id: &str, data: &str, expected: u64) -> Result<Thing, RpcError> {
+        let data = parse_data(data)?;
+        self.atomically(|s| {
+            let t = s.live(id)?;
+            s.write(t, data.clone(), expected)
+        })
+    }
+
+    /// Deletes (softly: marks it) a thing; returns it, or None when there was none.
+    pub fn delete(&self, id: &str, soft: bool) -> Result<Option<Thing>, RpcError> {
+        self.atomically(|s| {
+            let Some(t) = s.load(id)? else { return Ok(None) };
+            if soft {
+                if t.deleted_at.is_some() {
+                    return Ok(None);
+                }
+                let now = s.env.now_ms();
+                s.sql.execute(
+                    "UPDATE things SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+                    &[SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Text(id.into())],
+                )?;
+            } else {
+                s.sql.execute("DELETE FROM things WHERE id = ?", &[SqlValue::Text(id.into())])?;
+            }
+            Ok(Some(t))
+        })
+    }
+
+    /// Undoes a soft delete.
+    pub fn restore(&self, id: &str) -> Result<Thing, RpcError> {
+        self.atomically(|s| {
+            let t = s.load(id)?.ok_or_else(|| RpcError::new(Code::NotFound, format!("no thing {id:?}")))?;
+            if t.deleted_at.is_some() {
+                let now = s.env.now_ms();
+                s.sql.execute(
+                    "UPDATE things SET deleted_at = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
+                    &[SqlValue::Integer(now), SqlValue::Text(id.into())],
+                )?;
+            }
+            s.live(id)
+        })
+    }
+
+    /// One page of a query and the cursor of the next page (None on the last).
+    pub fn query(&self, q: &Query) -> Result<(Vec<Thing>, Option<String>), RpcError> {
+        let (sql, params) = q.select_sql();
+        let rows = self.sql.query(&sql, &params)?;
+        let more = rows.len() > q.limit as usize;
+        let mut things = Vec::new();
+        let mut last_keys = Vec::new();
+        for row in rows.iter().take(q.limit as usize) {
+            things.push(row_to_thing(row)?);
+            last_keys = row[7..].to_vec();
+        }
+        let cursor = match (more, things.last()) {
+            (true, Some(t)) => Some(q.cursor_after(&last_keys, &t.id)),
+            _ => None,
+        };
+        Ok((things, cursor))
+    }
+
+    /// How many things match (ignoring paging).
+    pub fn count(&self, q: &Query) -> Result<u64, RpcError> {
+        let (sql, params) = q.count_sql();
+        let rows = self.sql.query(&sql, &params)?;
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(SqlValue::as_i64)
+            .map(|n| n as u64)
+            .ok_or_else(|| internal("count returned nothing"))
+    }
+
+    /// Creates many things in one transaction (all or none).
+    pub fn bulk_create(&self, items: &[(String, String, String)]) -> Result<Vec<Thing>, RpcError> {
+        if items.len() > MAX_BULK {
+            return Err(RpcError::new(
+                Code::LimitExceeded,
+                format!("{} things in one bulk create; the limit is {MAX_BULK}", items.len()),
+            ));
+        }
+        let parsed =
+            items.iter().map(|(t, id, d)| Ok((t, id, parse_data(d)?))).collect::<Result<Vec<_>, RpcError>>()?;
+        self.atomically(|s| parsed.iter().map(|(t, id, d)| s.insert(t, Some(id), d.clone())).collect())
+    }
+
+    fn matching(&self, q: &Query) -> Result<Vec<Thing>, RpcError> {
+        let mut all = q.clone();
+        all.limit = MAX_BULK_MATCH;
+        all.offset = 0;
+        let (things, more) = self.query(&all)?;
+        if more.is_some() {
+            return Err(RpcError::new(
+                Code::LimitExceeded,
+                format!("more than {MAX_BULK_MATCH} things match: narrow the query"),
+            ));
+        }
+        Ok(things)
+    }
+
+    /// Patches every matching thing in one transaction; returns them.
+    pub fn bulk_update(&self, q: &Query, patch_text: &str) -> Result<Vec<Thing>, RpcError> {
+        let p: Value = serde_json::from_str(patch_text).map_err(|e| bad(format!("patch is not valid JSON: {e}")))?;
+        self.atomically(|s| {
+            let mut out = Vec::new();
+            for t in s.matching(q)? {
+                let mut data = t.data.clone();
+                patch::apply(&mut data, &p)?;
+                out.push(s.write(t, data, 0)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes every matching thing in one transaction; returns them.
+    pub fn bulk_delete(&self, q: &Query, soft: bool) -> Result<Vec<Thing>, RpcError> {
+        self.atomically(|s| {
+            let mut out = Vec::new();
+            for t in s.matching(q)? {
+                if let Some(d) = s.delete_in_tx(&t.id, soft)? {
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn delete_in_tx(&self, id: &str, soft: bool) -> Result<Option<Thing>, RpcError> {
+        let Some(t) = self.load(id)? else { return Ok(None) };
+        if soft {
+            let now = self.env.now_ms();
+            self.sql.execute(
+                "UPDATE things SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND deleted_at IS NULL",
+                &[SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Text(id.into())],
+            )?;
+        } else {
+            self.sql.execute("DELETE FROM things WHERE id = ?", &[SqlValue::Text(id.into())])?;
+        }
+        Ok(Some(t))
+    }
+
+    /// Replaces the data of `id`, or creates it; returns the thing and whether it was created.
+    pub fn upsert(&self, type_: &str, id: &str, data: &str) -> Result<(Thing, bool), RpcError> {
+        check_id(id)?;
+        let data = parse_data(data)?;
+        self.atomically(|s| match s.load(id)? {
+            Some(t) if t.type_ != type_ => {
+                Err(RpcError::new(Code::Conflict, format!("{id} is a {}, not a {type_}", t.type_)))
+            }
+            Some(mut t) => {
+                if t.deleted_at.is_some() {
+                    s.sql.execute("UPDATE things SET deleted_at = NULL WHERE id = ?", &[SqlValue::Text(id.into())])?;
+                    t.deleted_at = None;
+                }
+                Ok((s.write(t, data.clone(), 0)?, false))
+            }
+            None => Ok((s.insert(type_, Some(id), data.clone())?, true)),
+        })
+    }
+}

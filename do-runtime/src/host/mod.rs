@@ -1,0 +1,5 @@
+//! The native object host: SQLite files, object threads, in-process connections.
+
+pub mod channel;
+pub mod registry;
+pub mod sqlite;

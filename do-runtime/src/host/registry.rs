@@ -1,0 +1,296 @@
+//! The object host: objects named by (namespace, class, name), each with one SQLite file
+//! of its own, living on one of a few object threads.
+//!
+//! A session reaches an object through an in-process Cap'n Proto connection to the
+//! object's thread, so calls pipeline through it like any other capability. Calls into
+//! one object run one after another (they all run on its thread, and module calls do
+//! not yield while they touch state: the input gate); different objects on different
+//! threads run in parallel. Idle objects (no open connection for `idle_timeout`) are
+//! evicted and come back from their file on the next call; at most `max_live` are in
+//! memory per thread.
+
+use super::channel::{pair, ChannelFrames};
+use super::sqlite::SqliteDb;
+use capnp::capability::Promise;
+use capnp_rpc::rpc_twoparty_capnp::Side;
+use do_modules::host::{Env, Task};
+use do_modules::object::{Address, Module, ObjectServer};
+use rpc_core::guard::Guard;
+use rpc_core::transport::Pump;
+use rpc_core::vat::{rpc_system, Link};
+use rpc_core::{Code, Layer, Limits, RpcError};
+use schema::object_capnp::{events, object, storage};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// How objects are hosted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Where the objects' SQLite files live (`<data>/<namespace>/<class>/<id>.sqlite`).
+    pub data_dir: PathBuf,
+    /// Object threads.
+    pub threads: usize,
+    /// An object with no open connection for this long is evicted from memory.
+    pub idle_timeout: Duration,
+    /// Most objects in memory per thread; beyond it new objects get OVERLOADED.
+    pub max_live: usize,
+    /// Deadline of each call into an object.
+    pub call_timeout: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            data_dir: PathBuf::from(".dotdo"),
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            idle_timeout: Duration::from_secs(60),
+            max_live: 10_000,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An object's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    /// The namespace (from the session).
+    pub namespace: String,
+    /// The class, an identifier.
+    pub class: String,
+    /// The name, any text up to 256 bytes.
+    pub name: String,
+}
+
+fn ident(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(x) if x.is_ascii_alphanumeric() || x == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == '-')
+        && s.len() <= 64
+}
+
+impl ObjectKey {
+    /// A checked key: namespace and class are identifiers, the name 1 to 256 bytes.
+    pub fn new(namespace: &str, class: &str, name: &str) -> Result<ObjectKey, RpcError> {
+        if !ident(namespace) || !ident(class) || class.contains('-') {
+            return Err(RpcError::new(Code::InvalidArgument, format!("class {class:?} must be an identifier")));
+        }
+        if name.is_empty() || name.len() > 256 {
+            return Err(RpcError::new(Code::InvalidArgument, "an object name is 1 to 256 bytes"));
+        }
+        Ok(ObjectKey { namespace: namespace.into(), class: class.into(), name: name.into() })
+    }
+
+    /// The object's id: derived from the name alone (as `idFromName`), SHA-256 in hex.
+    pub fn id(&self) -> String {
+        let d = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{}\n{}\n{}", self.namespace, self.class, self.name).as_bytes(),
+        );
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Counters of the host.
+#[derive(Debug, Default)]
+pub struct HostMetrics {
+    /// Objects loaded into memory (first use, or back after eviction).
+    pub loads: AtomicU64,
+    /// Objects evicted.
+    pub evictions: AtomicU64,
+    /// Objects in memory now.
+    pub live: AtomicU64,
+}
+
+struct Open {
+    key: ObjectKey,
+    io: ChannelFrames,
+}
+
+/// The running host; cheap to share between worker threads.
+pub struct ObjectHost {
+    senders: Vec<UnboundedSender<Open>>,
+    /// The host's counters.
+    pub metrics: Arc<HostMetrics>,
+}
+
+impl ObjectHost {
+    /// Starts the object threads.
+    pub fn start(config: HostConfig) -> std::io::Result<Arc<ObjectHost>> {
+        let metrics = Arc::new(HostMetrics::default());
+        let mut senders = Vec::new();
+        for i in 0..config.threads.max(1) {
+            let (tx, rx) = unbounded_channel();
+            let (config, metrics) = (config.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name(format!("dotdo-objects-{i}"))
+                .spawn(move || object_thread(rx, config, metrics))?;
+            senders.push(tx);
+        }
+        Ok(Arc::new(ObjectHost { senders, metrics }))
+    }
+
+    /// Opens a connection to the object `key` and returns its capability (usable at once:
+    /// calls on it are pipelined until the object is loaded) and the connection's
+    /// disconnector. Must run inside a `LocalSet`.
+    pub fn connect(&self, key: ObjectKey) -> Result<(object::Client, capnp_rpc::Disconnector<Side>), RpcError> {
+        let id = key.id();
+        let shard = u64::from_str_radix(&id[..8], 16).unwrap_or(0) as usize % self.senders.len();
+        let (mine, theirs) = pair();
+        self.senders[shard]
+            .send(Open { key, io: theirs })
+            .map_err(|_| RpcError::new(Code::Disconnected, "the object host has stopped"))?;
+        let link = Link::new();
+        let pump = Pump::new(mine, link.clone(), Guard::new(Limits::default()));
+        let mut system = rpc_system(Side::Client, link, Promise::from_future(pump), None);
+        let client: object::Client = system.bootstrap(Side::Server);
+        let disconnector = system.get_disconnector();
+        tokio::task::spawn_local(async move {
+            let _ = system.await;
+        });
+        Ok((client, disconnector))
+    }
+}
+
+struct NativeEnv {
+    rng: ring::rand::SystemRandom,
+}
+
+impl Env for NativeEnv {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+
+    fn random_u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&self.rng, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn spawn(&self, task: Task) {
+        tokio::task::spawn_local(task);
+    }
+}
+
+struct Entry {
+    client: object::Client,
+    connections: usize,
+    last_used: Instant,
+}
+
+struct Registry {
+    config: HostConfig,
+    metrics: Arc<HostMetrics>,
+    entries: RefCell<HashMap<String, Entry>>,
+    env: Rc<NativeEnv>,
+}
+
+impl Registry {
+    fn load(&self, key: &ObjectKey, id: &str) -> Result<object::Client, RpcError> {
+        let path = self.config.data_dir.join(&key.namespace).join(&key.class).join(format!("{id}.sqlite"));
+        let sql = Rc::new(SqliteDb::open(&path)?);
+        let layer = Layer::new(self.config.call_timeout);
+        let wrap = |m: Module| match m {
+            Module::Storage(s) => layer.client::<storage::Client, _>(s).client,
+            Module::Events(s) => layer.client::<events::Client, _>(s).client,
+        };
+        let address = Address {
+            id: id.to_string(),
+            namespace: key.namespace.clone(),
+            class: key.class.clone(),
+            name: key.name.clone(),
+        };
+        let server = ObjectServer::new(address, sql, self.env.clone(), &wrap)?;
+        Ok(layer.client(server))
+    }
+
+    /// The object's client, loading it if needed, with one more connection counted.
+    fn open(&self, key: &ObjectKey) -> Result<(String, object::Client), RpcError> {
+        let id = key.id();
+        let mut entries = self.entries.borrow_mut();
+        if let Some(e) = entries.get_mut(&id) {
+            e.connections += 1;
+            e.last_used = Instant::now();
+            return Ok((id, e.client.clone()));
+        }
+        if entries.len() >= self.config.max_live {
+            let lru = entries
+                .iter()
+                .filter(|(_, e)| e.connections == 0)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            match lru {
+                Some(k) => {
+                    entries.remove(&k);
+                    self.metrics.evictions.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.live.fetch_sub(1, Ordering::Relaxed);
+                }
+                None => {
+                    return Err(RpcError::new(
+                        Code::Overloaded,
+                        format!("{} objects are busy on this thread", entries.len()),
+                    ))
+                }
+            }
+        }
+        let client = self.load(key, &id)?;
+        self.metrics.loads.fetch_add(1, Ordering::Relaxed);
+        entries.insert(id.clone(), Entry { client: client.clone(), connections: 1, last_used: Instant::now() });
+        self.metrics.live.fetch_add(1, Ordering::Relaxed);
+        Ok((id, client))
+    }
+
+    fn close(&self, id: &str) {
+        if let Some(e) = self.entries.borrow_mut().get_mut(id) {
+            e.connections = e.connections.saturating_sub(1);
+            e.last_used = Instant::now();
+        }
+    }
+
+    fn evict_idle(&self) {
+        let mut entries = self.entries.borrow_mut();
+        let before = entries.len();
+        let idle = self.config.idle_timeout;
+        entries.retain(|_, e| e.connections > 0 || e.last_used.elapsed() < idle);
+        let evicted = before - entries.len();
+        self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+        self.metrics.live.fetch_sub(evicted as u64, Ordering::Relaxed);
+    }
+}
+
+fn object_thread(mut rx: UnboundedReceiver<Open>, config: HostConfig, metrics: Arc<HostMetrics>) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let sweep = (config.idle_timeout / 4).max(Duration::from_millis(20));
+        let env = Rc::new(NativeEnv { rng: ring::rand::SystemRandom::new() });
+        let registry = Rc::new(Registry { config, metrics, entries: RefCell::new(HashMap::new()), env });
+        let sweeper = registry.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(sweep).await;
+                sweeper.evict_idle();
+            }
+        });
+        while let Some(Open { key, io }) = rx.recv().await {
+            let (id, bootstrap) = match registry.open(&key) {
+                Ok((id, c)) => (Some(id), c.client),
+                Err(e) => (None, capnp_rpc::new_broken_cap(e.into())),
+            };
+            let registry = registry.clone();
+            tokio::task::spawn_local(async move {
+                let link = Link::new();
+                let pump = Pump::new(io, link.clone(), Guard::new(Limits::default()));
+                let _ = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap)).await;
+                if let Some(id) = id {
+                    registry.close(&id);
+                }
+            });
+        }
+    });
+}

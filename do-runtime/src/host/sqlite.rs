@@ -1,0 +1,129 @@
+//! One object's SQLite database: a file of its own, WAL mode, behind the [`Sql`] trait.
+//!
+//! Writes commit before a call returns (the output gate): with WAL and
+//! `synchronous=NORMAL` a committed transaction survives the process being killed.
+
+use do_modules::host::{Sql, SqlValue};
+use rpc_core::{Code, RpcError};
+use rusqlite::types::{Value as RValue, ValueRef};
+use rusqlite::{params_from_iter, Connection};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn sql_error(e: rusqlite::Error) -> RpcError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+            RpcError::new(Code::Overloaded, format!("database busy: {e}"))
+        }
+        rusqlite::Error::UserFunctionError(u) => RpcError::new(Code::InvalidArgument, u.to_string()),
+        _ => RpcError::new(Code::Internal, format!("sqlite: {e}")),
+    }
+}
+
+/// An object's database.
+pub struct SqliteDb {
+    conn: Connection,
+    in_tx: std::cell::Cell<bool>,
+}
+
+impl SqliteDb {
+    /// Opens (creating) the database file at `path`.
+    pub fn open(path: &Path) -> Result<SqliteDb, RpcError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RpcError::new(Code::Internal, format!("create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(sql_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;
+        register_regexp(&conn)?;
+        Ok(SqliteDb { conn, in_tx: false.into() })
+    }
+}
+
+/// `dotdo_regexp(pattern, text)`: Rust's linear-time regex engine, patterns cached.
+fn register_regexp(conn: &Connection) -> Result<(), RpcError> {
+    use rusqlite::functions::FunctionFlags;
+    let cache: RefCell<HashMap<String, regex::Regex>> = RefCell::new(HashMap::new());
+    conn.create_scalar_function(
+        "dotdo_regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        move |ctx| {
+            let pattern: String = ctx.get(0)?;
+            let text = match ctx.get_raw(1) {
+                ValueRef::Text(t) => String::from_utf8_lossy(t).to_string(),
+                ValueRef::Integer(i) => i.to_string(),
+                ValueRef::Real(f) => f.to_string(),
+                _ => return Ok(false),
+            };
+            let mut cache = cache.borrow_mut();
+            if !cache.contains_key(&pattern) {
+                let re = do_modules::storage::query::compile_regex(&pattern)
+                    .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+                if cache.len() > 64 {
+                    cache.clear();
+                }
+                cache.insert(pattern.clone(), re);
+            }
+            Ok(cache.get(&pattern).is_some_and(|re| re.is_match(&text)))
+        },
+    )
+    .map_err(sql_error)
+}
+
+fn to_sql(v: &SqlValue) -> RValue {
+    match v {
+        SqlValue::Null => RValue::Null,
+        SqlValue::Integer(i) => RValue::Integer(*i),
+        SqlValue::Real(f) => RValue::Real(*f),
+        SqlValue::Text(s) => RValue::Text(s.clone()),
+    }
+}
+
+fn from_sql(v: ValueRef<'_>) -> SqlValue {
+    match v {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(i) => SqlValue::Integer(i),
+        ValueRef::Real(f) => SqlValue::Real(f),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).to_string()),
+        ValueRef::Blob(b) => SqlValue::Text(String::from_utf8_lossy(b).to_string()),
+    }
+}
+
+impl Sql for SqliteDb {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, RpcError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(sql_error)?;
+        stmt.execute(params_from_iter(params.iter().map(to_sql))).map_err(sql_error)
+    }
+
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, RpcError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(sql_error)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query(params_from_iter(params.iter().map(to_sql))).map_err(sql_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sql_error)? {
+            out.push((0..n).map(|i| row.get_ref(i).map(from_sql).unwrap_or(SqlValue::Null)).collect());
+        }
+        Ok(out)
+    }
+
+    fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
+        if self.in_tx.get() {
+            return f();
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_error)?;
+        self.in_tx.set(true);
+        let result = f();
+        self.in_tx.set(false);
+        match result {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(sql_error),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The storage module through the RPC layer, against real SQLite files: CRUD, every
+//! query operator, paging, conflicts, persistence across restarts, bad input.
+
+mod common;
+
+use common::*;
+use rpc_core::Code;
+use schema::object_capnp::storage;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn storage_of(g: &schema::session_capnp::gateway::Client, class: &str, name: &str) -> storage::Client {
+    let mut req = g.object_request();
+    req.get().set_class(class);
+    req.get().set_name(name);
+    req.send().pipeline.get_object().storage_request().send().pipeline.get_storage()
+}
+
+#[derive(Debug, Clone)]
+struct Thing {
+    id: String,
+    data: Value,
+    version: u64,
+    deleted_at: i64,
+}
+
+fn thing(t: schema::object_capnp::thing::Reader<'_>) -> Thing {
+    Thing {
+        id: t.get_id().unwrap().to_string().unwrap(),
+        data: serde_json::from_str(t.get_data().unwrap().to_str().unwrap()).unwrap(),
+        version: t.get_version(),
+        deleted_at: t.get_deleted_at(),
+    }
+}
+
+async fn create(s: &storage::Client, type_: &str, id: &str, data: Value) -> Result<Thing, rpc_core::RpcError> {
+    let mut req = s.create_request();
+    req.get().set_type(type_);
+    req.get().set_id(id);
+    req.get().set_data(data.to_string());
+    let r = req.send().promise.await?;
+    Ok(thing(r.get()?.get_thing()?))
+}
+
+async fn query(s: &storage::Client, q: Value) -> Result<(Vec<Thing>, String), rpc_core::RpcError> {
+    let mut req = s.query_request();
+    req.get().set_query(q.to_string());
+    let r = req.send().promise.await?;
+    let r = r.get()?;
+    Ok((r.get_things()?.iter().map(thing).collect(), r.get_cursor()?.to_string().unwrap()))
+}
+
+async fn ids(s: &storage::Client, q: Value) -> Vec<String> {
+    let (things, _) = query(s, q.clone()).await.unwrap_or_else(|e| panic!("query {q}: {e}"));
+    let mut ids: Vec<String> = things.into_iter().map(|t| t.id).collect();
+    ids.sort();
+    ids
+}
+
+async fn count(s: &storage::Client, q: Value) -> u64 {
+    let mut req = s.count_request();
+    req.get().set_query(q.to_string());
+    req.send().promise.await.expect("count").get().unwrap().get_count()
+}
+
+#[test]
+fn a_thing_created_through_a_pipelined_chain_comes_back() {
+    let dir = data_dir("crud");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    for url in urls(&s) {
+        rpc_client::run(async {
+            let requests = metric(&s, |m| &m.http_requests);
+            let session = rpc_client::connect(&url).await.expect("connect");
+            // gateway.object(...).storage().create(...): one round trip.
+            let t = create(
+                &storage_of(&session.bootstrap, "Customer", "acme"),
+                "Customer",
+                "",
+                json!({"name": "Acme", "age": 30}),
+            )
+            .await
+            .expect("create");
+            assert_eq!(t.version, 1);
+            assert_eq!(t.data["name"], "Acme");
+            if url.starts_with("http") {
+                assert_eq!(metric(&s, |m| &m.http_requests) - requests, 1, "one HTTP request for the chain");
+            }
+            let session = rpc_client::connect(&url).await.expect("connect");
+            let mut get = storage_of(&session.bootstrap, "Customer", "acme").get_request();
+            get.get().set_id(&t.id);
+            let got = thing(get.send().promise.await.expect("get").get().unwrap().get_thing().unwrap());
+            assert_eq!((got.id, got.data), (t.id.clone(), t.data.clone()), "over {url}");
+        });
+    }
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn every_query_operator_filters_as_documented() {
+    let dir = data_dir("query");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", "q");
+        let people = [
+            ("a", json!({"name": "Ann", "age": 31, "tags": ["vip", "eu"], "addr": {"city": "Oslo"}, "active": true})),
+            ("b", json!({"name": "Bob", "age": 25, "tags": ["us"], "addr": {"city": "Austin"}, "active": false})),
+            ("c", json!({"name": "Cid", "age": 40, "tags": [], "addr": {"city": "Oslo"}, "nick": null})),
+            ("d", json!({"name": "Dee", "age": 18, "bio": "likes vip lounges"})),
+        ];
+        for (id, data) in &people {
+            create(&st, "Person", id, data.clone()).await.expect("create");
+        }
+        create(&st, "Order", "o1", json!({"total": 5})).await.expect("create order");
+        let p = |w: Value| json!({"type": "Person", "where": w});
+        assert_eq!(ids(&st, p(json!({"name": "Ann"}))).await, ["a"]);
+        assert_eq!(ids(&st, p(json!({"age": {"$eq": 25}}))).await, ["b"]);
+        assert_eq!(ids(&st, p(json!({"name": {"$ne": "Ann"}}))).await, ["b", "c", "d"]);
+        assert_eq!(ids(&st, p(json!({"age": {"$gt": 30}}))).await, ["a", "c"]);
+        assert_eq!(ids(&st, p(json!({"age": {"$gte": 31}}))).await, ["a", "c"]);
+        assert_eq!(ids(&st, p(json!({"age": {"$lt": 25}}))).await, ["d"]);
+        assert_eq!(ids(&st, p(json!({"age": {"$lte": 25}}))).await, ["b", "d"]);
+        assert_eq!(ids(&st, p(json!({"name": {"$in": ["Bob", "Dee", "Zed"]}}))).await, ["b", "d"]);
+        assert_eq!(ids(&st, p(json!({"name": {"$nin": ["Bob", "Dee"]}}))).await, ["a", "c"]);
+        assert_eq!(ids(&st, p(json!({"tags": {"$exists": true}}))).await, ["a", "b", "c"]);
+        assert_eq!(ids(&st, p(json!({"nick": {"$exists": true}}))).await, ["c"], "a stored null exists");
+        assert_eq!(ids(&st, p(json!({"bio": {"$exists": false}}))).await, ["a", "b", "c"]);
+        assert_eq!(ids(&st, p(json!({"name": {"$regex": "^[AB]"}}))).await, ["a", "b"]);
+        assert_eq!(ids(&st, p(json!({"tags": {"$contains": "vip"}}))).await, ["a"]);
+        assert_eq!(ids(&st, p(json!({"bio": {"$contains": "vip"}}))).await, ["d"]);
+        assert_eq!(ids(&st, p(json!({"data.addr.city": "Oslo"}))).await, ["a", "c"]);
+        assert_eq!(ids(&st, p(json!({"active": true}))).await, ["a"]);
+        assert_eq!(ids(&st, p(json!({"$or": [{"age": {"$lt": 20}}, {"name": "Cid"}]}))).await, ["c", "d"]);
+        assert_eq!(ids(&st, p(json!({"$and": [{"addr.city": "Oslo"}, {"age": {"$gt": 35}}]}))).await, ["c"]);
+        assert_eq!(ids(&st, p(json!({"$not": {"addr.city": "Oslo"}}))).await, ["b", "d"]);
+        assert_eq!(ids(&st, json!({"where": {"id": {"$in": ["o1", "a"]}}})).await, ["a", "o1"]);
+        assert_eq!(count(&st, json!({"type": "Person"})).await, 4);
+        let (sorted, _) = query(&st, json!({"type": "Person", "sort": ["-age"]})).await.expect("sorted");
+        let order: Vec<&str> = sorted.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(order, ["c", "a", "b", "d"]);
+        let mut first = st.find_first_request();
+        first.get().set_query(json!({"type": "Person", "sort": ["age"]}).to_string());
+        let r = first.send().promise.await.expect("findFirst");
+        assert!(r.get().unwrap().get_found());
+        assert_eq!(thing(r.get().unwrap().get_thing().unwrap()).id, "d");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cursors_page_through_everything_once_in_order() {
+    let dir = data_dir("paging");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", "pages");
+        let mut bulk = st.bulk_create_request();
+        {
+            let mut list = bulk.get().init_things(25);
+            for i in 0..25u32 {
+                let mut n = list.reborrow().get(i);
+                n.set_type("Item");
+                n.set_id(format!("i{i:02}"));
+                // Ties on `rank` force the id tie-breaker.
+                n.set_data(json!({"rank": i / 3}).to_string());
+            }
+        }
+        assert_eq!(bulk.send().promise.await.expect("bulk").get().unwrap().get_things().unwrap().len(), 25);
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        let mut pages = 0;
+        loop {
+            let (page, next) = query(&st, json!({"type": "Item", "sort": ["-rank"], "limit": 10, "cursor": cursor}))
+                .await
+                .expect("page");
+            pages += 1;
+            seen.extend(page.into_iter().map(|t| (t.data["rank"].as_i64().unwrap(), t.id)));
+            if next.is_empty() {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen.len(), 25);
+        let mut expected = seen.clone();
+        expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        assert_eq!(seen, expected, "descending rank, ids ascending within a rank, nothing twice");
+        let e = query(&st, json!({"type": "Item", "sort": ["rank"], "cursor": "bm9uc2Vuc2U"})).await;
+        assert_eq!(code(e), Code::InvalidArgument);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn writes_conflict_delete_restore_and_upsert() {
+    let dir = data_dir("writes");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", "w");
+        let t = create(&st, "Counter", "c1", json!({"n": 1})).await.expect("create");
+        assert_eq!(code(create(&st, "Counter", "c1", json!({})).await), Code::Conflict);
+        let update = |patch: Value, expected: u64| {
+            let mut req = st.update_request();
+            req.get().set_id("c1");
+            req.get().set_patch(patch.to_string());
+            req.get().set_expected_version(expected);
+            let p = req.send().promise;
+            async move { Ok::<_, rpc_core::RpcError>(thing(p.await?.get()?.get_thing()?)) }
+        };
+        let t2 = update(json!({"$inc": {"n": 5}, "label": "x"}), t.version).await.expect("update");
+        assert_eq!((t2.data["n"].clone(), t2.version), (json!(6), 2));
+        assert_eq!(code(update(json!({"n": 0}), 1).await), Code::Conflict, "stale version");
+        // Ten increments without versions all land.
+        let incs: Vec<_> = (0..10).map(|_| update(json!({"$inc": {"n": 1}}), 0)).collect();
+        for r in futures::future::join_all(incs).await {
+            r.expect("inc");
+        }
+        let mut get = st.get_request();
+        get.get().set_id("c1");
+        assert_eq!(thing(get.send().promise.await.unwrap().get().unwrap().get_thing().unwrap()).data["n"], json!(16));
+        let mut del = st.delete_request();
+        del.get().set_id("c1");
+        del.get().set_soft(true);
+        assert!(del.send().promise.await.unwrap().get().unwrap().get_deleted());
+        let mut get = st.get_request();
+        get.get().set_id("c1");
+        assert_eq!(code(get.send().promise.await), Code::NotFound);
+        assert_eq!(count(&st, json!({"includeDeleted": true, "where": {"deletedAt": {"$gt": 0}}})).await, 1);
+        let mut restore = st.restore_request();
+        restore.get().set_id("c1");
+        let back = thing(restore.send().promise.await.expect("restore").get().unwrap().get_thing().unwrap());
+        assert_eq!((back.deleted_at, back.data["n"].clone()), (0, json!(16)));
+        let mut up = st.upsert_request();
+        up.get().set_type("Counter");
+        up.get().set_id("c2");
+        up.get().set_data(json!({"n": 7}).to_string());
+        assert!(up.send().promise.await.expect("upsert").get().unwrap().get_created());
+        let mut up = st.upsert_request();
+        up.get().set_type("Counter");
+        up.get().set_id("c2");
+        up.get().set_data(json!({"n": 8}).to_string());
+        let r = up.send().promise.await.expect("upsert again");
+        assert!(!r.get().unwrap().get_created());
+        assert_eq!(thing(r.get().unwrap().get_thing().unwrap()).data["n"], json!(8));
+        let mut bu = st.bulk_update_request();
+        bu.get().set_query(json!({"type": "Counter"}).to_string());
+        bu.get().set_patch(json!({"$inc": {"n": 100}}).to_string());
+        assert_eq!(bu.send().promise.await.expect("bulk update").get().unwrap().get_count(), 2);
+        assert_eq!(count(&st, json!({"where": {"n": {"$gte": 100}}})).await, 2);
+        let mut bd = st.bulk_delete_request();
+        bd.get().set_query(json!({"type": "Counter"}).to_string());
+        assert_eq!(bd.send().promise.await.expect("bulk delete").get().unwrap().get_count(), 2);
+        assert_eq!(count(&st, json!({"includeDeleted": true})).await, 0);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn things_survive_a_restart_and_objects_are_separate() {
+    let dir = data_dir("restart");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        create(&storage_of(&session.bootstrap, "Customer", "acme"), "Note", "n1", json!({"text": "kept"}))
+            .await
+            .expect("create");
+        create(&storage_of(&session.bootstrap, "Customer", "globex"), "Note", "n2", json!({"text": "other"}))
+            .await
+            .expect("create");
+    });
+    s.stop();
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let acme = storage_of(&session.bootstrap, "Customer", "acme");
+        let (things, _) = query(&acme, json!({})).await.expect("query");
+        assert_eq!(things.len(), 1, "each object has its own database");
+        assert_eq!(things[0].data["text"], "kept");
+    });
+    s.stop();
+    let files: Vec<_> = std::fs::read_dir(dir.join("default").join("Customer")).expect("class dir").flatten().collect();
+    assert!(files.iter().filter(|f| f.path().extension().is_some_and(|e| e == "sqlite")).count() == 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn idle_objects_are_evicted_and_come_back_intact() {
+    let dir = data_dir("evict");
+    let (s, host) = object_server(&dir, Duration::from_millis(100));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        create(&storage_of(&session.bootstrap, "Customer", "sleepy"), "Note", "n", json!({"v": 1}))
+            .await
+            .expect("create");
+        session.close().await.expect("close");
+        let evicted = async {
+            while host.live.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), evicted).await.expect("the idle object is evicted");
+        assert!(host.evictions.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let (things, _) = query(&storage_of(&session.bootstrap, "Customer", "sleepy"), json!({})).await.expect("query");
+        assert_eq!(things[0].data["v"], 1);
+        assert!(host.loads.load(std::sync::atomic::Ordering::Relaxed) >= 2, "loaded again from its file");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn hostile_and_malformed_input_gets_typed_errors_and_leaves_data_intact() {
+    let dir = data_dir("hostile");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", "h");
+        let evil = "x'); DROP TABLE things; --";
+        create(&st, "Note", "n1", json!({"text": evil})).await.expect("a hostile value is just data");
+        assert_eq!(ids(&st, json!({"where": {"text": evil}})).await, ["n1"]);
+        assert_eq!(code(query(&st, json!({"where": {"text') OR 1=1 --": 1}})).await), Code::InvalidArgument);
+        assert_eq!(code(query(&st, json!({"sort": ["data.x; DROP TABLE things"]})).await), Code::InvalidArgument);
+        assert_eq!(code(create(&st, "Bad Type!", "", json!({})).await), Code::InvalidArgument);
+        assert_eq!(code(create(&st, "Note", "", json!([1, 2])).await), Code::InvalidArgument);
+        let big = "x".repeat((1 << 20) + 10);
+        assert_eq!(code(create(&st, "Note", "", json!({"big": big})).await), Code::LimitExceeded);
+        let mut deep = json!({"a": 1});
+        for _ in 0..20 {
+            deep = json!({"$or": [deep]});
+        }
+        assert_eq!(code(query(&st, json!({"where": deep})).await), Code::LimitExceeded);
+        assert_eq!(code(query(&st, json!({"where": {"text": {"$regex": "(a"}}})).await), Code::InvalidArgument);
+        // A pattern that is catastrophic for backtracking engines runs in linear time.
+        create(&st, "Note", "n2", json!({"text": format!("{}!", "a".repeat(5000))})).await.expect("create");
+        assert!(ids(&st, json!({"where": {"text": {"$regex": "^(a+)+$"}}})).await.is_empty());
+        let mut raw = st.create_request();
+        raw.get().set_type("Note");
+        raw.get().set_data("{not json");
+        assert_eq!(code(raw.send().promise.await), Code::InvalidArgument);
+        assert_eq!(count(&st, json!({})).await, 2, "the data is intact");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
