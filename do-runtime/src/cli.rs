@@ -1,5 +1,6 @@
 //! The `dotdo` command line, parsed into plain values (no I/O here).
 
+use crate::host::registry::HostConfig;
 use rpc_core::server::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ usage:
   dotdo serve [--host 127.0.0.1] [--port 8787] [--tcp-port 8788 | --no-tcp] [--workers N]
               [--max-message-bytes N] [--max-frame-bytes N] [--nesting-limit N]
               [--max-calls-in-flight N] [--max-batch-messages N] [--max-batch-bytes N]
-              [--call-timeout-ms N]
+              [--call-timeout-ms N] [--data DIR] [--object-threads N] [--idle-ms N]
+              [--max-objects N]
   dotdo codegen <schema.capnp>... --out <dir> [-I <import dir>]...
   dotdo help";
 
@@ -19,7 +21,7 @@ usage:
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Run the server.
-    Serve(Box<ServerConfig>),
+    Serve(Box<ServerConfig>, Box<HostConfig>),
     /// Generate Rust code for the given schema files.
     Codegen {
         /// The `.capnp` files.
@@ -51,6 +53,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
 
 fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut c = ServerConfig::default();
+    let mut h = HostConfig::default();
     let mut host: IpAddr = [127, 0, 0, 1].into();
     let (mut port, mut tcp_port) = (8787u16, Some(8788u16));
     while let Some(flag) = args.next() {
@@ -68,6 +71,10 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String
             "--max-batch-messages" => l.max_batch_messages = number(&flag, args.next())?,
             "--max-batch-bytes" => l.max_batch_bytes = number(&flag, args.next())?,
             "--call-timeout-ms" => l.call_timeout = Duration::from_millis(number(&flag, args.next())?),
+            "--data" => h.data_dir = PathBuf::from(args.next().ok_or("--data needs a directory")?),
+            "--object-threads" => h.threads = number(&flag, args.next())?,
+            "--idle-ms" => h.idle_timeout = Duration::from_millis(number(&flag, args.next())?),
+            "--max-objects" => h.max_live = number(&flag, args.next())?,
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }
@@ -76,7 +83,8 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String
     }
     c.http_addr = SocketAddr::new(host, port);
     c.tcp_addr = tcp_port.map(|p| SocketAddr::new(host, p));
-    Ok(Command::Serve(Box::new(c)))
+    h.call_timeout = c.limits.call_timeout;
+    Ok(Command::Serve(Box::new(c), Box::new(h)))
 }
 
 fn parse_codegen(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
@@ -105,18 +113,22 @@ mod tests {
 
     #[test]
     fn serve_defaults_to_loopback() {
-        let Command::Serve(c) = parse(args("serve")).unwrap() else { panic!() };
+        let Command::Serve(c, h) = parse(args("serve")).unwrap() else { panic!() };
+        assert_eq!(h.data_dir, PathBuf::from(".dotdo"));
         assert_eq!(c.http_addr, "127.0.0.1:8787".parse().unwrap());
         assert_eq!(c.tcp_addr, Some("127.0.0.1:8788".parse().unwrap()));
     }
 
     #[test]
     fn serve_flags_set_limits() {
-        let Command::Serve(c) =
-            parse(args("serve --port 0 --no-tcp --max-calls-in-flight 7 --call-timeout-ms 250")).unwrap()
-        else {
+        let Command::Serve(c, h) = parse(args(
+            "serve --port 0 --no-tcp --max-calls-in-flight 7 --call-timeout-ms 250 --data /tmp/x --idle-ms 5",
+        ))
+        .unwrap() else {
             panic!()
         };
+        assert_eq!((h.data_dir.to_str(), h.idle_timeout), (Some("/tmp/x"), Duration::from_millis(5)));
+        assert_eq!(h.call_timeout, Duration::from_millis(250));
         assert_eq!(c.http_addr.port(), 0);
         assert_eq!(c.tcp_addr, None);
         assert_eq!(c.limits.max_calls_in_flight, 7);

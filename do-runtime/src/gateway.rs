@@ -14,6 +14,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A session's connection to one object: its capability and how to close it.
+type ObjectConnection = (object::Client, Option<capnp_rpc::Disconnector<Side>>);
+
 /// Serves `Gateway` for one session.
 pub struct GatewayServer {
     info: SessionInfo,
@@ -21,7 +24,7 @@ pub struct GatewayServer {
     layer: Layer,
     objects: Arc<ObjectHost>,
     /// This session's connections to objects, closed when the session ends.
-    connections: RefCell<HashMap<ObjectKey, (object::Client, Option<capnp_rpc::Disconnector<Side>>)>>,
+    connections: RefCell<HashMap<ObjectKey, ObjectConnection>>,
 }
 
 impl GatewayServer {

@@ -24,15 +24,17 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Serve(config) => {
-            let server = match do_runtime::serve(*config) {
-                Ok(s) => s,
+        Command::Serve(config, host) => {
+            let data = host.data_dir.clone();
+            let server = match do_runtime::serve_with(*config, *host) {
+                Ok((s, _)) => s,
                 Err(e) => {
                     eprintln!("dotdo serve: cannot listen: {e}");
                     std::process::exit(1);
                 }
             };
             println!("dotdo listening on http://{}", server.http_addr);
+            println!("  objects in {}", data.display());
             println!("  POST /rpc   HTTP batch (application/x-capnp)");
             println!("  GET  /rpc   WebSocket (subprotocol capnp-rpc)");
             println!("  GET  /health");

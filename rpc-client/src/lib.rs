@@ -21,6 +21,7 @@
 //! ```
 
 pub mod http;
+pub mod schedule;
 pub mod url;
 
 use capnp::capability::FromClientHook;

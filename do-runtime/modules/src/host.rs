@@ -59,3 +59,10 @@ pub trait Env {
     /// Runs `task` in the background on the object's thread (event delivery).
     fn spawn(&self, task: Task);
 }
+
+/// The object's one alarm: the host calls the object back at (or soon after) the time
+/// set, even across restarts and eviction.
+pub trait Alarm {
+    /// Sets the alarm to `at_ms` (ms since the epoch), or clears it with `None`.
+    fn set_alarm(&self, at_ms: Option<i64>);
+}

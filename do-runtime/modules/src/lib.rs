@@ -7,4 +7,5 @@
 pub mod events;
 pub mod host;
 pub mod object;
+pub mod schedule;
 pub mod storage;

@@ -1,11 +1,13 @@
 //! `Object`: the capability of one Durable Object, whose getters hand out its modules.
 
 use crate::events::{EventHub, EventsServer};
-use crate::host::{Env, Sql};
+use crate::host::{Alarm, Env, Sql};
+use crate::schedule::server::{ScheduleServer, Scheduler};
 use crate::storage::server::StorageServer;
 use capnp::capability::Rc as CapRc;
 use rpc_core::RpcError;
-use schema::object_capnp::{events, object, storage};
+use schema::object_capnp::{events, object, schedule, storage};
+use std::rc::Rc;
 
 /// Who an object is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,20 @@ pub struct ObjectServer {
     address: Address,
     storage: storage::Client,
     events: events::Client,
+    schedule: schedule::Client,
+}
+
+/// What the host keeps of an object besides its capability: the alarm callback.
+#[derive(Clone)]
+pub struct Hooks {
+    scheduler: Rc<Scheduler>,
+}
+
+impl Hooks {
+    /// Call when the object's alarm fires; returns how many schedules ran.
+    pub fn on_alarm(&self) -> Result<usize, RpcError> {
+        self.scheduler.on_alarm()
+    }
 }
 
 impl ObjectServer {
@@ -32,15 +48,18 @@ impl ObjectServer {
     /// a client (the host's layer: deadlines and typed errors).
     pub fn new(
         address: Address,
-        sql: std::rc::Rc<dyn Sql>,
-        env: std::rc::Rc<dyn Env>,
+        sql: Rc<dyn Sql>,
+        env: Rc<dyn Env>,
+        alarm: Rc<dyn Alarm>,
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
-    ) -> Result<Self, RpcError> {
+    ) -> Result<(Self, Hooks), RpcError> {
         let hub = EventHub::new(sql.clone(), env.clone(), address.id.clone())?;
+        let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), alarm)?;
         let storage = StorageServer::new(sql, env, hub.clone())?;
         let storage = storage::Client { client: wrap(Module::Storage(storage)) };
         let events = events::Client { client: wrap(Module::Events(EventsServer::new(hub))) };
-        Ok(ObjectServer { address, storage, events })
+        let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };
+        Ok((ObjectServer { address, storage, events, schedule }, Hooks { scheduler }))
     }
 }
 
@@ -50,6 +69,8 @@ pub enum Module {
     Storage(StorageServer),
     /// The events server.
     Events(EventsServer),
+    /// The schedule server.
+    Schedule(ScheduleServer),
 }
 
 impl Module {
@@ -58,6 +79,7 @@ impl Module {
         match self {
             Module::Storage(s) => capnp_rpc::new_client::<storage::Client, _>(s).client,
             Module::Events(s) => capnp_rpc::new_client::<events::Client, _>(s).client,
+            Module::Schedule(s) => capnp_rpc::new_client::<schedule::Client, _>(s).client,
         }
     }
 }
@@ -87,6 +109,15 @@ impl object::Server for ObjectServer {
         mut results: object::EventsResults,
     ) -> capnp::Result<()> {
         results.get().set_events(self.events.clone());
+        Ok(())
+    }
+
+    async fn schedule(
+        self: CapRc<Self>,
+        _: object::ScheduleParams,
+        mut results: object::ScheduleResults,
+    ) -> capnp::Result<()> {
+        results.get().set_schedule(self.schedule.clone());
         Ok(())
     }
 }

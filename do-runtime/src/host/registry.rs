@@ -13,17 +13,17 @@ use super::channel::{pair, ChannelFrames};
 use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
-use do_modules::host::{Env, Task};
-use do_modules::object::{Address, Module, ObjectServer};
+use do_modules::host::{Alarm, Env, Task};
+use do_modules::object::{Address, Hooks, Module, ObjectServer};
 use rpc_core::guard::Guard;
 use rpc_core::transport::Pump;
 use rpc_core::vat::{rpc_system, Link};
 use rpc_core::{Code, Layer, Limits, RpcError};
-use schema::object_capnp::{events, object, storage};
+use schema::object_capnp::{events, object, schedule, storage};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +86,11 @@ impl ObjectKey {
         Ok(ObjectKey { namespace: namespace.into(), class: class.into(), name: name.into() })
     }
 
+    /// Which of `threads` object threads hosts the object with this id.
+    pub fn shard(id: &str, threads: usize) -> usize {
+        u64::from_str_radix(id.get(..8).unwrap_or("0"), 16).unwrap_or(0) as usize % threads.max(1)
+    }
+
     /// The object's id: derived from the name alone (as `idFromName`), SHA-256 in hex.
     pub fn id(&self) -> String {
         let d = ring::digest::digest(
@@ -105,6 +110,8 @@ pub struct HostMetrics {
     pub evictions: AtomicU64,
     /// Objects in memory now.
     pub live: AtomicU64,
+    /// Alarms that have fired.
+    pub alarms_fired: AtomicU64,
 }
 
 struct Open {
@@ -127,9 +134,10 @@ impl ObjectHost {
         for i in 0..config.threads.max(1) {
             let (tx, rx) = unbounded_channel();
             let (config, metrics) = (config.clone(), metrics.clone());
+            let threads = config.threads.max(1);
             std::thread::Builder::new()
                 .name(format!("dotdo-objects-{i}"))
-                .spawn(move || object_thread(rx, config, metrics))?;
+                .spawn(move || object_thread(rx, config, metrics, i, threads))?;
             senders.push(tx);
         }
         Ok(Arc::new(ObjectHost { senders, metrics }))
@@ -139,8 +147,7 @@ impl ObjectHost {
     /// calls on it are pipelined until the object is loaded) and the connection's
     /// disconnector. Must run inside a `LocalSet`.
     pub fn connect(&self, key: ObjectKey) -> Result<(object::Client, capnp_rpc::Disconnector<Side>), RpcError> {
-        let id = key.id();
-        let shard = u64::from_str_radix(&id[..8], 16).unwrap_or(0) as usize % self.senders.len();
+        let shard = ObjectKey::shard(&key.id(), self.senders.len());
         let (mine, theirs) = pair();
         self.senders[shard]
             .send(Open { key, io: theirs })
@@ -179,8 +186,25 @@ impl Env for NativeEnv {
 
 struct Entry {
     client: object::Client,
+    hooks: Hooks,
     connections: usize,
     last_used: Instant,
+}
+
+/// The alarm of one object, kept by its thread's registry (and in the alarm index, so
+/// it survives restarts and eviction).
+struct NativeAlarm {
+    registry: Weak<Registry>,
+    id: String,
+    key: ObjectKey,
+}
+
+impl Alarm for NativeAlarm {
+    fn set_alarm(&self, at_ms: Option<i64>) {
+        if let Some(r) = self.registry.upgrade() {
+            r.set_alarm(&self.id, &self.key, at_ms);
+        }
+    }
 }
 
 struct Registry {
@@ -188,16 +212,103 @@ struct Registry {
     metrics: Arc<HostMetrics>,
     entries: RefCell<HashMap<String, Entry>>,
     env: Rc<NativeEnv>,
+    alarms: RefCell<HashMap<String, (ObjectKey, i64)>>,
+    alarm_changed: tokio::sync::Notify,
+    index: Option<rusqlite::Connection>,
+}
+
+/// The alarm index: which objects want waking when, across restarts.
+fn open_index(dir: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let _ = std::fs::create_dir_all(dir);
+    let c = rusqlite::Connection::open(dir.join("alarms.sqlite"))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS alarms (id TEXT PRIMARY KEY, namespace TEXT, class TEXT, name TEXT, at INTEGER NOT NULL)",
+    )?;
+    Ok(c)
 }
 
 impl Registry {
-    fn load(&self, key: &ObjectKey, id: &str) -> Result<object::Client, RpcError> {
+    fn set_alarm(&self, id: &str, key: &ObjectKey, at: Option<i64>) {
+        match at {
+            Some(at) => {
+                self.alarms.borrow_mut().insert(id.to_string(), (key.clone(), at));
+            }
+            None => {
+                self.alarms.borrow_mut().remove(id);
+            }
+        }
+        if let Some(c) = &self.index {
+            let r = match at {
+                Some(at) => c.execute(
+                    "INSERT INTO alarms (id, namespace, class, name, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET at = ?5",
+                    rusqlite::params![id, key.namespace, key.class, key.name, at],
+                ),
+                None => c.execute("DELETE FROM alarms WHERE id = ?1", rusqlite::params![id]),
+            };
+            if let Err(e) = r {
+                eprintln!("dotdo: cannot record the alarm of {id}: {e}");
+            }
+        }
+        self.alarm_changed.notify_one();
+    }
+
+    /// Alarms of this thread's objects recorded before a restart.
+    fn restore_alarms(&self, shard: usize, threads: usize) {
+        let Some(c) = &self.index else { return };
+        let rows: Vec<(String, ObjectKey, i64)> = c
+            .prepare("SELECT id, namespace, class, name, at FROM alarms")
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((r.get(0)?, ObjectKey { namespace: r.get(1)?, class: r.get(2)?, name: r.get(3)? }, r.get(4)?))
+                })?
+                .collect()
+            })
+            .unwrap_or_default();
+        let mut alarms = self.alarms.borrow_mut();
+        for (id, key, at) in rows.into_iter().filter(|(id, ..)| ObjectKey::shard(id, threads) == shard) {
+            alarms.insert(id, (key, at));
+        }
+    }
+
+    fn next_alarm(&self) -> Option<i64> {
+        self.alarms.borrow().values().map(|(_, at)| *at).min()
+    }
+
+    /// Wakes every object whose alarm is due (loading evicted ones from their files).
+    fn fire_due(self: &Rc<Self>) {
+        let now = self.env.now_ms();
+        let due: Vec<(String, ObjectKey)> = self
+            .alarms
+            .borrow()
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(id, (k, _))| (id.clone(), k.clone()))
+            .collect();
+        for (id, key) in due {
+            self.alarms.borrow_mut().remove(&id);
+            match self.ensure(&key) {
+                Ok(hooks) => {
+                    self.metrics.alarms_fired.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = hooks.on_alarm() {
+                        eprintln!("dotdo: alarm of {id} failed: {e}");
+                    }
+                }
+                Err(e) => eprintln!("dotdo: cannot wake {id}: {e}"),
+            }
+        }
+    }
+
+    fn load(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, Hooks), RpcError> {
         let path = self.config.data_dir.join(&key.namespace).join(&key.class).join(format!("{id}.sqlite"));
         let sql = Rc::new(SqliteDb::open(&path)?);
         let layer = Layer::new(self.config.call_timeout);
         let wrap = |m: Module| match m {
             Module::Storage(s) => layer.client::<storage::Client, _>(s).client,
             Module::Events(s) => layer.client::<events::Client, _>(s).client,
+            Module::Schedule(s) => layer.client::<schedule::Client, _>(s).client,
         };
         let address = Address {
             id: id.to_string(),
@@ -205,12 +316,21 @@ impl Registry {
             class: key.class.clone(),
             name: key.name.clone(),
         };
-        let server = ObjectServer::new(address, sql, self.env.clone(), &wrap)?;
-        Ok(layer.client(server))
+        let alarm = Rc::new(NativeAlarm { registry: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
+        let (server, hooks) = ObjectServer::new(address, sql, self.env.clone(), alarm, &wrap)?;
+        Ok((layer.client(server), hooks))
+    }
+
+    /// The object's hooks, loading it if needed (no connection counted).
+    fn ensure(self: &Rc<Self>, key: &ObjectKey) -> Result<Hooks, RpcError> {
+        let (id, _) = self.open(key)?;
+        let hooks = self.entries.borrow().get(&id).map(|e| e.hooks.clone());
+        self.close(&id);
+        hooks.ok_or_else(|| RpcError::new(Code::Internal, "object vanished while loading"))
     }
 
     /// The object's client, loading it if needed, with one more connection counted.
-    fn open(&self, key: &ObjectKey) -> Result<(String, object::Client), RpcError> {
+    fn open(self: &Rc<Self>, key: &ObjectKey) -> Result<(String, object::Client), RpcError> {
         let id = key.id();
         let mut entries = self.entries.borrow_mut();
         if let Some(e) = entries.get_mut(&id) {
@@ -238,9 +358,11 @@ impl Registry {
                 }
             }
         }
-        let client = self.load(key, &id)?;
+        drop(entries);
+        let (client, hooks) = self.load(key, &id)?;
         self.metrics.loads.fetch_add(1, Ordering::Relaxed);
-        entries.insert(id.clone(), Entry { client: client.clone(), connections: 1, last_used: Instant::now() });
+        let mut entries = self.entries.borrow_mut();
+        entries.insert(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
         self.metrics.live.fetch_add(1, Ordering::Relaxed);
         Ok((id, client))
     }
@@ -263,18 +385,55 @@ impl Registry {
     }
 }
 
-fn object_thread(mut rx: UnboundedReceiver<Open>, config: HostConfig, metrics: Arc<HostMetrics>) {
+fn object_thread(
+    mut rx: UnboundedReceiver<Open>,
+    config: HostConfig,
+    metrics: Arc<HostMetrics>,
+    shard: usize,
+    threads: usize,
+) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let sweep = (config.idle_timeout / 4).max(Duration::from_millis(20));
         let env = Rc::new(NativeEnv { rng: ring::rand::SystemRandom::new() });
-        let registry = Rc::new(Registry { config, metrics, entries: RefCell::new(HashMap::new()), env });
+        let index = match open_index(&config.data_dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("dotdo: alarms will not survive a restart: {e}");
+                None
+            }
+        };
+        let registry = Rc::new(Registry {
+            config,
+            metrics,
+            entries: RefCell::new(HashMap::new()),
+            env,
+            alarms: RefCell::default(),
+            alarm_changed: tokio::sync::Notify::new(),
+            index,
+        });
+        registry.restore_alarms(shard, threads);
         let sweeper = registry.clone();
         tokio::task::spawn_local(async move {
             loop {
                 tokio::time::sleep(sweep).await;
                 sweeper.evict_idle();
+            }
+        });
+        let waker = registry.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                match waker.next_alarm() {
+                    None => waker.alarm_changed.notified().await,
+                    Some(at) => {
+                        let wait = Duration::from_millis((at - waker.env.now_ms()).max(0) as u64);
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => waker.fire_due(),
+                            _ = waker.alarm_changed.notified() => {}
+                        }
+                    }
+                }
             }
         });
         while let Some(Open { key, io }) = rx.recv().await {

@@ -1,0 +1,196 @@
+//! The events module over WebSocket callbacks: every wildcard form, storage writes as
+//! events, unsubscribe on drop, cancel and disconnect, slow handlers, replay.
+
+mod common;
+
+use capnp::capability::Rc;
+use common::*;
+use schema::object_capnp::{events, handler, storage, subscription};
+use serde_json::json;
+use std::cell::RefCell;
+use std::time::Duration;
+
+type Seen = std::rc::Rc<RefCell<Vec<String>>>;
+
+/// Records the type of every event it is handed.
+struct Recorder(Seen);
+
+impl handler::Server for Recorder {
+    async fn handle(self: Rc<Self>, params: handler::HandleParams, _: handler::HandleResults) -> capnp::Result<()> {
+        let t = params.get()?.get_event()?.get_type()?.to_string().map_err(|e| capnp::Error::failed(e.to_string()))?;
+        self.0.borrow_mut().push(t);
+        Ok(())
+    }
+}
+
+/// Never answers.
+struct Stuck;
+
+impl handler::Server for Stuck {
+    async fn handle(self: Rc<Self>, _: handler::HandleParams, _: handler::HandleResults) -> capnp::Result<()> {
+        futures::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+fn object_events(g: &schema::session_capnp::gateway::Client, name: &str) -> (events::Client, storage::Client) {
+    let mut req = g.object_request();
+    req.get().set_class("Shop");
+    req.get().set_name(name);
+    let obj = req.send().pipeline.get_object();
+    (obj.events_request().send().pipeline.get_events(), obj.storage_request().send().pipeline.get_storage())
+}
+
+async fn subscribe(ev: &events::Client, pattern: &str, h: handler::Client) -> subscription::Client {
+    let mut req = ev.subscribe_request();
+    req.get().set_pattern(pattern);
+    req.get().set_handler(h);
+    req.send().promise.await.expect("subscribe").get().unwrap().get_subscription().unwrap()
+}
+
+fn recorder() -> (Seen, handler::Client) {
+    let seen: Seen = Default::default();
+    (seen.clone(), capnp_rpc::new_client(Recorder(seen)))
+}
+
+async fn send(ev: &events::Client, t: &str) {
+    let mut req = ev.send_request();
+    req.get().set_type(t);
+    req.get().set_data(json!({"n": 1}).to_string());
+    req.send().promise.await.expect("send");
+}
+
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let wait = async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[test]
+fn subscribers_get_what_their_pattern_matches() {
+    let dir = data_dir("events");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let (ev, st) = object_events(&session.bootstrap, "e1");
+        let mut subs = Vec::new();
+        for p in ["Customer.created", "*.created", "Customer.*", "*.*", "*"] {
+            let (seen, h) = recorder();
+            subs.push((p, seen, subscribe(&ev, p, h).await));
+        }
+        let mut create = st.create_request();
+        create.get().set_type("Customer");
+        create.get().set_id("c1");
+        create.get().set_data(json!({"name": "Ann"}).to_string());
+        create.send().promise.await.expect("create");
+        let mut update = st.update_request();
+        update.get().set_id("c1");
+        update.get().set_patch(json!({"name": "Bea"}).to_string());
+        update.send().promise.await.expect("update");
+        let mut order = st.create_request();
+        order.get().set_type("Order");
+        order.get().set_data("{}");
+        order.send().promise.await.expect("create order");
+        send(&ev, "Invoice.paid").await;
+        let expected: [&[&str]; 5] = [
+            &["Customer.created"],
+            &["Customer.created", "Order.created"],
+            &["Customer.created", "Customer.updated"],
+            &["Customer.created", "Customer.updated", "Order.created", "Invoice.paid"],
+            &["Customer.created", "Customer.updated", "Order.created", "Invoice.paid"],
+        ];
+        for ((p, seen, _), want) in subs.iter().zip(expected) {
+            until(p, || seen.borrow().len() >= want.len()).await;
+            assert_eq!(*seen.borrow(), want, "pattern {p}");
+        }
+        // Replay from the log, in order, filtered.
+        let mut list = ev.list_request();
+        list.get().set_pattern("Customer.*");
+        let r = list.send().promise.await.expect("list");
+        let types: Vec<String> =
+            r.get().unwrap().get_events().unwrap().iter().map(|e| e.get_type().unwrap().to_string().unwrap()).collect();
+        assert_eq!(types, ["Customer.created", "Customer.updated"]);
+        let next = r.get().unwrap().get_next();
+        let mut after = ev.list_request();
+        after.get().set_since(next);
+        assert_eq!(after.send().promise.await.expect("list").get().unwrap().get_events().unwrap().len(), 2);
+        let mut bad = ev.subscribe_request();
+        bad.get().set_pattern("Customer");
+        bad.get().set_handler(recorder().1);
+        assert_eq!(code(bad.send().promise.await), rpc_core::Code::InvalidArgument);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn dropping_cancelling_or_disconnecting_unsubscribes() {
+    let dir = data_dir("unsub");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let (ev, _) = object_events(&session.bootstrap, "e2");
+        let (dropped_seen, h) = recorder();
+        let dropped = subscribe(&ev, "*", h).await;
+        let (cancelled_seen, h) = recorder();
+        let cancelled = subscribe(&ev, "*", h).await;
+        // A second client subscribes, then goes away.
+        let other = rpc_client::connect(&ws).await.expect("connect");
+        let (other_ev, _) = object_events(&other.bootstrap, "e2");
+        let (gone_seen, h) = recorder();
+        let _gone = subscribe(&other_ev, "*", h).await;
+        send(&ev, "A.one").await;
+        until("first event", || {
+            dropped_seen.borrow().len() == 1 && cancelled_seen.borrow().len() == 1 && gone_seen.borrow().len() == 1
+        })
+        .await;
+
+        drop(dropped);
+        cancelled.cancel_request().send().promise.await.expect("cancel");
+        other.close().await.expect("close the other session");
+        // A witness subscribed last sees the next event; the others must not.
+        let (witness, h) = recorder();
+        let _w = subscribe(&ev, "*", h).await;
+        send(&ev, "A.two").await;
+        until("the witness", || witness.borrow().len() == 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(dropped_seen.borrow().len(), 1, "released subscription");
+        assert_eq!(cancelled_seen.borrow().len(), 1, "cancelled subscription");
+        assert_eq!(gone_seen.borrow().len(), 1, "disconnected subscriber");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_stuck_handler_blocks_neither_the_sender_nor_other_handlers() {
+    let dir = data_dir("stuck");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let (ev, _) = object_events(&session.bootstrap, "e3");
+        let stuck = subscribe(&ev, "*", capnp_rpc::new_client(Stuck)).await;
+        let (seen, h) = recorder();
+        let _healthy = subscribe(&ev, "*", h).await;
+        let n = do_modules::events::QUEUE_CAPACITY + 100;
+        for i in 0..n {
+            let mut req = ev.send_request();
+            req.get().set_type("Load.tick");
+            req.get().set_data(json!({ "i": i }).to_string());
+            req.send().promise.await.expect("send is never blocked");
+        }
+        until("every event at the healthy handler", || seen.borrow().len() == n).await;
+        let dropped = stuck.dropped_request().send().promise.await.expect("dropped").get().unwrap().get_count();
+        assert!(dropped >= 99, "overflow is reported: {dropped}");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
