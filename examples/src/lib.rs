@@ -23,7 +23,9 @@ pub fn target() -> std::io::Result<Target> {
         workers: 1,
         ..ServerConfig::default()
     };
-    let server = do_runtime::serve(config)?;
+    let data = std::env::temp_dir().join(format!("dotdo-example-{}", std::process::id()));
+    let host = do_runtime::HostConfig { data_dir: data, ..Default::default() };
+    let (server, _) = do_runtime::serve_with(config, host)?;
     let tcp = server.tcp_addr.expect("the config asks for a tcp listener");
     let urls = vec![
         format!("ws://{}/rpc", server.http_addr),

@@ -1,0 +1,198 @@
+//! The objects benchmark: storage get/create/query through RPC (WebSocket) and
+//! in-process (the same store on SQLite, no RPC), on the same data set (ITEMS things
+//! created one by one, then gets and queries over them), and event fan-out to 100
+//! subscribers. `cargo bench -p tests --bench objects` (DOTDO_BENCH_SECS, default 1,
+//! is the time for the get and query figures).
+
+use capnp::capability::Rc as CapRc;
+use do_modules::host::{Env, Task};
+use do_modules::storage::query::Query;
+use do_modules::storage::things::Store;
+use rpc_core::server::ServerConfig;
+use schema::object_capnp::{events, handler, storage};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+fn secs() -> f64 {
+    std::env::var("DOTDO_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
+}
+
+struct BenchEnv(Cell<u64>);
+
+impl Env for BenchEnv {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+    fn random_u64(&self) -> u64 {
+        self.0.set(self.0.get().wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));
+        self.0.get()
+    }
+    fn spawn(&self, task: Task) {
+        tokio::task::spawn_local(task);
+    }
+}
+
+/// Runs `op` repeatedly for the configured time; returns ops/s.
+async fn rate<F: std::future::Future<Output = ()>>(mut op: impl FnMut(u64) -> F) -> f64 {
+    let (t0, mut n) = (Instant::now(), 0u64);
+    while t0.elapsed().as_secs_f64() < secs() {
+        op(n).await;
+        n += 1;
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Things created before gets and queries are timed.
+const ITEMS: u64 = 2000;
+
+const QUERY: &str = r#"{"type": "Item", "where": {"group": 3, "n": {"$gte": 10}}, "sort": ["-n"], "limit": 10}"#;
+
+fn in_process(dir: &std::path::Path) -> (f64, f64, f64) {
+    let db = do_runtime::host::sqlite::SqliteDb::open(&dir.join("inproc.sqlite")).expect("db");
+    let env = BenchEnv(Cell::new(7));
+    let store = Store { sql: &db, env: &env };
+    store.migrate().expect("migrate");
+    let time = |f: &mut dyn FnMut(u64)| {
+        let (t0, mut n) = (Instant::now(), 0u64);
+        while t0.elapsed().as_secs_f64() < secs() {
+            f(n);
+            n += 1;
+        }
+        n as f64 / t0.elapsed().as_secs_f64()
+    };
+    let t0 = Instant::now();
+    for n in 0..ITEMS {
+        store.create("Item", &format!("i{n}"), &format!(r#"{{"n": {n}, "group": {}}}"#, n % 10)).expect("create");
+    }
+    let create = ITEMS as f64 / t0.elapsed().as_secs_f64();
+    let get = time(&mut |n| {
+        store.get(&format!("i{}", n % 100)).expect("get");
+    });
+    let q = Query::parse(QUERY).expect("query");
+    let query = time(&mut |_| {
+        store.query(&q).expect("query");
+    });
+    (create, get, query)
+}
+
+struct Sink(std::rc::Rc<Cell<u64>>);
+
+impl handler::Server for Sink {
+    async fn handle(self: CapRc<Self>, _: handler::HandleParams, _: handler::HandleResults) -> capnp::Result<()> {
+        self.0.set(self.0.get() + 1);
+        Ok(())
+    }
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("dotdo-bench-objects-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        tcp_addr: None,
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let host = do_runtime::HostConfig { data_dir: dir.join("server"), threads: 1, ..Default::default() };
+    let (server, _) = do_runtime::serve_with(config, host).expect("server");
+    let url = format!("ws://{}/rpc", server.http_addr);
+    let (ip_create, ip_get, ip_query) = rpc_client::run(async { in_process(&dir) });
+
+    rpc_client::run(async move {
+        let session = rpc_client::connect(&url).await.expect("connect");
+        let mut req = session.bootstrap.object_request();
+        req.get().set_class("Bench");
+        req.get().set_name("b");
+        let obj = req.send().promise.await.expect("object").get().unwrap().get_object().unwrap();
+        let st: storage::Client =
+            obj.storage_request().send().promise.await.unwrap().get().unwrap().get_storage().unwrap();
+        let ev: events::Client =
+            obj.events_request().send().promise.await.unwrap().get().unwrap().get_events().unwrap();
+
+        let t0 = Instant::now();
+        for n in 0..ITEMS {
+            let mut r = st.create_request();
+            r.get().set_type("Item");
+            r.get().set_id(format!("i{n}"));
+            r.get().set_data(format!(r#"{{"n": {n}, "group": {}}}"#, n % 10));
+            r.send().promise.await.expect("create");
+        }
+        let create = ITEMS as f64 / t0.elapsed().as_secs_f64();
+        let get = rate(|n| {
+            let mut r = st.get_request();
+            r.get().set_id(format!("i{}", n % 100));
+            let p = r.send().promise;
+            async move {
+                p.await.expect("get");
+            }
+        })
+        .await;
+        let query = rate(|_| {
+            let mut r = st.query_request();
+            r.get().set_query(QUERY);
+            let p = r.send().promise;
+            async move {
+                p.await.expect("query");
+            }
+        })
+        .await;
+        let get_100 = rate(|n| {
+            let calls: Vec<_> = (0..100)
+                .map(|i| {
+                    let mut r = st.get_request();
+                    r.get().set_id(format!("i{}", (n * 100 + i) % 100));
+                    r.send().promise
+                })
+                .collect();
+            async move {
+                for c in futures::future::join_all(calls).await {
+                    c.expect("get");
+                }
+            }
+        })
+        .await
+            * 100.0;
+
+        // Fan-out: 100 subscribers (capabilities on this client) to every event.
+        let delivered = std::rc::Rc::new(Cell::new(0u64));
+        let mut subs = Vec::new();
+        for _ in 0..100 {
+            let mut r = ev.subscribe_request();
+            r.get().set_pattern("*");
+            r.get().set_handler(capnp_rpc::new_client(Sink(delivered.clone())));
+            subs.push(r.send().promise.await.expect("subscribe").get().unwrap().get_subscription().unwrap());
+        }
+        let events = 200u64;
+        let t0 = Instant::now();
+        for i in 0..events {
+            let mut r = ev.send_request();
+            r.get().set_type("Bench.tick");
+            r.get().set_data(format!(r#"{{"i": {i}}}"#));
+            r.send().promise.await.expect("send");
+        }
+        let sent = t0.elapsed();
+        while delivered.get() < events * 100 && t0.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let all = t0.elapsed();
+
+        println!("== storage ops/s over {ITEMS} things: through RPC (WebSocket, sequential) vs in-process (same store, no RPC)");
+        println!("create   {create:>9.0} via RPC   {ip_create:>9.0} in-process   ({:.2}x)", create / ip_create);
+        println!("get      {get:>9.0} via RPC   {ip_get:>9.0} in-process   ({:.2}x)", get / ip_get);
+        println!("query    {query:>9.0} via RPC   {ip_query:>9.0} in-process   ({:.2}x)", query / ip_query);
+        println!("get with 100 in flight {get_100:>9.0} via RPC ({:.2}x sequential RPC gets)", get_100 / get);
+        println!("== event fan-out to 100 subscribers over WebSocket");
+        println!(
+            "{events} events sent in {:.1} ms ({:.0} events/s); {} deliveries done in {:.1} ms ({:.0} deliveries/s)",
+            sent.as_secs_f64() * 1e3,
+            events as f64 / sent.as_secs_f64(),
+            delivered.get(),
+            all.as_secs_f64() * 1e3,
+            delivered.get() as f64 / all.as_secs_f64()
+        );
+        drop(subs);
+    });
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
