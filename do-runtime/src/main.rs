@@ -2,6 +2,7 @@
 //! defaults on 127.0.0.1; `dotdo codegen` generates Rust clients from a schema.
 
 use do_runtime::cli::{parse, Command, USAGE};
+use std::io::Write;
 
 fn main() {
     let command = match parse(std::env::args().skip(1)) {
@@ -33,14 +34,17 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            println!("dotdo listening on http://{}", server.http_addr);
-            println!("  objects in {}", data.display());
-            println!("  POST /rpc   HTTP batch (application/x-capnp)");
-            println!("  GET  /rpc   WebSocket (subprotocol capnp-rpc)");
-            println!("  GET  /health");
+            // Where it listens; a closed stdout must not stop the server.
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "dotdo listening on http://{}", server.http_addr);
+            let _ = writeln!(out, "  objects in {}", data.display());
+            let _ = writeln!(out, "  POST /rpc   HTTP batch (application/x-capnp)");
+            let _ = writeln!(out, "  GET  /rpc   WebSocket (subprotocol capnp-rpc)");
+            let _ = writeln!(out, "  GET  /health");
             if let Some(tcp) = server.tcp_addr {
-                println!("  tcp://{tcp}   Cap'n Proto stream");
+                let _ = writeln!(out, "  tcp://{tcp}   Cap'n Proto stream");
             }
+            let _ = out.flush();
             server.wait();
         }
     }

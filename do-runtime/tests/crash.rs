@@ -16,9 +16,11 @@ fn start(dir: &std::path::Path) -> (Child, String) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("dotdo starts");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).expect("the listening line");
+    stdout.read_line(&mut line).expect("the listening line");
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let addr =
         line.trim().strip_prefix("dotdo listening on http://").expect("dotdo prints where it listens").to_string();
     (child, format!("ws://{addr}/rpc"))
