@@ -5,6 +5,7 @@ use crate::demo::DirectoryServer;
 use crate::host::registry::{ObjectHost, ObjectKey};
 use capnp::capability::Rc;
 use capnp_rpc::rpc_twoparty_capnp::Side;
+use rpc_broker::{BrokerServer, BrokerState};
 use rpc_core::negotiation::{negotiate, Offer, ServerProtocol};
 use rpc_core::server::SessionInfo;
 use rpc_core::Layer;
@@ -23,22 +24,42 @@ pub struct GatewayServer {
     protocol: ServerProtocol,
     layer: Layer,
     objects: Arc<ObjectHost>,
+    broker: Arc<BrokerState>,
     /// This session's connections to objects, closed when the session ends.
     connections: RefCell<HashMap<ObjectKey, ObjectConnection>>,
 }
 
 impl GatewayServer {
     /// The gateway of the session described by `info`, reaching objects in `objects`.
-    pub fn new(info: SessionInfo, objects: Arc<ObjectHost>) -> Self {
+    pub fn new(info: SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> Self {
         let layer = Layer::new(info.limits.call_timeout);
-        GatewayServer { info, protocol: ServerProtocol::default(), layer, objects, connections: RefCell::default() }
+        GatewayServer {
+            info,
+            protocol: ServerProtocol::default(),
+            layer,
+            objects,
+            broker,
+            connections: RefCell::default(),
+        }
     }
 
     /// Serves the gateway as a layered capability.
-    pub fn client(info: &SessionInfo, objects: Arc<ObjectHost>) -> gateway::Client {
-        let server = GatewayServer::new(info.clone(), objects);
+    pub fn client(info: &SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> gateway::Client {
+        let server = GatewayServer::new(info.clone(), objects, broker);
         let layer = server.layer;
         layer.client(server)
+    }
+
+    /// This session's connection to the object (class, name) in its namespace.
+    fn open_object(&self, class: &str, name: &str) -> Result<object::Client, rpc_core::RpcError> {
+        let key = ObjectKey::new(&self.info.namespace, class, name)?;
+        let existing = self.connections.borrow().get(&key).map(|(c, _)| c.clone());
+        if let Some(c) = existing {
+            return Ok(c);
+        }
+        let (client, disconnector) = self.objects.connect(key.clone())?;
+        self.connections.borrow_mut().insert(key, (client.clone(), Some(disconnector)));
+        Ok(client)
     }
 }
 
@@ -125,17 +146,22 @@ impl gateway::Server for GatewayServer {
         let text = |t: capnp::Result<capnp::text::Reader<'_>>| -> capnp::Result<String> {
             t?.to_string().map_err(|e| rpc_core::RpcError::new(rpc_core::Code::InvalidArgument, e.to_string()).into())
         };
-        let key = ObjectKey::new(&self.info.namespace, &text(p.get_class())?, &text(p.get_name())?)?;
-        let existing = self.connections.borrow().get(&key).map(|(c, _)| c.clone());
-        let client = match existing {
-            Some(c) => c,
-            None => {
-                let (client, disconnector) = self.objects.connect(key.clone())?;
-                self.connections.borrow_mut().insert(key, (client.clone(), Some(disconnector)));
-                client
-            }
-        };
-        results.get().set_object(client);
+        results.get().set_object(self.open_object(&text(p.get_class())?, &text(p.get_name())?)?);
+        Ok(())
+    }
+
+    async fn broker(
+        self: Rc<Self>,
+        params: gateway::BrokerParams,
+        mut results: gateway::BrokerResults,
+    ) -> capnp::Result<()> {
+        let key = params.get()?.get_api_key()?.to_string().unwrap_or_default();
+        let admin = self.broker.is_admin(&key);
+        let gateway = self.clone();
+        let resolve: rpc_broker::broker::Resolve =
+            Rc::new(move |class: &str, name: &str| gateway.open_object(class, name));
+        let server = BrokerServer::new(self.broker.clone(), admin, resolve);
+        results.get().set_broker(self.layer.client::<schema::broker_capnp::broker::Client, _>(server));
         Ok(())
     }
 

@@ -16,6 +16,8 @@ pub mod gateway;
 pub mod host;
 
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
+pub use rpc_broker::BrokerConfig;
+use rpc_broker::BrokerState;
 use rpc_core::server::{self, ServerConfig, ServerHandle};
 use std::sync::Arc;
 
@@ -25,12 +27,34 @@ pub fn serve(config: ServerConfig) -> std::io::Result<ServerHandle> {
     serve_with(config, HostConfig::default()).map(|(s, _)| s)
 }
 
-/// Like [`serve`], with the object host configured by `host`; also returns the host's
-/// counters (objects loaded, evicted, live).
+/// Like [`serve`], with the object host configured by `host` and the broker's keys from
+/// the environment (`DOTDO_TOKEN_KEY_FILE` or `DOTDO_TOKEN_KEYS`, `DOTDO_ADMIN_KEY`);
+/// also returns the host's counters (objects loaded, evicted, live).
 pub fn serve_with(config: ServerConfig, host: HostConfig) -> std::io::Result<(ServerHandle, Arc<HostMetrics>)> {
+    let keys = rpc_core::token::KeyRing::from_env().map_err(std::io::Error::other)?;
+    let broker = BrokerConfig {
+        keys,
+        admin_key: std::env::var("DOTDO_ADMIN_KEY").ok(),
+        db_path: host.data_dir.join("broker.sqlite"),
+        call_timeout: std::time::Duration::from_secs(5),
+    };
+    serve_all(config, host, broker)
+}
+
+/// Like [`serve_with`], with the broker configured by `broker`.
+pub fn serve_all(
+    config: ServerConfig,
+    host: HostConfig,
+    broker: BrokerConfig,
+) -> std::io::Result<(ServerHandle, Arc<HostMetrics>)> {
     let objects = ObjectHost::start(host)?;
     let metrics = objects.metrics.clone();
-    let server =
-        server::start(config, Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone()).client))?;
+    let broker = BrokerState::new(broker);
+    let shared = broker.clone();
+    let server = server::start(
+        config,
+        Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone(), shared.clone()).client),
+    )?;
+    server.metrics.set_extra(Arc::new(move || broker.metrics.render()));
     Ok((server, metrics))
 }

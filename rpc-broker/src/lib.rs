@@ -1,6 +1,14 @@
-//! The broker object: minting and checking capability tokens, routing calls to objects,
-//! sharding and fan-out. This crate is a placeholder that the broker issue fills; it
-//! depends on `rpc-core` so the workspace's dependency direction is fixed from the start.
+//! The broker object: mints and checks capability tokens (`rpc_core::token`) and turns a
+//! valid token into a capability on the target object that can do only what the token
+//! allows (a [`membrane`]). Three-party handoff: an auth service mints, the broker passes
+//! the token on opaquely, the target side verifies. Also: the [`ring`] that shards keys
+//! over objects, [`fanout`] queries over shards, and [`metrics`].
 
-/// The RPC layer the broker is built on.
-pub use rpc_core as core;
+pub mod broker;
+pub mod fanout;
+pub mod membrane;
+pub mod metrics;
+pub mod revocations;
+pub mod ring;
+
+pub use broker::{BrokerConfig, BrokerServer, BrokerState};

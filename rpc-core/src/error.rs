@@ -36,13 +36,25 @@ pub enum Code {
     Unsupported,
     /// The connection or session is gone.
     Disconnected,
+    /// A token's signature does not check out (tampered, or an unknown key).
+    InvalidSignature,
+    /// A token names another object.
+    WrongTarget,
+    /// A token's scope is below what the method needs.
+    InsufficientScope,
+    /// A token was revoked.
+    Revoked,
+    /// A token is not well-formed.
+    Malformed,
+    /// No signing key is configured (there is never a built-in default).
+    SecretRequired,
     /// A bug or unexpected failure on the far side.
     Internal,
 }
 
 impl Code {
     /// Every code, for tables and tests.
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 19] = [
         Code::InvalidArgument,
         Code::NotFound,
         Code::Unauthorized,
@@ -56,6 +68,12 @@ impl Code {
         Code::Unsupported,
         Code::Disconnected,
         Code::Internal,
+        Code::InvalidSignature,
+        Code::WrongTarget,
+        Code::InsufficientScope,
+        Code::Revoked,
+        Code::Malformed,
+        Code::SecretRequired,
     ];
 
     /// The wire name, e.g. `INVALID_ARGUMENT`.
@@ -74,6 +92,12 @@ impl Code {
             Code::Unsupported => "UNSUPPORTED",
             Code::Disconnected => "DISCONNECTED",
             Code::Internal => "INTERNAL",
+            Code::InvalidSignature => "INVALID_SIGNATURE",
+            Code::WrongTarget => "WRONG_TARGET",
+            Code::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Code::Revoked => "REVOKED",
+            Code::Malformed => "MALFORMED",
+            Code::SecretRequired => "SECRET_REQUIRED",
         }
     }
 
@@ -96,8 +120,9 @@ impl Code {
     pub fn http_status(self) -> u16 {
         match self {
             Code::InvalidArgument => 400,
-            Code::Unauthorized => 401,
-            Code::Forbidden => 403,
+            Code::Unauthorized | Code::InvalidSignature | Code::Revoked | Code::Malformed => 401,
+            Code::Forbidden | Code::WrongTarget | Code::InsufficientScope => 403,
+            Code::SecretRequired => 500,
             Code::NotFound => 404,
             Code::Conflict => 409,
             Code::LimitExceeded => 413,

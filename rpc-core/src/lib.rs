@@ -29,6 +29,8 @@ pub mod namespace;
 pub mod negotiation;
 #[cfg(feature = "native")]
 pub mod server;
+#[cfg(feature = "tokens")]
+pub mod token;
 #[cfg(feature = "native")]
 pub mod transport;
 pub mod vat;

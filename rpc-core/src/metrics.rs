@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of what the server has done.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Metrics {
     /// HTTP requests of any kind.
     pub http_requests: AtomicU64,
@@ -21,9 +21,39 @@ pub struct Metrics {
     pub aborted_sessions: AtomicU64,
     /// HTTP requests refused as a whole (bad path, type, body or batch).
     pub refused_requests: AtomicU64,
+    /// More Prometheus text for `GET /metrics` (e.g. the broker's).
+    extra: std::sync::OnceLock<Extra>,
+}
+
+/// Renders more metrics text.
+pub type Extra = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_json().to_string())
+    }
 }
 
 impl Metrics {
+    /// Adds `extra` to what `GET /metrics` serves (once; later calls are ignored).
+    pub fn set_extra(&self, extra: Extra) {
+        let _ = self.extra.set(extra);
+    }
+
+    /// The counters in Prometheus text format, followed by the extra text.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        if let serde_json::Value::Object(m) = self.to_json() {
+            for (k, v) in m {
+                out.push_str(&format!("# TYPE dotdo_{k} gauge\ndotdo_{k} {v}\n"));
+            }
+        }
+        if let Some(extra) = self.extra.get() {
+            out.push_str(&extra());
+        }
+        out
+    }
+
     /// Adds one to `counter`.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);

@@ -246,6 +246,11 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(r)
         }
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(shared.metrics.prometheus())));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            Ok(r)
+        }
         (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
         (&Method::GET, "/rpc") => upgrade(req, namespace, &shared),
         (_, "/rpc") => {

@@ -3,6 +3,10 @@
 # database of its own. Its modules are capability servers: storage (Things), events,
 # schedule.
 
+annotation scope @0xcc2f4b44aced05ae (method) :Text;
+# The least token scope a method needs: "read" < "write" < "admin". Brokers' membranes
+# enforce it; a method without one needs "admin".
+
 struct Thing {
   id @0 :Text;
   type @1 :Text;
@@ -26,11 +30,11 @@ struct NewThing {
 }
 
 interface Object {
-  info @0 () -> (id :Text, namespace :Text, class :Text, name :Text);
+  info @0 () -> (id :Text, namespace :Text, class :Text, name :Text) $scope("read");
   # The object's id is derived from (namespace, class, name) alone.
-  storage @1 () -> (storage :Storage);
-  events @2 () -> (events :Events);
-  schedule @3 () -> (schedule :Schedule);
+  storage @1 () -> (storage :Storage) $scope("read");
+  events @2 () -> (events :Events) $scope("read");
+  schedule @3 () -> (schedule :Schedule) $scope("read");
 }
 
 interface Storage {
@@ -39,20 +43,20 @@ interface Storage {
   # Patches are JSON merge patches; {"$inc": {"field": n}} adds atomically.
   # expectedVersion 0 means "any version"; a mismatch is CONFLICT.
 
-  create @0 (type :Text, data :Text, id :Text) -> (thing :Thing);
-  get @1 (id :Text) -> (thing :Thing);
-  update @2 (id :Text, patch :Text, expectedVersion :UInt64) -> (thing :Thing);
-  replace @3 (id :Text, data :Text, expectedVersion :UInt64) -> (thing :Thing);
-  delete @4 (id :Text, soft :Bool) -> (deleted :Bool);
-  restore @5 (id :Text) -> (thing :Thing);
-  query @6 (query :Text) -> (things :List(Thing), cursor :Text);
+  create @0 (type :Text, data :Text, id :Text) -> (thing :Thing) $scope("write");
+  get @1 (id :Text) -> (thing :Thing) $scope("read");
+  update @2 (id :Text, patch :Text, expectedVersion :UInt64) -> (thing :Thing) $scope("write");
+  replace @3 (id :Text, data :Text, expectedVersion :UInt64) -> (thing :Thing) $scope("write");
+  delete @4 (id :Text, soft :Bool) -> (deleted :Bool) $scope("write");
+  restore @5 (id :Text) -> (thing :Thing) $scope("write");
+  query @6 (query :Text) -> (things :List(Thing), cursor :Text) $scope("read");
   # cursor: empty on the last page.
-  findFirst @7 (query :Text) -> (thing :Thing, found :Bool);
-  count @8 (query :Text) -> (count :UInt64);
-  bulkCreate @9 (things :List(NewThing)) -> (things :List(Thing));
-  bulkUpdate @10 (query :Text, patch :Text) -> (count :UInt64);
-  bulkDelete @11 (query :Text, soft :Bool) -> (count :UInt64);
-  upsert @12 (type :Text, id :Text, data :Text) -> (thing :Thing, created :Bool);
+  findFirst @7 (query :Text) -> (thing :Thing, found :Bool) $scope("read");
+  count @8 (query :Text) -> (count :UInt64) $scope("read");
+  bulkCreate @9 (things :List(NewThing)) -> (things :List(Thing)) $scope("write");
+  bulkUpdate @10 (query :Text, patch :Text) -> (count :UInt64) $scope("write");
+  bulkDelete @11 (query :Text, soft :Bool) -> (count :UInt64) $scope("write");
+  upsert @12 (type :Text, id :Text, data :Text) -> (thing :Thing, created :Bool) $scope("write");
 }
 
 struct Event {
@@ -72,16 +76,16 @@ interface Handler {
 }
 
 interface Subscription {
-  cancel @0 () -> ();
-  dropped @1 () -> (count :UInt64);
+  cancel @0 () -> () $scope("read");
+  dropped @1 () -> (count :UInt64) $scope("read");
   # Events not delivered because this subscriber's queue was full.
 }
 
 interface Events {
-  send @0 (type :Text, data :Text) -> (event :Event);
-  subscribe @1 (pattern :Text, handler :Handler) -> (subscription :Subscription);
+  send @0 (type :Text, data :Text) -> (event :Event) $scope("write");
+  subscribe @1 (pattern :Text, handler :Handler) -> (subscription :Subscription) $scope("read");
   # Patterns: `Customer.created`, `*.created`, `Customer.*`, `*.*`, `*`.
-  list @2 (since :UInt64, pattern :Text, limit :UInt32) -> (events :List(Event), next :UInt64);
+  list @2 (since :UInt64, pattern :Text, limit :UInt32) -> (events :List(Event), next :UInt64) $scope("read");
 }
 
 struct ScheduleEntry {
@@ -95,9 +99,9 @@ struct ScheduleEntry {
 }
 
 interface Schedule {
-  schedule @0 (spec :Text, action :Text, data :Text, handler :Handler) -> (entry :ScheduleEntry);
+  schedule @0 (spec :Text, action :Text, data :Text, handler :Handler) -> (entry :ScheduleEntry) $scope("write");
   # spec: 5/6-field cron, or `every 5 minutes`, `every day at 14:30`, `every Monday at 9am`...
-  list @1 () -> (entries :List(ScheduleEntry));
-  cancel @2 (id :Text) -> (cancelled :Bool);
-  nextRun @3 (id :Text) -> (at :Int64);
+  list @1 () -> (entries :List(ScheduleEntry)) $scope("read");
+  cancel @2 (id :Text) -> (cancelled :Bool) $scope("write");
+  nextRun @3 (id :Text) -> (at :Int64) $scope("read");
 }

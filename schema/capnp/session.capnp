@@ -4,6 +4,7 @@
 
 using Demo = import "demo.capnp";
 using Obj = import "object.capnp";
+using Brk = import "broker.capnp";
 
 struct NegotiateRequest {
   clientId @0 :Text;
@@ -54,4 +55,9 @@ interface Gateway {
 
   object @3 (class :Text, name :Text) -> (object :Obj.Object);
   # The Durable Object named (this session's namespace, class, name).
+
+  broker @4 (apiKey :Text) -> (broker :Brk.Broker);
+  # The broker; an admin API key (DOTDO_ADMIN_KEY) or admin token makes it an admin
+  # broker that may mint and revoke, anything else a broker that may only redeem and
+  # verify.
 }

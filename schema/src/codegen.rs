@@ -88,6 +88,15 @@ pub fn interfaces_table(request: &[u8]) -> Result<String, CodegenError> {
     let message =
         capnp::serialize::read_message(&mut &request[..], capnp::message::ReaderOptions::new()).map_err(fail)?;
     let req: capnp::schema_capnp::code_generator_request::Reader = message.get_root().map_err(fail)?;
+    // Methods declare the token scope they need with the `scope` annotation.
+    let mut scope_ids = Vec::new();
+    for n in req.get_nodes().map_err(fail)? {
+        if let (Ok(node::Annotation(_)), Ok(name)) = (n.which(), n.get_display_name()) {
+            if name.to_str().is_ok_and(|s| s.ends_with(":scope")) {
+                scope_ids.push(n.get_id());
+            }
+        }
+    }
     let mut rows = Vec::new();
     for n in req.get_nodes().map_err(fail)? {
         if let Ok(node::Interface(iface)) = n.which() {
@@ -95,7 +104,15 @@ pub fn interfaces_table(request: &[u8]) -> Result<String, CodegenError> {
             let mut methods = Vec::new();
             for (ordinal, m) in iface.get_methods().map_err(fail)?.iter().enumerate() {
                 let mname = m.get_name().map_err(fail)?.to_str().map_err(|e| fail(e.into()))?.to_string();
-                methods.push((mname, ordinal));
+                let mut scope = None;
+                for a in m.get_annotations().map_err(fail)? {
+                    if scope_ids.contains(&a.get_id()) {
+                        if let Ok(capnp::schema_capnp::value::Text(Ok(t))) = a.get_value().map_err(fail)?.which() {
+                            scope = t.to_str().ok().map(str::to_string);
+                        }
+                    }
+                }
+                methods.push((mname, ordinal, scope));
             }
             rows.push((name, n.get_id(), methods));
         }
@@ -109,8 +126,8 @@ pub fn interfaces_table(request: &[u8]) -> Result<String, CodegenError> {
     for (name, id, methods) in rows {
         let _ =
             writeln!(s, "    InterfaceDesc {{\n        name: {name:?},\n        id: {id:#018x},\n        methods: &[");
-        for (mname, ordinal) in methods {
-            let _ = writeln!(s, "            MethodDesc {{ name: {mname:?}, ordinal: {ordinal} }},");
+        for (mname, ordinal, scope) in methods {
+            let _ = writeln!(s, "            MethodDesc {{ name: {mname:?}, ordinal: {ordinal}, scope: {scope:?} }},");
         }
         s.push_str("        ],\n    },\n");
     }
@@ -122,7 +139,8 @@ pub fn interfaces_table(request: &[u8]) -> Result<String, CodegenError> {
 /// discovery table) into `out_dir`.
 pub fn regenerate_builtin(out_dir: &Path) -> Result<(), CodegenError> {
     let dir = crate::schema_dir();
-    let files: Vec<PathBuf> = ["session.capnp", "demo.capnp", "object.capnp"].iter().map(|f| dir.join(f)).collect();
+    let files: Vec<PathBuf> =
+        ["session.capnp", "demo.capnp", "object.capnp", "broker.capnp"].iter().map(|f| dir.join(f)).collect();
     let request = compile_request(&files, std::slice::from_ref(&dir))?;
     std::fs::create_dir_all(out_dir)?;
     capnpc::codegen::CodeGenerationCommand::new()

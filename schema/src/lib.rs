@@ -33,6 +33,12 @@ pub mod object_capnp {
     include!("generated/object_capnp.rs");
 }
 
+/// Generated from `capnp/broker.capnp`: the broker and capability tokens.
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
+pub mod broker_capnp {
+    include!("generated/broker_capnp.rs");
+}
+
 /// One method of an interface, as declared in the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MethodDesc {
@@ -40,6 +46,8 @@ pub struct MethodDesc {
     pub name: &'static str,
     /// The method's ordinal (`@N`), which is its method id on the wire.
     pub ordinal: u16,
+    /// The least token scope the method needs (its `$scope` annotation), if declared.
+    pub scope: Option<&'static str>,
 }
 
 /// One interface of the schema with its methods.
@@ -54,6 +62,12 @@ pub struct InterfaceDesc {
 }
 
 include!("generated/interfaces.rs");
+
+/// The interface and method with these ids, if the schema declares them.
+pub fn method(interface_id: u64, method_id: u16) -> Option<(&'static InterfaceDesc, &'static MethodDesc)> {
+    let i = INTERFACES.iter().find(|i| i.id == interface_id)?;
+    Some((i, i.methods.get(usize::from(method_id))?))
+}
 
 /// The directory holding the schema's `.capnp` files in the source tree.
 pub fn schema_dir() -> std::path::PathBuf {

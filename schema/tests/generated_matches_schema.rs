@@ -15,7 +15,7 @@ fn generated_matches_schema() {
     let tmp = std::env::temp_dir().join(format!("dotdo-regen-{}", std::process::id()));
     schema::codegen::regenerate_builtin(&tmp).expect("regenerate into a temporary directory");
     let checked_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/generated");
-    for name in ["session_capnp.rs", "demo_capnp.rs", "object_capnp.rs", "interfaces.rs"] {
+    for name in ["session_capnp.rs", "demo_capnp.rs", "object_capnp.rs", "broker_capnp.rs", "interfaces.rs"] {
         let fresh = std::fs::read_to_string(tmp.join(name)).expect("fresh file");
         let old = std::fs::read_to_string(checked_in.join(name)).expect("checked-in file");
         assert!(fresh == old, "{name} is stale: run schema/regen and commit the result");

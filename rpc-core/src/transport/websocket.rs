@@ -27,6 +27,9 @@ fn ws_error(e: WsError) -> RpcError {
         WsError::Capacity(c) => RpcError::new(Code::LimitExceeded, format!("websocket frame too large: {c}")),
         WsError::ConnectionClosed | WsError::AlreadyClosed => RpcError::new(Code::Disconnected, "websocket closed"),
         WsError::Io(e) => RpcError::new(Code::Disconnected, format!("websocket i/o: {e}")),
+        WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            RpcError::new(Code::Disconnected, "the peer went away without closing the websocket")
+        }
         other => RpcError::new(Code::InvalidArgument, format!("websocket protocol error: {other}")),
     }
 }

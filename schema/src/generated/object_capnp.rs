@@ -4,6 +4,10 @@
 // capnp binary version: 0.9.2
 // capnpc crate version: 0.27.0
 
+pub mod scope {
+    pub const ID: u64 = 0xcc2f4b44aced05ae;
+    pub fn get_type() -> ::capnp::introspect::Type { <::capnp::text::Owned as ::capnp::introspect::Introspect>::introspect() }
+}
 
 pub mod thing {
     #[derive(Copy, Clone)]

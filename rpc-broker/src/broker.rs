@@ -1,0 +1,343 @@
+//! The broker capability: mint (admin), redeem (a token into a membrane around its
+//! target), verify, revoke (admin, persisted), metrics, the shard router and fan-out
+//! queries (admin).
+
+use crate::fanout::{merge, Row};
+use crate::membrane::{wrap, Policy};
+use crate::metrics::BrokerMetrics;
+use crate::revocations;
+use crate::ring::ShardRing;
+use capnp::capability::Rc as CapRc;
+use futures::StreamExt;
+use rpc_core::token::{KeyRing, MintRequest, Rights, Scope};
+use rpc_core::{Code, RpcError};
+use schema::broker_capnp::broker;
+use schema::object_capnp::object;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The target an admin token names.
+pub const BROKER_TARGET: &str = "broker";
+
+/// How the broker is set up.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Signing and verification keys (empty: minting and redeeming give SECRET_REQUIRED).
+    pub keys: KeyRing,
+    /// The API key that opens an admin broker (none: only admin tokens do).
+    pub admin_key: Option<String>,
+    /// Where revocations are kept (`broker.sqlite`).
+    pub db_path: PathBuf,
+    /// Deadline of each call through a membrane.
+    pub call_timeout: Duration,
+}
+
+/// What every session's broker shares.
+#[derive(Debug)]
+pub struct BrokerState {
+    keys: RwLock<KeyRing>,
+    admin_key: Option<String>,
+    db_path: PathBuf,
+    call_timeout: Duration,
+    /// The broker's counters.
+    pub metrics: Arc<BrokerMetrics>,
+}
+
+/// Opens an object `Class/name` in the caller's namespace.
+pub type Resolve = Rc<dyn Fn(&str, &str) -> Result<object::Client, RpcError>>;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn random_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 12];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl BrokerState {
+    /// The shared state for `config`.
+    pub fn new(config: BrokerConfig) -> Arc<BrokerState> {
+        Arc::new(BrokerState {
+            keys: RwLock::new(config.keys),
+            admin_key: config.admin_key.filter(|k| !k.is_empty()),
+            db_path: config.db_path,
+            call_timeout: config.call_timeout,
+            metrics: Arc::new(BrokerMetrics::default()),
+        })
+    }
+
+    fn keys(&self) -> Result<KeyRing, RpcError> {
+        self.keys.read().map(|k| k.clone()).map_err(|_| RpcError::new(Code::Internal, "key ring poisoned"))
+    }
+
+    /// Verifies a token and checks it was not revoked, counting rejections by reason.
+    pub fn check_token(&self, token: &str) -> Result<Rights, RpcError> {
+        let result = self.keys()?.verify(token, now_ms()).and_then(|r| {
+            if revocations::is_revoked(&self.db_path, &r.token_id)? {
+                Err(RpcError::new(Code::Revoked, format!("token {} was revoked", r.token_id)))
+            } else {
+                Ok(r)
+            }
+        });
+        if let Err(e) = &result {
+            self.metrics.token("rejected", e.code.as_str());
+        }
+        result
+    }
+
+    /// Whether `credential` opens an admin broker: the admin API key, or an admin token
+    /// for the broker.
+    pub fn is_admin(&self, credential: &str) -> bool {
+        if credential.is_empty() {
+            return false;
+        }
+        if let Some(k) = &self.admin_key {
+            if constant_time_eq(k.as_bytes(), credential.as_bytes()) {
+                return true;
+            }
+        }
+        credential.contains('.')
+            && self.check_token(credential).is_ok_and(|r| r.target == BROKER_TARGET && r.scope == Scope::Admin)
+    }
+}
+
+/// Serves `Broker` for one session.
+pub struct BrokerServer {
+    state: Arc<BrokerState>,
+    admin: bool,
+    resolve: Resolve,
+}
+
+impl BrokerServer {
+    /// A broker for a session; `admin` lets it mint, revoke, route and fan out.
+    pub fn new(state: Arc<BrokerState>, admin: bool, resolve: Resolve) -> Self {
+        BrokerServer { state, admin, resolve }
+    }
+
+    fn require_admin(&self, what: &str) -> Result<(), RpcError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(RpcError::new(
+                Code::Forbidden,
+                format!("{what} needs an admin broker (an admin API key or admin token)"),
+            ))
+        }
+    }
+
+    fn open(&self, target: &str) -> Result<object::Client, RpcError> {
+        let (class, name) = target
+            .split_once('/')
+            .ok_or_else(|| RpcError::new(Code::InvalidArgument, format!("target {target:?} is not Class/name")))?;
+        (self.resolve)(class, name)
+    }
+}
+
+fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, RpcError> {
+    r?.to_string().map_err(|e| RpcError::new(Code::InvalidArgument, format!("text is not UTF-8: {e}")))
+}
+
+impl broker::Server for BrokerServer {
+    async fn mint(
+        self: CapRc<Self>,
+        params: broker::MintParams,
+        mut results: broker::MintResults,
+    ) -> capnp::Result<()> {
+        self.require_admin("mint")?;
+        let r = params.get()?.get_request()?;
+        let mut methods = Vec::new();
+        for m in r.get_methods()? {
+            methods.push(text(m)?);
+        }
+        let ttl = match r.get_ttl_ms() {
+            0 => 3_600_000,
+            t => t,
+        };
+        let req = MintRequest {
+            target: text(r.get_target())?,
+            methods,
+            scope: Scope::parse(&text(r.get_scope())?)?,
+            ttl_ms: ttl,
+            subject: text(r.get_subject())?,
+        };
+        let token = self.state.keys()?.mint(&req, now_ms(), &random_id())?;
+        self.state.metrics.token("minted", "ok");
+        results.get().set_token(token);
+        Ok(())
+    }
+
+    async fn redeem(
+        self: CapRc<Self>,
+        params: broker::RedeemParams,
+        mut results: broker::RedeemResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let rights = self.state.check_token(&text(p.get_token())?)?;
+        let target = rights.target.clone();
+        let expected = text(p.get_target())?;
+        if !expected.is_empty() && expected != target {
+            self.state.metrics.token("rejected", Code::WrongTarget.as_str());
+            return Err(RpcError::new(Code::WrongTarget, format!("the token is for {target}, not {expected}")).into());
+        }
+        let object = self.open(&target)?;
+        let policy = Rc::new(Policy {
+            rights,
+            target,
+            timeout: self.state.call_timeout,
+            metrics: self.state.metrics.clone(),
+            now_ms,
+        });
+        self.state.metrics.token("redeemed", "ok");
+        results.get().set_object(wrap(object, policy));
+        Ok(())
+    }
+
+    async fn verify(
+        self: CapRc<Self>,
+        params: broker::VerifyParams,
+        mut results: broker::VerifyResults,
+    ) -> capnp::Result<()> {
+        let r = self.state.check_token(&text(params.get()?.get_token())?)?;
+        let mut c = results.get().init_claims();
+        c.set_target(&r.target);
+        let methods = r.methods();
+        let mut list = c.reborrow().init_methods(methods.len() as u32);
+        for (i, m) in methods.iter().enumerate() {
+            list.set(i as u32, m);
+        }
+        c.set_scope(r.scope.as_str());
+        c.set_expires_at(r.expires_at);
+        c.set_issued_at(r.issued_at);
+        c.set_subject(&r.subject);
+        c.set_token_id(&r.token_id);
+        c.set_key_id(&r.key_id);
+        Ok(())
+    }
+
+    async fn revoke(self: CapRc<Self>, params: broker::RevokeParams, _: broker::RevokeResults) -> capnp::Result<()> {
+        self.require_admin("revoke")?;
+        let id = text(params.get()?.get_token_id())?;
+        if id.is_empty() {
+            return Err(RpcError::new(Code::InvalidArgument, "revoke needs a token id").into());
+        }
+        revocations::revoke(&self.state.db_path, &id, now_ms())?;
+        Ok(())
+    }
+
+    async fn metrics(
+        self: CapRc<Self>,
+        _: broker::MetricsParams,
+        mut results: broker::MetricsResults,
+    ) -> capnp::Result<()> {
+        results.get().set_text(self.state.metrics.render());
+        Ok(())
+    }
+
+    async fn shard(
+        self: CapRc<Self>,
+        params: broker::ShardParams,
+        mut results: broker::ShardResults,
+    ) -> capnp::Result<()> {
+        self.require_admin("shard")?;
+        let p = params.get()?;
+        let ring = ShardRing::new(p.get_shards());
+        let index = ring.shard_for(&text(p.get_key())?);
+        let object = self.open(&format!("{}/shard-{index}", text(p.get_class())?))?;
+        let mut r = results.get();
+        r.set_index(index);
+        r.set_object(object);
+        Ok(())
+    }
+
+    async fn fanout(
+        self: CapRc<Self>,
+        params: broker::FanoutParams,
+        mut results: broker::FanoutResults,
+    ) -> capnp::Result<()> {
+        self.require_admin("fanout")?;
+        let p = params.get()?;
+        let (class, query, shards) = (text(p.get_class())?, text(p.get_query())?, p.get_shards().clamp(1, 1024));
+        let budget = p.get_budget().clamp(1, 64) as usize;
+        let parsed: serde_json::Value = if query.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(&query)
+                .map_err(|e| RpcError::new(Code::InvalidArgument, format!("query is not JSON: {e}")))?
+        };
+        let sort: Vec<String> = parsed
+            .get("sort")
+            .and_then(|s| s.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let limit = parsed.get("limit").and_then(|l| l.as_u64()).unwrap_or(100) as usize;
+        let timeout = self.state.call_timeout;
+        let calls = (0..shards).map(|i| {
+            let opened = self.open(&format!("{class}/shard-{i}"));
+            let query = query.clone();
+            async move {
+                let run = async {
+                    let storage = opened?.storage_request().send().pipeline.get_storage();
+                    let mut req = storage.query_request();
+                    req.get().set_query(&query);
+                    let resp = req.send().promise.await?;
+                    let mut rows = Vec::new();
+                    for t in resp.get()?.get_things()? {
+                        rows.push(Row {
+                            id: text(t.get_id())?,
+                            type_: text(t.get_type())?,
+                            data: serde_json::from_str(&text(t.get_data())?).unwrap_or(serde_json::Value::Null),
+                            created_at: t.get_created_at(),
+                            updated_at: t.get_updated_at(),
+                            deleted_at: t.get_deleted_at(),
+                            version: t.get_version(),
+                        });
+                    }
+                    Ok::<_, RpcError>(rows)
+                };
+                let r = match tokio::time::timeout(timeout, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(RpcError::new(Code::Timeout, format!("no answer within {timeout:?}"))),
+                };
+                (i, r)
+            }
+        });
+        let outcomes: Vec<(u32, Result<Vec<Row>, RpcError>)> =
+            futures::stream::iter(calls).buffer_unordered(budget).collect().await;
+        let mut pages = Vec::new();
+        let mut failures = Vec::new();
+        for (i, r) in outcomes {
+            match r {
+                Ok(rows) => pages.push(rows),
+                Err(e) => failures.push(format!("shard-{i}: {e}")),
+            }
+        }
+        failures.sort();
+        let rows = merge(pages, &sort, limit);
+        let mut out = results.get();
+        let mut list = out.reborrow().init_things(rows.len() as u32);
+        for (i, r) in rows.iter().enumerate() {
+            let mut t = list.reborrow().get(i as u32);
+            t.set_id(&r.id);
+            t.set_type(&r.type_);
+            t.set_data(r.data.to_string());
+            t.set_created_at(r.created_at);
+            t.set_updated_at(r.updated_at);
+            t.set_deleted_at(r.deleted_at);
+            t.set_version(r.version);
+        }
+        let mut f = out.init_failures(failures.len() as u32);
+        for (i, s) in failures.iter().enumerate() {
+            f.set(i as u32, s);
+        }
+        Ok(())
+    }
+}

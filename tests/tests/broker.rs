@@ -1,0 +1,343 @@
+//! The broker over WebSocket and HTTP against a real server: mint, redeem, call through
+//! the membrane; every refusal with its code; attenuation; key rotation; revocation;
+//! the shard router; fan-out queries; metrics.
+
+mod common;
+
+use common::*;
+use rpc_core::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
+use rpc_core::{Code, Limits, RpcError};
+use schema::broker_capnp::broker;
+use schema::session_capnp::gateway;
+use serde_json::json;
+use std::time::Duration;
+
+const ADMIN: &str = "admin-secret-for-tests";
+const K1: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA";
+const K2: &str = "YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQtYW5vdGhlcg";
+
+fn start(dir: &std::path::Path, keys: &str, active: &str) -> rpc_core::server::ServerHandle {
+    let config = rpc_core::server::ServerConfig {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        tcp_addr: None,
+        workers: 2,
+        limits: Limits::default(),
+    };
+    let host = do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, ..Default::default() };
+    let broker = do_runtime::BrokerConfig {
+        keys: KeyRing::parse(keys, Some(active)).expect("keys"),
+        admin_key: Some(ADMIN.into()),
+        db_path: dir.join("broker.sqlite"),
+        call_timeout: Duration::from_secs(5),
+    };
+    do_runtime::serve_all(config, host, broker).expect("server").0
+}
+
+fn broker_of(g: &gateway::Client, key: &str) -> broker::Client {
+    let mut req = g.broker_request();
+    req.get().set_api_key(key);
+    req.send().pipeline.get_broker()
+}
+
+async fn mint(url: &str, target: &str, methods: &[&str], scope: &str, ttl_ms: u64) -> Result<String, RpcError> {
+    let session = rpc_client::connect(url).await?;
+    let mut req = broker_of(&session.bootstrap, ADMIN).mint_request();
+    {
+        let mut r = req.get().init_request();
+        r.set_target(target);
+        r.set_scope(scope);
+        r.set_ttl_ms(ttl_ms);
+        r.set_subject("tester");
+        let mut m = r.init_methods(methods.len() as u32);
+        for (i, x) in methods.iter().enumerate() {
+            m.set(i as u32, *x);
+        }
+    }
+    let resp = req.send().promise.await?;
+    resp.get()?.get_token()?.to_string().map_err(|e| RpcError::new(Code::Internal, e.to_string()))
+}
+
+/// redeem(token).storage().create(...) as one pipelined chain, in a fresh session.
+async fn create_through(url: &str, token: &str, target: &str) -> Result<String, RpcError> {
+    let session = rpc_client::connect(url).await?;
+    let mut redeem = broker_of(&session.bootstrap, "").redeem_request();
+    redeem.get().set_token(token);
+    redeem.get().set_target(target);
+    let storage = redeem.send().pipeline.get_object().storage_request().send().pipeline.get_storage();
+    let mut create = storage.create_request();
+    create.get().set_type("Note");
+    create.get().set_data(json!({"by": "token"}).to_string());
+    let r = create.send().promise.await?;
+    r.get()?.get_thing()?.get_id()?.to_string().map_err(|e| RpcError::new(Code::Internal, e.to_string()))
+}
+
+async fn count_through(url: &str, token: &str) -> Result<u64, RpcError> {
+    let session = rpc_client::connect(url).await?;
+    let mut redeem = broker_of(&session.bootstrap, "").redeem_request();
+    redeem.get().set_token(token);
+    let storage = redeem.send().pipeline.get_object().storage_request().send().pipeline.get_storage();
+    let mut count = storage.count_request();
+    count.get().set_query("{}");
+    Ok(count.send().promise.await?.get()?.get_count())
+}
+
+fn err_code<T>(r: Result<T, RpcError>) -> Code {
+    match r {
+        Ok(_) => panic!("expected a refusal"),
+        Err(e) => e.code,
+    }
+}
+
+#[test]
+fn tokens_open_exactly_what_they_allow_over_ws_and_http() {
+    let dir = data_dir("broker");
+    let s = start(&dir, &format!("k1:{K1}"), "k1");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    let http = format!("http://{}/rpc", s.http_addr);
+    for url in [&ws, &http] {
+        rpc_client::run(async {
+            let write = mint(url, "Customer/acme", &["storage.*"], "write", 60_000).await.expect("mint");
+            let requests = metric(&s, |m| &m.http_requests);
+            create_through(url, &write, "Customer/acme").await.expect("an allowed method works");
+            if url.starts_with("http") {
+                assert_eq!(metric(&s, |m| &m.http_requests) - requests, 1, "redeem + storage + create is one request");
+            }
+            let read = mint(url, "Customer/acme", &["storage.*"], "read", 60_000).await.expect("mint");
+            assert!(count_through(url, &read).await.expect("read works") >= 1);
+            assert_eq!(err_code(create_through(url, &read, "").await), Code::InsufficientScope);
+            let only_get = mint(url, "Customer/acme", &["storage.get"], "write", 60_000).await.expect("mint");
+            assert_eq!(err_code(create_through(url, &only_get, "").await), Code::Forbidden);
+            assert_eq!(err_code(create_through(url, &write, "Customer/globex").await), Code::WrongTarget);
+            let short = mint(url, "Customer/acme", &["*"], "admin", 1).await.expect("mint");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(err_code(create_through(url, &short, "").await), Code::Expired);
+            // Tampered payload, tampered signature, unknown key.
+            let (head, sig) = write.split_once('.').expect("two parts");
+            let forged_head = {
+                use base64::Engine;
+                let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let mut p: serde_json::Value = serde_json::from_slice(&b.decode(head).expect("b64")).expect("json");
+                p["scope"] = "admin".into();
+                p["m"] = json!(["*"]);
+                b.encode(p.to_string())
+            };
+            assert_eq!(
+                err_code(create_through(url, &format!("{forged_head}.{sig}"), "").await),
+                Code::InvalidSignature
+            );
+            let mut bad_sig = sig.to_string();
+            bad_sig.replace_range(0..1, if sig.starts_with('A') { "B" } else { "A" });
+            assert_eq!(err_code(create_through(url, &format!("{head}.{bad_sig}"), "").await), Code::InvalidSignature);
+            let stranger = KeyRing::parse(&format!("k9:{K2}"), None).expect("keys");
+            let foreign = stranger
+                .mint(
+                    &MintRequest {
+                        target: "Customer/acme".into(),
+                        methods: vec!["*".into()],
+                        scope: Scope::Admin,
+                        ttl_ms: 60_000,
+                        subject: "x".into(),
+                    },
+                    now_ms(),
+                    "f1",
+                )
+                .expect("mint");
+            assert_eq!(err_code(create_through(url, &foreign, "").await), Code::InvalidSignature);
+            assert_eq!(err_code(create_through(url, "not-a-token", "").await), Code::Malformed);
+        });
+    }
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[test]
+fn attenuation_narrows_and_revocation_and_admin_rules_hold() {
+    let dir = data_dir("attenuate");
+    let s = start(&dir, &format!("k1:{K1}"), "k1");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        let full = mint(&ws, "Customer/acme", &["*"], "admin", 60_000).await.expect("mint");
+        create_through(&ws, &full, "").await.expect("full token writes");
+        let narrow = attenuate(
+            &full,
+            &Caveat { methods: Some(vec!["storage.count".into()]), scope: Some(Scope::Read), expires_at: None },
+        )
+        .expect("attenuate");
+        assert!(count_through(&ws, &narrow).await.expect("the narrowed token reads") >= 1);
+        assert_eq!(err_code(create_through(&ws, &narrow, "").await), Code::Forbidden);
+        // Trying to widen it back only breaks it.
+        let widened = attenuate(
+            &narrow,
+            &Caveat { methods: Some(vec!["*".into()]), scope: Some(Scope::Admin), expires_at: None },
+        )
+        .expect("attenuate");
+        assert_eq!(err_code(create_through(&ws, &widened, "").await), Code::Forbidden);
+        let parts: Vec<&str> = narrow.split('.').collect();
+        assert_eq!(
+            err_code(create_through(&ws, &format!("{}.{}", parts[0], parts[2]), "").await),
+            Code::InvalidSignature
+        );
+
+        // Revocation, persisted and checked on every redeem.
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let mut verify = broker_of(&session.bootstrap, "").verify_request();
+        verify.get().set_token(&full);
+        let claims = verify.send().promise.await.expect("verify");
+        let id = claims.get().unwrap().get_claims().unwrap().get_token_id().unwrap().to_string().unwrap();
+        let mut not_admin = broker_of(&session.bootstrap, "wrong-key").revoke_request();
+        not_admin.get().set_token_id(&id);
+        assert_eq!(code(not_admin.send().promise.await), Code::Forbidden);
+        let mut revoke = broker_of(&session.bootstrap, ADMIN).revoke_request();
+        revoke.get().set_token_id(&id);
+        revoke.send().promise.await.expect("revoke");
+        assert_eq!(err_code(create_through(&ws, &full, "").await), Code::Revoked);
+        assert_eq!(err_code(count_through(&ws, &narrow).await), Code::Revoked, "attenuated copies go too");
+        let mut mint_req = broker_of(&session.bootstrap, "").mint_request();
+        mint_req.get().init_request().set_target("Customer/acme");
+        assert_eq!(code(mint_req.send().promise.await), Code::Forbidden, "only admins mint");
+    });
+    s.stop();
+    // Revocations survive a restart.
+    let s = start(&dir, &format!("k1:{K1}"), "k1");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        let fresh = mint(&ws, "Customer/acme", &["*"], "admin", 60_000).await.expect("mint");
+        create_through(&ws, &fresh, "").await.expect("a new token works");
+    });
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(s.http_addr).expect("connect");
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+        let mut out = String::new();
+        c.read_to_string(&mut out).expect("read");
+        out
+    };
+    assert!(metrics.contains("dotdo_broker_tokens_total{outcome=\"minted\",reason=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("dotdo_broker_calls_total{method=\"storage.create\"}"), "{metrics}");
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn rotation_keeps_old_tokens_valid_until_their_key_is_removed() {
+    let dir = data_dir("rotate");
+    let old_keys = KeyRing::parse(&format!("k1:{K1}"), None).expect("keys");
+    let req = MintRequest {
+        target: "Customer/acme".into(),
+        methods: vec!["*".into()],
+        scope: Scope::Admin,
+        ttl_ms: 600_000,
+        subject: "x".into(),
+    };
+    let old = old_keys.mint(&req, now_ms(), "old-1").expect("mint");
+    // k2 mints now; k1 still verifies.
+    let s = start(&dir, &format!("k1:{K1},k2:{K2}"), "k2");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        create_through(&ws, &old, "").await.expect("a k1 token still works");
+        let new = mint(&ws, "Customer/acme", &["*"], "admin", 60_000).await.expect("mint");
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let mut verify = broker_of(&session.bootstrap, "").verify_request();
+        verify.get().set_token(&new);
+        let r = verify.send().promise.await.expect("verify");
+        assert_eq!(r.get().unwrap().get_claims().unwrap().get_key_id().unwrap().to_str().unwrap(), "k2");
+    });
+    s.stop();
+    let s = start(&dir, &format!("k2:{K2}"), "k2");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        assert_eq!(err_code(create_through(&ws, &old, "").await), Code::InvalidSignature, "k1 removed");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_shard_router_and_fanout_queries_report_partial_failures() {
+    let dir = data_dir("fanout");
+    let s = start(&dir, &format!("k1:{K1}"), "k1");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    // Break shard 2's database before anyone opens it: a directory where its file goes.
+    let broken = do_runtime::host::registry::ObjectKey::new("default", "Orders", "shard-2").expect("key").id();
+    std::fs::create_dir_all(dir.join("default").join("Orders").join(format!("{broken}.sqlite"))).expect("dir");
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let admin = broker_of(&session.bootstrap, ADMIN);
+        let ring = rpc_broker::ring::ShardRing::new(4);
+        let mut placed = 0;
+        for i in 0..40 {
+            let key = format!("order-{i}");
+            let mut req = admin.shard_request();
+            req.get().set_class("Orders");
+            req.get().set_shards(4);
+            req.get().set_key(&key);
+            let resp = req.send().promise.await.expect("shard");
+            let index = resp.get().unwrap().get_index();
+            assert_eq!(index, ring.shard_for(&key), "the same placement as the ring in this process");
+            if index == 2 {
+                continue;
+            }
+            let storage = resp.get().unwrap().get_object().unwrap().storage_request().send().pipeline.get_storage();
+            let mut create = storage.create_request();
+            create.get().set_type("Order");
+            create.get().set_id(&key);
+            create.get().set_data(json!({"total": i}).to_string());
+            create.send().promise.await.expect("create on its shard");
+            placed += 1;
+        }
+        let mut req = admin.fanout_request();
+        req.get().set_class("Orders");
+        req.get().set_shards(4);
+        req.get().set_budget(2);
+        req.get().set_query(json!({"type": "Order", "sort": ["-total"], "limit": 5}).to_string());
+        let r = req.send().promise.await.expect("fanout");
+        let things: Vec<i64> = r
+            .get()
+            .unwrap()
+            .get_things()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                serde_json::from_str::<serde_json::Value>(t.get_data().unwrap().to_str().unwrap()).unwrap()["total"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(things.len(), 5);
+        assert!(things.windows(2).all(|w| w[0] >= w[1]), "merged in order: {things:?}");
+        let failures: Vec<String> =
+            r.get().unwrap().get_failures().unwrap().iter().map(|f| f.unwrap().to_string().unwrap()).collect();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].starts_with("shard-2:"), "{failures:?}");
+        assert!(placed > 20);
+        let mut not_admin = broker_of(&session.bootstrap, "").fanout_request();
+        not_admin.get().set_class("Orders");
+        assert_eq!(code(not_admin.send().promise.await), Code::Forbidden);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn calls_in_flight_when_the_server_stops_get_a_typed_error() {
+    let s = server(Limits::default());
+    let [ws, ..] = urls(&s);
+    let stopper = std::thread::spawn({
+        let s = s;
+        move || {
+            std::thread::sleep(Duration::from_millis(300));
+            s.stop();
+        }
+    });
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let mut req = directory(&session.bootstrap).sleep_request();
+        req.get().set_millis(10_000);
+        assert_eq!(code(req.send().promise.await), Code::Disconnected);
+    });
+    stopper.join().expect("stopped");
+}
