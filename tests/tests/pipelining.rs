@@ -108,7 +108,7 @@ fn describe_lists_the_schema_interfaces() {
         assert!(dir.methods.contains(&("open".to_string(), 0)));
         let gw = ifaces.iter().find(|i| i.name == "session.capnp:Gateway").expect("Gateway listed");
         let names: Vec<&str> = gw.methods.iter().map(|(m, _)| m.as_str()).collect();
-        assert_eq!(names, ["negotiate", "describe", "demo", "object"]);
+        assert_eq!(names, ["negotiate", "describe", "demo", "object", "broker"]);
     });
     s.stop();
 }
