@@ -15,6 +15,7 @@ usage:
               [--call-timeout-ms N] [--data DIR] [--object-threads N] [--idle-ms N]
               [--max-objects N]
   dotdo codegen <schema.capnp>... --out <dir> [-I <import dir>]...
+  dotdo token new-key | mint ... | verify TOKEN | attenuate TOKEN ...
   dotdo help";
 
 /// What the command line asks for.
@@ -31,6 +32,8 @@ pub enum Command {
         /// Where to write the generated modules.
         out: PathBuf,
     },
+    /// A token command (`new-key`, `mint`, `verify`, `attenuate`) with its arguments.
+    Token(Vec<String>),
     /// Print usage.
     Help,
 }
@@ -46,6 +49,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     match args.next().as_deref() {
         None | Some("serve") => parse_serve(args),
         Some("codegen") => parse_codegen(args),
+        Some("token") => Ok(Command::Token(args.collect())),
         Some("help" | "--help" | "-h") => Ok(Command::Help),
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
     }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod demo;
 pub mod gateway;
 pub mod host;
+pub mod token_cli;
 
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
 pub use rpc_broker::BrokerConfig;

@@ -14,6 +14,13 @@ fn main() {
     };
     match command {
         Command::Help => println!("{USAGE}"),
+        Command::Token(args) => match do_runtime::token_cli::run(&args) {
+            Ok(out) => println!("{out}"),
+            Err(e) => {
+                eprintln!("dotdo token: {e}");
+                std::process::exit(1);
+            }
+        },
         Command::Codegen { files, imports, out } => match schema::codegen::generate(&files, &imports, &out) {
             Ok(written) => {
                 for w in written {

@@ -39,15 +39,26 @@ fn describe(interface_id: u64, method_id: u16) -> Option<(String, Scope)> {
 
 /// Wraps `inner` so that only what `policy` allows gets through.
 pub fn wrap<C: FromClientHook>(inner: C, policy: Rc<Policy>) -> C {
-    C::new(Box::new(Membrane { inner: inner.into_client_hook(), policy }))
+    C::new(Box::new(Membrane(Rc::new(Wrapped { inner: inner.into_client_hook(), policy }))))
 }
 
-struct Membrane {
+struct Wrapped {
     inner: Box<dyn ClientHook>,
     policy: Rc<Policy>,
 }
 
-impl Membrane {
+/// One reference to a wrapped capability; every reference shares the [`Wrapped`], whose
+/// address is the capability's identity (the RPC engine keys its exports by it).
+struct Membrane(Rc<Wrapped>);
+
+impl std::ops::Deref for Membrane {
+    type Target = Wrapped;
+    fn deref(&self) -> &Wrapped {
+        &self.0
+    }
+}
+
+impl Wrapped {
     fn admit(&self, interface_id: u64, method_id: u16) -> Result<String, RpcError> {
         let p = &self.policy;
         if (p.now_ms)() >= p.rights.expires_at {
@@ -70,7 +81,7 @@ impl Membrane {
 
 impl ClientHook for Membrane {
     fn add_ref(&self) -> Box<dyn ClientHook> {
-        Box::new(Membrane { inner: self.inner.add_ref(), policy: self.policy.clone() })
+        Box::new(Membrane(self.0.clone()))
     }
 
     fn new_call(
@@ -125,7 +136,7 @@ impl ClientHook for Membrane {
     }
 
     fn get_ptr(&self) -> usize {
-        self as *const Membrane as usize
+        Rc::as_ptr(&self.0) as usize
     }
 
     fn get_resolved(&self) -> Option<Box<dyn ClientHook>> {
