@@ -13,7 +13,7 @@ usage:
               [--max-message-bytes N] [--max-frame-bytes N] [--nesting-limit N]
               [--max-calls-in-flight N] [--max-batch-messages N] [--max-batch-bytes N]
               [--call-timeout-ms N] [--data DIR] [--object-threads N] [--idle-ms N]
-              [--max-objects N]
+              [--max-objects N] [--broker-timeout-ms N]
   dotdo codegen <schema.capnp>... --out <dir> [-I <import dir>]...
   dotdo token new-key | mint ... | verify TOKEN | attenuate TOKEN ...
   dotdo help";
@@ -21,8 +21,8 @@ usage:
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Run the server.
-    Serve(Box<ServerConfig>, Box<HostConfig>),
+    /// Run the server (with the broker's per-call timeout).
+    Serve(Box<ServerConfig>, Box<HostConfig>, Duration),
     /// Generate Rust code for the given schema files.
     Codegen {
         /// The `.capnp` files.
@@ -58,6 +58,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
 fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut c = ServerConfig::default();
     let mut h = HostConfig::default();
+    let mut broker_timeout = Duration::from_secs(5);
     let mut host: IpAddr = [127, 0, 0, 1].into();
     let (mut port, mut tcp_port) = (8787u16, Some(8788u16));
     while let Some(flag) = args.next() {
@@ -79,6 +80,7 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String
             "--object-threads" => h.threads = number(&flag, args.next())?,
             "--idle-ms" => h.idle_timeout = Duration::from_millis(number(&flag, args.next())?),
             "--max-objects" => h.max_live = number(&flag, args.next())?,
+            "--broker-timeout-ms" => broker_timeout = Duration::from_millis(number(&flag, args.next())?),
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }
@@ -88,7 +90,7 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String
     c.http_addr = SocketAddr::new(host, port);
     c.tcp_addr = tcp_port.map(|p| SocketAddr::new(host, p));
     h.call_timeout = c.limits.call_timeout;
-    Ok(Command::Serve(Box::new(c), Box::new(h)))
+    Ok(Command::Serve(Box::new(c), Box::new(h), broker_timeout))
 }
 
 fn parse_codegen(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
@@ -117,7 +119,8 @@ mod tests {
 
     #[test]
     fn serve_defaults_to_loopback() {
-        let Command::Serve(c, h) = parse(args("serve")).unwrap() else { panic!() };
+        let Command::Serve(c, h, t) = parse(args("serve")).unwrap() else { panic!() };
+        assert_eq!(t, Duration::from_secs(5));
         assert_eq!(h.data_dir, PathBuf::from(".dotdo"));
         assert_eq!(c.http_addr, "127.0.0.1:8787".parse().unwrap());
         assert_eq!(c.tcp_addr, Some("127.0.0.1:8788".parse().unwrap()));
@@ -125,7 +128,7 @@ mod tests {
 
     #[test]
     fn serve_flags_set_limits() {
-        let Command::Serve(c, h) = parse(args(
+        let Command::Serve(c, h, _) = parse(args(
             "serve --port 0 --no-tcp --max-calls-in-flight 7 --call-timeout-ms 250 --data /tmp/x --idle-ms 5",
         ))
         .unwrap() else {

@@ -32,14 +32,20 @@ pub fn serve(config: ServerConfig) -> std::io::Result<ServerHandle> {
 /// the environment (`DOTDO_TOKEN_KEY_FILE` or `DOTDO_TOKEN_KEYS`, `DOTDO_ADMIN_KEY`);
 /// also returns the host's counters (objects loaded, evicted, live).
 pub fn serve_with(config: ServerConfig, host: HostConfig) -> std::io::Result<(ServerHandle, Arc<HostMetrics>)> {
-    let keys = rpc_core::token::KeyRing::from_env().map_err(std::io::Error::other)?;
-    let broker = BrokerConfig {
-        keys,
+    let broker = broker_from_env(&host, std::time::Duration::from_secs(5))?;
+    serve_all(config, host, broker)
+}
+
+/// The broker's configuration from the environment: keys from `DOTDO_TOKEN_KEY_FILE` or
+/// `DOTDO_TOKEN_KEYS` (+ `DOTDO_TOKEN_ACTIVE_KEY`), the admin API key from
+/// `DOTDO_ADMIN_KEY`, revocations beside the objects.
+pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> std::io::Result<BrokerConfig> {
+    Ok(BrokerConfig {
+        keys: rpc_core::token::KeyRing::from_env().map_err(std::io::Error::other)?,
         admin_key: std::env::var("DOTDO_ADMIN_KEY").ok(),
         db_path: host.data_dir.join("broker.sqlite"),
-        call_timeout: std::time::Duration::from_secs(5),
-    };
-    serve_all(config, host, broker)
+        call_timeout,
+    })
 }
 
 /// Like [`serve_with`], with the broker configured by `broker`.

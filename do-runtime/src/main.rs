@@ -32,9 +32,11 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Serve(config, host) => {
+        Command::Serve(config, host, broker_timeout) => {
             let data = host.data_dir.clone();
-            let server = match do_runtime::serve_with(*config, *host) {
+            let started = do_runtime::broker_from_env(&host, broker_timeout)
+                .and_then(|broker| do_runtime::serve_all(*config, *host, broker));
+            let server = match started {
                 Ok((s, _)) => s,
                 Err(e) => {
                     eprintln!("dotdo serve: cannot listen: {e}");

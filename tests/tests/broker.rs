@@ -341,3 +341,43 @@ fn calls_in_flight_when_the_server_stops_get_a_typed_error() {
     });
     stopper.join().expect("stopped");
 }
+
+#[test]
+fn calls_to_several_targets_in_one_batch_are_answered_each_on_its_own() {
+    let dir = data_dir("multi");
+    let s = start(&dir, &format!("k1:{K1}"), "k1");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    let http = format!("http://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        let a = mint(&ws, "Customer/a", &["storage.*"], "write", 60_000).await.expect("mint");
+        let b = mint(&ws, "Customer/b", &["storage.*"], "read", 60_000).await.expect("mint");
+        let c = mint(&ws, "Customer/c", &["storage.*"], "write", 60_000).await.expect("mint");
+        let requests = metric(&s, |m| &m.http_requests);
+        let session = rpc_client::connect(&http).await.expect("connect");
+        let broker = broker_of(&session.bootstrap, "");
+        let calls: Vec<_> = [&a, &b, &c]
+            .into_iter()
+            .map(|t| {
+                let mut redeem = broker.redeem_request();
+                redeem.get().set_token(t);
+                let storage = redeem.send().pipeline.get_object().storage_request().send().pipeline.get_storage();
+                let mut create = storage.create_request();
+                create.get().set_type("Note");
+                create.get().set_data("{}");
+                create.send().promise
+            })
+            .collect();
+        let results = futures::future::join_all(calls).await;
+        assert_eq!(metric(&s, |m| &m.http_requests) - requests, 1, "one batch for the three targets");
+        assert!(results[0].is_ok() && results[2].is_ok(), "the other targets are not failed by one");
+        let e: RpcError = results.into_iter().nth(1).and_then(|r| r.err()).expect("b fails").into();
+        assert_eq!(e.code, Code::InsufficientScope);
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let text = broker_of(&session.bootstrap, "").metrics_request().send().promise.await.expect("metrics");
+        let text = text.get().unwrap().get_text().unwrap().to_string().unwrap();
+        assert!(text.contains("dotdo_broker_tokens_total{outcome=\"redeemed\",reason=\"ok\"} 3"), "{text}");
+        assert!(text.contains("dotdo_broker_errors_total{method=\"storage.create\"} 1"), "{text}");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
