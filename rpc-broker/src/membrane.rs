@@ -119,13 +119,7 @@ impl ClientHook for Membrane {
         }
         let call = self.inner.call(interface_id, method_id, params, results);
         Promise::from_future(async move {
-            let r = match tokio::time::timeout(policy.timeout, call).await {
-                Ok(r) => r.map_err(tag),
-                Err(_) => {
-                    Err(RpcError::new(Code::Timeout, format!("{name} did not finish within {:?}", policy.timeout))
-                        .into())
-                }
-            };
+            let r = rpc_core::layer::deadline(call, policy.timeout, &name).await;
             policy.metrics.call(&name, started.elapsed(), r.is_err());
             r
         })

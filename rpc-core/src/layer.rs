@@ -35,6 +35,18 @@ impl Layer {
     }
 }
 
+/// Runs `call` with a deadline: past `limit` it is dropped (cancelled) and answered
+/// with TIMEOUT naming `what`; its errors get a stable code.
+pub async fn deadline<F>(call: F, limit: Duration, what: &str) -> Result<(), capnp::Error>
+where
+    F: std::future::Future<Output = Result<(), capnp::Error>>,
+{
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r.map_err(tag),
+        Err(_) => Err(RpcError::new(Code::Timeout, format!("{what} did not finish within {limit:?}")).into()),
+    }
+}
+
 /// A capability wrapped in a [`Layer`].
 struct Layered {
     inner: Box<dyn ClientHook>,
@@ -72,13 +84,7 @@ impl ClientHook for Layered {
                 Err(e) => Promise::err(tag(e)),
             };
         }
-        let limit = self.layer.call_timeout;
-        Promise::from_future(async move {
-            match tokio::time::timeout(limit, call).await {
-                Ok(r) => r.map_err(tag),
-                Err(_) => Err(RpcError::new(Code::Timeout, format!("call did not finish within {limit:?}")).into()),
-            }
-        })
+        Promise::from_future(deadline(call, self.layer.call_timeout, "call"))
     }
 
     fn get_brand(&self) -> usize {

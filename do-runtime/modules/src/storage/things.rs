@@ -249,22 +249,7 @@ impl Store<'_> {
 
     /// Deletes (softly: marks it) a thing; returns it, or None when there was none.
     pub fn delete(&self, id: &str, soft: bool) -> Result<Option<Thing>, RpcError> {
-        self.atomically(|s| {
-            let Some(t) = s.load(id)? else { return Ok(None) };
-            if soft {
-                if t.deleted_at.is_some() {
-                    return Ok(None);
-                }
-                let now = s.env.now_ms();
-                s.sql.execute(
-                    "UPDATE things SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
-                    &[SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Text(id.into())],
-                )?;
-            } else {
-                s.sql.execute("DELETE FROM things WHERE id = ?", &[SqlValue::Text(id.into())])?;
-            }
-            Ok(Some(t))
-        })
+        self.atomically(|s| s.delete_in_tx(id, soft))
     }
 
     /// Undoes a soft delete.
@@ -365,12 +350,17 @@ impl Store<'_> {
         })
     }
 
+    /// Deletes inside the caller's transaction; None when there was nothing to delete
+    /// (no such thing, or soft-deleting one already soft-deleted).
     fn delete_in_tx(&self, id: &str, soft: bool) -> Result<Option<Thing>, RpcError> {
         let Some(t) = self.load(id)? else { return Ok(None) };
         if soft {
+            if t.deleted_at.is_some() {
+                return Ok(None);
+            }
             let now = self.env.now_ms();
             self.sql.execute(
-                "UPDATE things SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND deleted_at IS NULL",
+                "UPDATE things SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
                 &[SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Text(id.into())],
             )?;
         } else {
