@@ -156,11 +156,11 @@ impl gateway::Server for GatewayServer {
         mut results: gateway::BrokerResults,
     ) -> capnp::Result<()> {
         let key = params.get()?.get_api_key()?.to_string().unwrap_or_default();
-        let admin = self.broker.is_admin(&key);
+        let admin = self.broker.admin(&key);
         let gateway = self.clone();
         let resolve: rpc_broker::broker::Resolve =
             Rc::new(move |class: &str, name: &str| gateway.open_object(class, name));
-        let server = BrokerServer::new(self.broker.clone(), admin, resolve);
+        let server = BrokerServer::new(self.broker.clone(), admin, self.info.namespace.clone(), resolve);
         results.get().set_broker(self.layer.client::<schema::broker_capnp::broker::Client, _>(server));
         Ok(())
     }

@@ -62,6 +62,7 @@ pub fn run(args: &[String]) -> Result<String, RpcError> {
                     .map_err(|_| RpcError::new(Code::InvalidArgument, "--ttl-ms is a number"))?
                     .unwrap_or(3_600_000),
                 subject: named.get("sub").cloned().unwrap_or_default(),
+                namespace: named.get("namespace").cloned().unwrap_or_else(|| "default".into()),
             };
             let id = format!("cli-{:x}", now_ms());
             KeyRing::from_env()?.mint(&req, now_ms(), &id)

@@ -94,37 +94,58 @@ impl BrokerState {
         result
     }
 
-    /// Whether `credential` opens an admin broker: the admin API key, or an admin token
-    /// for the broker.
-    pub fn is_admin(&self, credential: &str) -> bool {
+    /// What `credential` makes of a broker: the admin API key opens everything; an admin
+    /// token for the broker opens the admin methods its (possibly attenuated) method list
+    /// allows (`broker.mint`, `broker.*`...); anything else opens none.
+    pub fn admin(&self, credential: &str) -> Admin {
         if credential.is_empty() {
-            return false;
+            return Admin::No;
         }
         if let Some(k) = &self.admin_key {
             if constant_time_eq(k.as_bytes(), credential.as_bytes()) {
-                return true;
+                return Admin::Key;
             }
         }
-        credential.contains('.')
-            && self.check_token(credential).is_ok_and(|r| r.target == BROKER_TARGET && r.scope == Scope::Admin)
+        match self.check_token(credential) {
+            Ok(r) if r.target == BROKER_TARGET && r.scope == Scope::Admin => Admin::Token(Box::new(r)),
+            _ => Admin::No,
+        }
     }
+}
+
+/// What a session's broker may do beyond redeem and verify.
+#[derive(Debug, Clone)]
+pub enum Admin {
+    /// Nothing more.
+    No,
+    /// Everything (the admin API key).
+    Key,
+    /// What this admin token's methods allow.
+    Token(Box<Rights>),
 }
 
 /// Serves `Broker` for one session.
 pub struct BrokerServer {
     state: Arc<BrokerState>,
-    admin: bool,
+    admin: Admin,
+    namespace: String,
     resolve: Resolve,
 }
 
 impl BrokerServer {
-    /// A broker for a session; `admin` lets it mint, revoke, route and fan out.
-    pub fn new(state: Arc<BrokerState>, admin: bool, resolve: Resolve) -> Self {
-        BrokerServer { state, admin, resolve }
+    /// A broker for a session in `namespace`; `admin` says which admin methods (mint,
+    /// revoke, shard, fanout) it may call.
+    pub fn new(state: Arc<BrokerState>, admin: Admin, namespace: String, resolve: Resolve) -> Self {
+        BrokerServer { state, admin, namespace, resolve }
     }
 
     fn require_admin(&self, what: &str) -> Result<(), RpcError> {
-        if self.admin {
+        let allowed = match &self.admin {
+            Admin::Key => true,
+            Admin::Token(r) => r.allows_method(&format!("broker.{what}")) && now_ms() < r.expires_at,
+            Admin::No => false,
+        };
+        if allowed {
             Ok(())
         } else {
             Err(RpcError::new(
@@ -168,6 +189,7 @@ impl broker::Server for BrokerServer {
             scope: Scope::parse(&text(r.get_scope())?)?,
             ttl_ms: ttl,
             subject: text(r.get_subject())?,
+            namespace: self.namespace.clone(),
         };
         let token = self.state.keys()?.mint(&req, now_ms(), &random_id())?;
         self.state.metrics.token("minted", "ok");
@@ -183,6 +205,14 @@ impl broker::Server for BrokerServer {
         let p = params.get()?;
         let rights = self.state.check_token(&text(p.get_token())?)?;
         let target = rights.target.clone();
+        if rights.namespace != self.namespace {
+            self.state.metrics.token("rejected", Code::WrongTarget.as_str());
+            return Err(RpcError::new(
+                Code::WrongTarget,
+                format!("the token is for namespace {}, not {}", rights.namespace, self.namespace),
+            )
+            .into());
+        }
         let expected = text(p.get_target())?;
         if !expected.is_empty() && expected != target {
             self.state.metrics.token("rejected", Code::WrongTarget.as_str());
@@ -249,7 +279,7 @@ impl broker::Server for BrokerServer {
     ) -> capnp::Result<()> {
         self.require_admin("shard")?;
         let p = params.get()?;
-        let ring = ShardRing::new(p.get_shards());
+        let ring = ShardRing::new(p.get_shards().clamp(1, 1024));
         let index = ring.shard_for(&text(p.get_key())?);
         let object = self.open(&format!("{}/shard-{index}", text(p.get_class())?))?;
         let mut r = results.get();

@@ -49,7 +49,7 @@ pub struct Endpoint {
 }
 
 /// Posts one batch body and returns the response body.
-pub async fn post(to: &Endpoint, body: Vec<u8>) -> Result<Bytes, RpcError> {
+pub async fn post(to: &Endpoint, body: Vec<u8>, max_response: usize) -> Result<Bytes, RpcError> {
     let (authority, path) = (to.authority.as_str(), to.path.as_str());
     let mut s = sender(authority).await?;
     s.ready().await.map_err(|e| RpcError::new(Code::Disconnected, format!("http connection: {e}")))?;
@@ -61,11 +61,16 @@ pub async fn post(to: &Endpoint, body: Vec<u8>) -> Result<Bytes, RpcError> {
     let resp =
         s.send_request(req).await.map_err(|e| RpcError::new(Code::Disconnected, format!("http request: {e}")))?;
     let status = resp.status();
-    let bytes = resp
-        .into_body()
+    let bytes = http_body_util::Limited::new(resp.into_body(), max_response)
         .collect()
         .await
-        .map_err(|e| RpcError::new(Code::Disconnected, format!("http response: {e}")))?
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                RpcError::new(Code::LimitExceeded, format!("the response is over {max_response} bytes"))
+            } else {
+                RpcError::new(Code::Disconnected, format!("http response: {e}"))
+            }
+        })?
         .to_bytes();
     POOL.with(|p| p.borrow_mut().entry(authority.to_string()).or_default().push(s));
     if status.is_success() {
@@ -111,7 +116,7 @@ pub async fn drive(link: Link, to: Endpoint, limits: Limits, now: SendNow) -> Re
         tokio::task::yield_now().await;
     }
     let body: Vec<u8> = link.with(|q| q.outbox.drain(..).flat_map(|m| framing::encode(&m)).collect());
-    let result = post(&to, body).await.and_then(|bytes| {
+    let result = post(&to, body, limits.max_batch_bytes).await.and_then(|bytes| {
         let options = limits.reader_options();
         framing::split(&bytes)?.into_iter().map(|f| framing::decode(f, options)).collect::<Result<Vec<_>, _>>()
     });

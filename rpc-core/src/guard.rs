@@ -91,6 +91,11 @@ impl Guard {
                     None
                 };
                 match refusal {
+                    // A peer that never sends Finish for refused calls cannot grow this table
+                    // without bound.
+                    Some(_) if self.rejected.len() >= 4 * self.limits.max_calls_in_flight.max(16) => Inbound::Fatal(
+                        RpcError::new(Code::Overloaded, "too many refused calls left unfinished on this session"),
+                    ),
                     Some(e) => {
                         self.rejected.insert(id, e.code);
                         Inbound::Reply(return_exception(id, &e))

@@ -16,7 +16,7 @@
 //! use rpc_core::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
 //! let keys = KeyRing::parse("k1:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA", None).unwrap();
 //! let t = keys.mint(&MintRequest { target: "Customer/acme".into(), methods: vec!["storage.*".into()],
-//!     scope: Scope::Write, ttl_ms: 60_000, subject: "ann".into() }, 1_000, "t1").unwrap();
+//!     scope: Scope::Write, ttl_ms: 60_000, subject: "ann".into(), namespace: "default".into() }, 1_000, "t1").unwrap();
 //! let narrow = attenuate(&t, &Caveat { methods: Some(vec!["storage.get".into()]), scope: Some(Scope::Read), expires_at: None }).unwrap();
 //! let rights = keys.verify(&narrow, 2_000).unwrap();
 //! assert!(rights.check("Customer/acme", "storage.get", Scope::Read).is_ok());
@@ -90,10 +90,18 @@ pub struct MintRequest {
     pub ttl_ms: u64,
     /// Who the token is for.
     pub subject: String,
+    /// The namespace the target lives in.
+    pub namespace: String,
+}
+
+fn default_namespace() -> String {
+    "default".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Payload {
+    #[serde(default = "default_namespace")]
+    ns: String,
     tgt: String,
     m: Vec<String>,
     scope: Scope,
@@ -121,6 +129,8 @@ pub struct Caveat {
 /// The effective rights of a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rights {
+    /// The namespace of the object it opens.
+    pub namespace: String,
     /// The object it opens.
     pub target: String,
     /// Every method list it carries; a method must be allowed by each.
@@ -151,22 +161,24 @@ impl Rights {
         self.method_lists.iter().all(|list| list.iter().any(|p| covers(p, method)))
     }
 
-    /// The effective method patterns: those of the narrowest list that every list allows.
+    /// The effective method patterns: every pattern of any list that all lists allow
+    /// (a pattern is allowed by a list when the list covers it).
     pub fn methods(&self) -> Vec<String> {
-        let Some(last) = self.method_lists.last() else { return Vec::new() };
-        last.iter()
-            .filter(|p| {
-                self.method_lists.iter().all(|list| {
-                    list.iter().any(|q| {
-                        covers(q, p)
-                            || q == "*"
-                            || (p.ends_with(".*") && q == *p)
-                            || (q.ends_with(".*") && covers(q, p))
-                    })
+        let allowed = |p: &str| {
+            self.method_lists.iter().all(|list| {
+                list.iter().any(|q| match p.strip_suffix(".*") {
+                    // `iface.*` is allowed only by `*` or `iface.*` itself.
+                    Some(_) => q == "*" || q == p,
+                    None if p == "*" => q == "*",
+                    None => covers(q, p),
                 })
             })
-            .cloned()
-            .collect()
+        };
+        let mut out: Vec<String> =
+            self.method_lists.iter().flatten().filter(|p| allowed(p)).cloned().collect::<Vec<_>>();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Checks a call of `method` needing `needed` on `target`: WRONG_TARGET, FORBIDDEN
@@ -339,6 +351,7 @@ impl KeyRing {
             return Err(err(Code::InvalidArgument, "a target is Class/name"));
         }
         let payload = Payload {
+            ns: req.namespace.clone(),
             tgt: req.target.clone(),
             m: req.methods.clone(),
             scope: req.scope,
@@ -378,6 +391,7 @@ impl KeyRing {
         hmac::verify(&chain_key, last.as_bytes(), &sig)
             .map_err(|_| err(Code::InvalidSignature, "the token's signature does not match"))?;
         let mut rights = Rights {
+            namespace: payload.ns,
             target: payload.tgt,
             method_lists: vec![payload.m],
             scope: payload.scope,
@@ -465,6 +479,7 @@ mod tests {
             scope,
             ttl_ms: 10_000,
             subject: "ann".into(),
+            namespace: "default".into(),
         };
         keys().mint(&req, 1_000, "t1").unwrap()
     }
@@ -503,7 +518,8 @@ mod tests {
                         methods: vec!["*".into()],
                         scope: Scope::Read,
                         ttl_ms: 1,
-                        subject: String::new()
+                        subject: String::new(),
+                        namespace: "default".into(),
                     },
                     0,
                     "x"
@@ -528,6 +544,7 @@ mod tests {
                     scope: Scope::Read,
                     ttl_ms: 10_000,
                     subject: "b".into(),
+                    namespace: "default".into(),
                 },
                 1_000,
                 "t2",
@@ -538,6 +555,19 @@ mod tests {
         ring.remove("k1");
         assert_eq!(ring.verify(&old, 2_000).unwrap_err().code, Code::InvalidSignature);
         assert!(ring.verify(&new, 2_000).is_ok());
+    }
+
+    #[test]
+    fn verify_reports_the_intersection_of_method_lists() {
+        let t = mint(&["storage.get", "events.*"], Scope::Read);
+        let a = attenuate(
+            &t,
+            &Caveat { methods: Some(vec!["storage.*".into(), "events.list".into()]), ..Caveat::default() },
+        )
+        .unwrap();
+        let r = keys().verify(&a, 2_000).unwrap();
+        assert_eq!(r.methods(), vec!["events.list".to_string(), "storage.get".to_string()]);
+        assert!(r.allows_method("storage.get") && r.allows_method("events.list") && !r.allows_method("events.send"));
     }
 
     #[test]

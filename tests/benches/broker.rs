@@ -38,6 +38,7 @@ fn main() {
         scope: Scope::Write,
         ttl_ms: 3_600_000,
         subject: "bench".into(),
+        namespace: "default".into(),
     };
     let token = keys.mint(&req, now, "bench-1").expect("mint");
     let (t0, mut n) = (Instant::now(), 0u64);

@@ -137,6 +137,7 @@ fn tokens_open_exactly_what_they_allow_over_ws_and_http() {
                         scope: Scope::Admin,
                         ttl_ms: 60_000,
                         subject: "x".into(),
+                        namespace: "default".into(),
                     },
                     now_ms(),
                     "f1",
@@ -232,6 +233,7 @@ fn rotation_keeps_old_tokens_valid_until_their_key_is_removed() {
         scope: Scope::Admin,
         ttl_ms: 600_000,
         subject: "x".into(),
+        namespace: "default".into(),
     };
     let old = old_keys.mint(&req, now_ms(), "old-1").expect("mint");
     // k2 mints now; k1 still verifies.
@@ -377,6 +379,63 @@ fn calls_to_several_targets_in_one_batch_are_answered_each_on_its_own() {
         let text = text.get().unwrap().get_text().unwrap().to_string().unwrap();
         assert!(text.contains("dotdo_broker_tokens_total{outcome=\"redeemed\",reason=\"ok\"} 3"), "{text}");
         assert!(text.contains("dotdo_broker_errors_total{method=\"storage.create\"} 1"), "{text}");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn tokens_stay_in_their_namespace_and_attenuated_admin_tokens_stay_narrow() {
+    let dir = data_dir("tenants");
+    let s = start(&dir, &format!("k1:{K1}"), "k1");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        // Minted by acme's admin broker: it opens acme's Customer/x, not default's.
+        let acme = rpc_client::connect_as::<gateway::Client>(
+            &ws,
+            rpc_client::Options { host: Some("acme.dotdo.dev".into()), ..Default::default() },
+        )
+        .await
+        .expect("connect");
+        let mut req = broker_of(&acme.bootstrap, ADMIN).mint_request();
+        {
+            let mut r = req.get().init_request();
+            r.set_target("Customer/x");
+            r.set_scope("write");
+            r.init_methods(1).set(0, "storage.*");
+        }
+        let token = req.send().promise.await.expect("mint").get().unwrap().get_token().unwrap().to_string().unwrap();
+        assert_eq!(err_code(create_through(&ws, &token, "").await), Code::WrongTarget, "another tenant's token");
+        let mut redeem = broker_of(&acme.bootstrap, "").redeem_request();
+        redeem.get().set_token(&token);
+        let storage = redeem.send().pipeline.get_object().storage_request().send().pipeline.get_storage();
+        let mut create = storage.create_request();
+        create.get().set_type("Note");
+        create.get().set_data("{}");
+        create.send().promise.await.expect("its own tenant");
+
+        // An admin token for the broker, narrowed to verify, cannot mint.
+        let admin_token = mint(&ws, "broker", &["broker.*"], "admin", 60_000).await.expect("mint");
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let mut m = broker_of(&session.bootstrap, &admin_token).mint_request();
+        {
+            let mut r = m.get().init_request();
+            r.set_target("Customer/acme");
+            r.set_scope("read");
+            r.init_methods(1).set(0, "*");
+        }
+        m.send().promise.await.expect("a full admin token mints");
+        let verify_only =
+            attenuate(&admin_token, &Caveat { methods: Some(vec!["broker.verify".into()]), ..Caveat::default() })
+                .expect("attenuate");
+        let mut m = broker_of(&session.bootstrap, &verify_only).mint_request();
+        {
+            let mut r = m.get().init_request();
+            r.set_target("Customer/acme");
+            r.set_scope("read");
+            r.init_methods(1).set(0, "*");
+        }
+        assert_eq!(code(m.send().promise.await), Code::Forbidden);
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);

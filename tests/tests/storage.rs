@@ -355,3 +355,30 @@ fn hostile_and_malformed_input_gets_typed_errors_and_leaves_data_intact() {
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn pages_of_big_documents_are_cut_by_size_and_continue_by_cursor() {
+    let dir = data_dir("bigpages");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", "big");
+        let blob = "x".repeat(900_000);
+        for i in 0..6 {
+            create(&st, "Blob", &format!("b{i}"), json!({ "blob": blob })).await.expect("create");
+        }
+        let (first, cursor) = query(&st, json!({"type": "Blob", "limit": 10})).await.expect("first page");
+        assert!(first.len() < 6 && !cursor.is_empty(), "a page stops at its size limit: {} things", first.len());
+        let mut all: Vec<String> = first.into_iter().map(|t| t.id).collect();
+        let mut cursor = cursor;
+        while !cursor.is_empty() {
+            let (page, next) = query(&st, json!({"type": "Blob", "limit": 10, "cursor": cursor})).await.expect("page");
+            all.extend(page.into_iter().map(|t| t.id));
+            cursor = next;
+        }
+        assert_eq!(all, ["b0", "b1", "b2", "b3", "b4", "b5"]);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -136,6 +136,14 @@ impl EventHub {
 
     /// Stores an event (committed before this returns) and queues it for subscribers.
     pub fn send(self: &Rc<Self>, type_: &str, data: &str) -> Result<Event, RpcError> {
+        let event = self.record(type_, data)?;
+        self.publish(&event);
+        Ok(event)
+    }
+
+    /// Stores an event without delivering it (inside the caller's transaction, if any);
+    /// [`EventHub::publish`] delivers it once that has committed.
+    pub fn record(&self, type_: &str, data: &str) -> Result<Event, RpcError> {
         let (noun, verb) = parse_type(type_)?;
         let data = if data.trim().is_empty() { "null".to_string() } else { data.to_string() };
         serde_json::from_str::<serde_json::Value>(&data).map_err(|e| bad(format!("event data is not JSON: {e}")))?;
@@ -162,12 +170,11 @@ impl EventHub {
             .and_then(|r| r.first())
             .and_then(SqlValue::as_i64)
             .unwrap_or(0) as u64;
-        let event = Event { id, seq, noun, verb, data, timestamp: now, source: self.source.clone() };
-        self.publish(&event);
-        Ok(event)
+        Ok(Event { id, seq, noun, verb, data, timestamp: now, source: self.source.clone() })
     }
 
-    fn publish(self: &Rc<Self>, event: &Event) {
+    /// Queues a stored event for every subscriber whose pattern matches.
+    pub fn publish(self: &Rc<Self>, event: &Event) {
         let mut start = Vec::new();
         for s in self.subscribers.borrow_mut().iter_mut() {
             if !s.pattern.matches(&event.noun, &event.verb) {

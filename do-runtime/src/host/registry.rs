@@ -269,7 +269,13 @@ impl Registry {
             .unwrap_or_default();
         let mut alarms = self.alarms.borrow_mut();
         for (id, key, at) in rows.into_iter().filter(|(id, ..)| ObjectKey::shard(id, threads) == shard) {
-            alarms.insert(id, (key, at));
+            // The index is a file: take only keys that are valid and match their id.
+            match ObjectKey::new(&key.namespace, &key.class, &key.name) {
+                Ok(k) if k.id() == id => {
+                    alarms.insert(id, (k, at));
+                }
+                _ => eprintln!("dotdo: skipping a bad row in the alarm index ({id})"),
+            }
         }
     }
 

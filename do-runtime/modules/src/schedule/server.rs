@@ -96,6 +96,9 @@ impl Scheduler {
         parse_type(action)?;
         let data = if data.trim().is_empty() { "null".to_string() } else { data.to_string() };
         serde_json::from_str::<serde_json::Value>(&data).map_err(|e| bad(format!("schedule data is not JSON: {e}")))?;
+        if data.len() > crate::storage::things::MAX_DOC_BYTES {
+            return Err(RpcError::new(Code::LimitExceeded, "schedule data is over the document size limit"));
+        }
         if self.list()?.len() >= MAX_SCHEDULES {
             return Err(RpcError::new(Code::LimitExceeded, format!("an object has at most {MAX_SCHEDULES} schedules")));
         }
@@ -160,31 +163,56 @@ impl Scheduler {
     }
 
     /// Runs what is due (each due schedule once, however many runs it missed), moves
-    /// each to its next run and re-arms the alarm. Returns how many ran.
+    /// each to its next run and re-arms the alarm. Each run's move and event commit
+    /// together; a run that fails still moves on (so it cannot spin) and does not stop
+    /// the others. Returns how many ran, or the first failure after all were tried.
     pub fn on_alarm(&self) -> Result<usize, RpcError> {
         let now = self.env.now_ms();
         let due: Vec<Entry> = self.list()?.into_iter().filter(|e| e.next_run <= now).collect();
+        let (mut ran, mut failure) = (0, None);
         for e in &due {
             let next = Spec::parse(&e.spec).ok().and_then(|s| s.next_after(now));
-            match next {
+            let advance = || match next {
                 Some(next) => self.sql.execute(
                     "UPDATE schedules SET next_run = ?, last_run = ? WHERE id = ?",
                     &[SqlValue::Integer(next), SqlValue::Integer(now), SqlValue::Text(e.id.clone())],
-                )?,
-                None => self.sql.execute("DELETE FROM schedules WHERE id = ?", &[SqlValue::Text(e.id.clone())])?,
+                ),
+                None => self.sql.execute("DELETE FROM schedules WHERE id = ?", &[SqlValue::Text(e.id.clone())]),
             };
-            let event = self.events.send(&e.action, &e.data)?;
-            if let Some(h) = self.handlers.borrow().get(&e.id).cloned() {
-                let mut req = h.handle_request();
-                event.fill(req.get().init_event());
-                let call = req.send().promise;
-                self.env.spawn(Box::pin(async move {
-                    let _ = call.await;
-                }));
+            let mut event = None;
+            let committed = self.sql.transaction(&mut || {
+                advance()?;
+                event = Some(self.events.record(&e.action, &e.data)?);
+                Ok(())
+            });
+            if next.is_none() {
+                self.handlers.borrow_mut().remove(&e.id);
+            }
+            match (committed, event) {
+                (Ok(()), Some(event)) => {
+                    ran += 1;
+                    self.events.publish(&event);
+                    if let Some(h) = self.handlers.borrow().get(&e.id).cloned() {
+                        let mut req = h.handle_request();
+                        event.fill(req.get().init_event());
+                        let call = req.send().promise;
+                        self.env.spawn(Box::pin(async move {
+                            let _ = call.await;
+                        }));
+                    }
+                }
+                (Err(err), _) => {
+                    let _ = advance();
+                    failure.get_or_insert(err);
+                }
+                (Ok(()), None) => {}
             }
         }
         self.rearm()?;
-        Ok(due.len())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(ran),
+        }
     }
 }
 

@@ -16,6 +16,9 @@ fn bad(msg: impl Into<String>) -> RpcError {
     RpcError::new(Code::InvalidArgument, msg)
 }
 
+/// The longest period `every N units` may have: ten years.
+pub const MAX_PERIOD_MS: i64 = 10 * 366 * 86_400_000;
+
 /// A parsed schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spec {
@@ -79,7 +82,10 @@ fn field(text: &str, name: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64
         let mut v = a;
         while v <= b {
             set |= 1 << (if name == "day-of-week" && v == 7 { 0 } else { v });
-            v += step;
+            v = match v.checked_add(step) {
+                Some(next) => next,
+                None => break,
+            };
         }
     }
     Ok(set)
@@ -243,7 +249,10 @@ impl Spec {
                 if n <= 0 {
                     return Err(bad(format!("{text:?}: the count must be at least 1")));
                 }
-                Ok(Spec::Every { period_ms: n * ms })
+                match n.checked_mul(ms).filter(|p| *p <= MAX_PERIOD_MS) {
+                    Some(period_ms) => Ok(Spec::Every { period_ms }),
+                    None => Err(bad(format!("{text:?}: the period is longer than ten years"))),
+                }
             }
             [unit] if *unit != "day" && *unit != "weekday" && unit_ms(unit).is_some() => {
                 Ok(Spec::Every { period_ms: unit_ms(unit).unwrap_or(60_000) })
@@ -271,7 +280,7 @@ impl Spec {
     /// The next run strictly after `after_ms`.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         match self {
-            Spec::Every { period_ms } => Some(after_ms + period_ms),
+            Spec::Every { period_ms } => after_ms.checked_add(*period_ms),
             Spec::Cron(c) => c.next_after(after_ms),
         }
     }
@@ -314,6 +323,8 @@ mod tests {
         let c = Spec::parse("0 0 1 1 7").unwrap();
         assert!(c.next_after(JAN1_2024).is_some(), "7 is Sunday; day fields OR together");
         assert_eq!(Spec::parse("0 0 31 2 *").unwrap().next_after(JAN1_2024), None, "never fires");
+        // A huge step does not overflow: it is just the start value.
+        assert_eq!(Spec::parse("1/4294967295 * * * *").unwrap().next_after(JAN1_2024), Some(ms(0, 0, 1, 0)));
     }
 
     #[test]
@@ -329,6 +340,7 @@ mod tests {
             ("every day at 25:00", "25:00"),
             ("every 0 minutes", "at least 1"),
             ("every Monday", "say when"),
+            ("every 100000000000 days", "ten years"),
         ];
         for (spec, hint) in cases {
             let e = Spec::parse(spec).unwrap_err();

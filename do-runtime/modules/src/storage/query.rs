@@ -89,6 +89,8 @@ impl Field {
     /// The SQL expression for this field and its parameters.
     fn expr(&self) -> (String, Vec<SqlValue>) {
         match self {
+            // deletedAt is 0 on live things, as a Thing reports it.
+            Field::Column("deleted_at") => ("COALESCE(deleted_at, 0)".to_string(), Vec::new()),
             Field::Column(c) => ((*c).to_string(), Vec::new()),
             Field::Data(path) => ("json_extract(data, ?)".to_string(), vec![SqlValue::Text(path.clone())]),
         }

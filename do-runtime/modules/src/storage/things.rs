@@ -11,6 +11,9 @@ use serde_json::Value;
 pub const MAX_DOC_BYTES: usize = 1 << 20;
 /// Most things in one bulk create.
 pub const MAX_BULK: usize = 1000;
+/// A page of query results stops growing past this many bytes of data (it always holds
+/// at least one thing); the cursor continues after it.
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
 /// Most things one bulk update or delete may touch.
 pub const MAX_BULK_MATCH: u32 = 10_000;
 
@@ -271,10 +274,17 @@ impl Store<'_> {
     pub fn query(&self, q: &Query) -> Result<(Vec<Thing>, Option<String>), RpcError> {
         let (sql, params) = q.select_sql();
         let rows = self.sql.query(&sql, &params)?;
-        let more = rows.len() > q.limit as usize;
+        let mut more = rows.len() > q.limit as usize;
         let mut things = Vec::new();
         let mut last_keys = Vec::new();
+        let mut bytes = 0;
         for row in rows.iter().take(q.limit as usize) {
+            let size = row.get(2).and_then(SqlValue::as_text).map_or(0, str::len);
+            if !things.is_empty() && bytes + size > MAX_PAGE_BYTES {
+                more = true;
+                break;
+            }
+            bytes += size;
             things.push(row_to_thing(row)?);
             last_keys = row[7..].to_vec();
         }
