@@ -90,10 +90,16 @@ impl ClientHook for Membrane {
         method_id: u16,
         size_hint: Option<capnp::MessageSize>,
     ) -> capnp::capability::Request<capnp::any_pointer::Owned, capnp::any_pointer::Owned> {
-        match self.admit(interface_id, method_id) {
-            Ok(_) => self.inner.new_call(interface_id, method_id, size_hint),
-            Err(e) => capnp_rpc::new_broken_cap(e.into()).new_call(interface_id, method_id, size_hint),
-        }
+        // Calls from this process (remote calls arrive through `call`): checked, but a
+        // getter would hand out an unwrapped module, so getters are refused here.
+        let refused = match self.admit(interface_id, method_id) {
+            Ok(name) if name.starts_with("object.") && name != "object.info" => {
+                RpcError::new(Code::Forbidden, format!("{name} through a membrane is only for remote callers"))
+            }
+            Ok(_) => return self.inner.new_call(interface_id, method_id, size_hint),
+            Err(e) => e,
+        };
+        capnp_rpc::new_broken_cap(refused.into()).new_call(interface_id, method_id, size_hint)
     }
 
     fn call(

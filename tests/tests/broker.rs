@@ -160,7 +160,7 @@ fn attenuation_narrows_and_revocation_and_admin_rules_hold() {
     let dir = data_dir("attenuate");
     let s = start(&dir, &format!("k1:{K1}"), "k1");
     let ws = format!("ws://{}/rpc", s.http_addr);
-    rpc_client::run(async {
+    let revoked = rpc_client::run(async {
         let full = mint(&ws, "Customer/acme", &["*"], "admin", 60_000).await.expect("mint");
         create_through(&ws, &full, "").await.expect("full token writes");
         let narrow = attenuate(
@@ -200,12 +200,14 @@ fn attenuation_narrows_and_revocation_and_admin_rules_hold() {
         let mut mint_req = broker_of(&session.bootstrap, "").mint_request();
         mint_req.get().init_request().set_target("Customer/acme");
         assert_eq!(code(mint_req.send().promise.await), Code::Forbidden, "only admins mint");
+        full
     });
     s.stop();
     // Revocations survive a restart.
     let s = start(&dir, &format!("k1:{K1}"), "k1");
     let ws = format!("ws://{}/rpc", s.http_addr);
     rpc_client::run(async {
+        assert_eq!(err_code(create_through(&ws, &revoked, "").await), Code::Revoked, "still revoked after a restart");
         let fresh = mint(&ws, "Customer/acme", &["*"], "admin", 60_000).await.expect("mint");
         create_through(&ws, &fresh, "").await.expect("a new token works");
     });

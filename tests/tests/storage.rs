@@ -382,3 +382,40 @@ fn pages_of_big_documents_are_cut_by_size_and_continue_by_cursor() {
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn live_objects_are_bounded() {
+    let dir = data_dir("bounded");
+    let config = rpc_core::server::ServerConfig {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        tcp_addr: None,
+        workers: 1,
+        limits: rpc_core::Limits::default(),
+    };
+    let host = do_runtime::HostConfig { data_dir: dir.clone(), threads: 1, max_live: 1, ..Default::default() };
+    let (s, metrics) = do_runtime::serve_with(config, host).expect("server");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        let holder = rpc_client::connect(&ws).await.expect("connect");
+        create(&storage_of(&holder.bootstrap, "Shop", "first"), "Note", "n", json!({})).await.expect("first object");
+        let other = rpc_client::connect(&ws).await.expect("connect");
+        let refused = create(&storage_of(&other.bootstrap, "Shop", "second"), "Note", "n", json!({})).await;
+        assert_eq!(code(refused), Code::Overloaded, "the one live slot is held by a connected object");
+        holder.close().await.expect("close");
+        other.close().await.expect("close");
+        // The first object now has no connection: it makes room for the second.
+        let mut made = false;
+        for _ in 0..100 {
+            let session = rpc_client::connect(&ws).await.expect("connect");
+            if create(&storage_of(&session.bootstrap, "Shop", "second"), "Note", "n", json!({})).await.is_ok() {
+                made = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(made, "an idle object is evicted to make room");
+        assert_eq!(metrics.live.load(std::sync::atomic::Ordering::Relaxed), 1);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
