@@ -13,7 +13,7 @@ usage:
               [--max-message-bytes N] [--max-frame-bytes N] [--nesting-limit N]
               [--max-calls-in-flight N] [--max-batch-messages N] [--max-batch-bytes N]
               [--call-timeout-ms N] [--data DIR] [--object-threads N] [--idle-ms N]
-              [--max-objects N] [--broker-timeout-ms N]
+              [--max-objects N] [--broker-timeout-ms N] [--require-tokens]
   dotdo codegen <schema.capnp>... --out <dir> [-I <import dir>]...
   dotdo token new-key | mint ... | verify TOKEN | attenuate TOKEN ...
   dotdo help";
@@ -21,8 +21,9 @@ usage:
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Run the server (with the broker's per-call timeout).
-    Serve(Box<ServerConfig>, Box<HostConfig>, Duration),
+    /// Run the server (with the broker's per-call timeout, and whether objects are
+    /// reachable only through tokens).
+    Serve(Box<ServerConfig>, Box<HostConfig>, Duration, bool),
     /// Generate Rust code for the given schema files.
     Codegen {
         /// The `.capnp` files.
@@ -59,6 +60,7 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String
     let mut c = ServerConfig::default();
     let mut h = HostConfig::default();
     let mut broker_timeout = Duration::from_secs(5);
+    let mut require_tokens = false;
     let mut host: IpAddr = [127, 0, 0, 1].into();
     let (mut port, mut tcp_port) = (8787u16, Some(8788u16));
     while let Some(flag) = args.next() {
@@ -81,6 +83,7 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String
             "--idle-ms" => h.idle_timeout = Duration::from_millis(number(&flag, args.next())?),
             "--max-objects" => h.max_live = number(&flag, args.next())?,
             "--broker-timeout-ms" => broker_timeout = Duration::from_millis(number(&flag, args.next())?),
+            "--require-tokens" => require_tokens = true,
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }
@@ -90,7 +93,7 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String
     c.http_addr = SocketAddr::new(host, port);
     c.tcp_addr = tcp_port.map(|p| SocketAddr::new(host, p));
     h.call_timeout = c.limits.call_timeout;
-    Ok(Command::Serve(Box::new(c), Box::new(h), broker_timeout))
+    Ok(Command::Serve(Box::new(c), Box::new(h), broker_timeout, require_tokens))
 }
 
 fn parse_codegen(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
@@ -119,7 +122,8 @@ mod tests {
 
     #[test]
     fn serve_defaults_to_loopback() {
-        let Command::Serve(c, h, t) = parse(args("serve")).unwrap() else { panic!() };
+        let Command::Serve(c, h, t, r) = parse(args("serve")).unwrap() else { panic!() };
+        assert!(!r);
         assert_eq!(t, Duration::from_secs(5));
         assert_eq!(h.data_dir, PathBuf::from(".dotdo"));
         assert_eq!(c.http_addr, "127.0.0.1:8787".parse().unwrap());
@@ -128,7 +132,7 @@ mod tests {
 
     #[test]
     fn serve_flags_set_limits() {
-        let Command::Serve(c, h, _) = parse(args(
+        let Command::Serve(c, h, _, _) = parse(args(
             "serve --port 0 --no-tcp --max-calls-in-flight 7 --call-timeout-ms 250 --data /tmp/x --idle-ms 5",
         ))
         .unwrap() else {

@@ -146,6 +146,13 @@ impl gateway::Server for GatewayServer {
         let text = |t: capnp::Result<capnp::text::Reader<'_>>| -> capnp::Result<String> {
             t?.to_string().map_err(|e| rpc_core::RpcError::new(rpc_core::Code::InvalidArgument, e.to_string()).into())
         };
+        if self.broker.require_tokens {
+            return Err(rpc_core::RpcError::new(
+                rpc_core::Code::Unauthorized,
+                "this server requires capability tokens: use broker.redeem(token)",
+            )
+            .into());
+        }
         results.get().set_object(self.open_object(&text(p.get_class())?, &text(p.get_name())?)?);
         Ok(())
     }

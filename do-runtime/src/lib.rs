@@ -40,11 +40,13 @@ pub fn serve_with(config: ServerConfig, host: HostConfig) -> std::io::Result<(Se
 /// `DOTDO_TOKEN_KEYS` (+ `DOTDO_TOKEN_ACTIVE_KEY`), the admin API key from
 /// `DOTDO_ADMIN_KEY`, revocations beside the objects.
 pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> std::io::Result<BrokerConfig> {
+    let require_tokens = std::env::var("DOTDO_REQUIRE_TOKENS").is_ok_and(|v| v == "1" || v == "true");
     Ok(BrokerConfig {
         keys: rpc_core::token::KeyRing::from_env().map_err(std::io::Error::other)?,
         admin_key: std::env::var("DOTDO_ADMIN_KEY").ok(),
         db_path: host.data_dir.join("broker.sqlite"),
         call_timeout,
+        require_tokens,
     })
 }
 

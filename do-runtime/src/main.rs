@@ -32,10 +32,12 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Serve(config, host, broker_timeout) => {
+        Command::Serve(config, host, broker_timeout, require_tokens) => {
             let data = host.data_dir.clone();
-            let started = do_runtime::broker_from_env(&host, broker_timeout)
-                .and_then(|broker| do_runtime::serve_all(*config, *host, broker));
+            let started = do_runtime::broker_from_env(&host, broker_timeout).and_then(|mut broker| {
+                broker.require_tokens |= require_tokens;
+                do_runtime::serve_all(*config, *host, broker)
+            });
             let server = match started {
                 Ok((s, _)) => s,
                 Err(e) => {

@@ -32,6 +32,8 @@ pub struct BrokerConfig {
     pub db_path: PathBuf,
     /// Deadline of each call through a membrane.
     pub call_timeout: Duration,
+    /// Objects are reachable only through redeemed tokens (`gateway.object` is refused).
+    pub require_tokens: bool,
 }
 
 /// What every session's broker shares.
@@ -41,6 +43,8 @@ pub struct BrokerState {
     admin_key: Option<String>,
     db_path: PathBuf,
     call_timeout: Duration,
+    /// Objects are reachable only through redeemed tokens.
+    pub require_tokens: bool,
     /// The broker's counters.
     pub metrics: Arc<BrokerMetrics>,
 }
@@ -71,6 +75,7 @@ impl BrokerState {
             admin_key: config.admin_key.filter(|k| !k.is_empty()),
             db_path: config.db_path,
             call_timeout: config.call_timeout,
+            require_tokens: config.require_tokens,
             metrics: Arc::new(BrokerMetrics::default()),
         })
     }

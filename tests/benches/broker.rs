@@ -62,6 +62,7 @@ fn main() {
         admin_key: Some("admin".into()),
         db_path: dir.join("broker.sqlite"),
         call_timeout: Duration::from_secs(5),
+        require_tokens: false,
     };
     let (server, _) = do_runtime::serve_all(config, host, broker_config).expect("server");
     let url = format!("ws://{}/rpc", server.http_addr);

@@ -17,6 +17,10 @@ const K1: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA";
 const K2: &str = "YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQtYW5vdGhlcg";
 
 fn start(dir: &std::path::Path, keys: &str, active: &str) -> rpc_core::server::ServerHandle {
+    start_with(dir, keys, active, false)
+}
+
+fn start_with(dir: &std::path::Path, keys: &str, active: &str, require_tokens: bool) -> rpc_core::server::ServerHandle {
     let config = rpc_core::server::ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         tcp_addr: None,
@@ -29,6 +33,7 @@ fn start(dir: &std::path::Path, keys: &str, active: &str) -> rpc_core::server::S
         admin_key: Some(ADMIN.into()),
         db_path: dir.join("broker.sqlite"),
         call_timeout: Duration::from_secs(5),
+        require_tokens,
     };
     do_runtime::serve_all(config, host, broker).expect("server").0
 }
@@ -438,6 +443,27 @@ fn tokens_stay_in_their_namespace_and_attenuated_admin_tokens_stay_narrow() {
             r.init_methods(1).set(0, "*");
         }
         assert_eq!(code(m.send().promise.await), Code::Forbidden);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_server_that_requires_tokens_refuses_plain_object_access() {
+    let dir = data_dir("require");
+    let s = start_with(&dir, &format!("k1:{K1}"), "k1", true);
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let mut req = session.bootstrap.object_request();
+        req.get().set_class("Customer");
+        req.get().set_name("acme");
+        let storage = req.send().pipeline.get_object().storage_request().send().pipeline.get_storage();
+        let mut count = storage.count_request();
+        count.get().set_query("{}");
+        assert_eq!(code(count.send().promise.await), Code::Unauthorized);
+        let token = mint(&ws, "Customer/acme", &["storage.*"], "write", 60_000).await.expect("mint");
+        create_through(&ws, &token, "").await.expect("a token still opens the object");
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
