@@ -41,11 +41,6 @@ impl BrokerMetrics {
         }
     }
 
-    /// How many tokens had `outcome` (any reason).
-    pub fn tokens(&self, outcome: &str) -> u64 {
-        self.tokens.lock().map(|t| t.iter().filter(|((o, _), _)| o == outcome).map(|(_, n)| n).sum()).unwrap_or(0)
-    }
-
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

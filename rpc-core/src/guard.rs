@@ -40,11 +40,6 @@ impl Guard {
         Guard { limits, open: HashSet::new(), rejected: HashMap::new() }
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Questions the peer has asked that are not answered yet.
     pub fn open_questions(&self) -> usize {
         self.open.len()

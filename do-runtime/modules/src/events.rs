@@ -249,11 +249,6 @@ impl EventHub {
         self.subscribers.borrow_mut().retain(|s| s.id != id);
     }
 
-    /// Subscribers currently registered.
-    pub fn subscriber_count(&self) -> usize {
-        self.subscribers.borrow().len()
-    }
-
     fn dropped(&self, id: u64) -> u64 {
         self.subscribers.borrow().iter().find(|s| s.id == id).map_or(0, |s| s.dropped)
     }

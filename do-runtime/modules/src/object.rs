@@ -73,17 +73,6 @@ pub enum Module {
     Schedule(ScheduleServer),
 }
 
-impl Module {
-    /// A plain (unwrapped) client of this module.
-    pub fn into_client(self) -> capnp::capability::Client {
-        match self {
-            Module::Storage(s) => capnp_rpc::new_client::<storage::Client, _>(s).client,
-            Module::Events(s) => capnp_rpc::new_client::<events::Client, _>(s).client,
-            Module::Schedule(s) => capnp_rpc::new_client::<schedule::Client, _>(s).client,
-        }
-    }
-}
-
 impl object::Server for ObjectServer {
     async fn info(self: CapRc<Self>, _: object::InfoParams, mut results: object::InfoResults) -> capnp::Result<()> {
         let mut r = results.get();
