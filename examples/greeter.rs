@@ -12,8 +12,8 @@ pub mod greeter_capnp {
 
 use capnp::capability::Rc;
 use greeter_capnp::{greeter, greeting};
-use rpc_core::server::{ServerConfig, SessionInfo};
 use rpc_core::Layer;
+use rpc_server::{ServerConfig, SessionInfo};
 use std::sync::Arc;
 
 struct GreeterServer {
@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let layer = Layer::new(info.limits.call_timeout);
         layer.client::<greeter::Client, _>(GreeterServer { layer }).client
     });
-    let server = rpc_core::server::start(config, factory)?;
+    let server = rpc_server::start(config, factory)?;
     let tcp = server.tcp_addr.ok_or("no tcp listener")?;
     let urls =
         [format!("ws://{}/rpc", server.http_addr), format!("http://{}/rpc", server.http_addr), format!("tcp://{tcp}")];

@@ -1,7 +1,7 @@
 //! The `dotdo` command line, parsed into plain values (no I/O here).
 
 use crate::host::registry::HostConfig;
-use rpc_core::server::ServerConfig;
+use rpc_server::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! // Serve on 127.0.0.1:8787 (HTTP: batch, WebSocket, health) and :8788 (TCP).
-//! let server = do_runtime::serve(rpc_core::server::ServerConfig::default()).unwrap();
+//! let server = do_runtime::serve(rpc_server::ServerConfig::default()).unwrap();
 //! println!("listening on http://{}", server.http_addr);
 //! server.wait();
 //! ```
@@ -19,7 +19,7 @@ pub mod token_cli;
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
 pub use rpc_broker::BrokerConfig;
 use rpc_broker::BrokerState;
-use rpc_core::server::{self, ServerConfig, ServerHandle};
+use rpc_server::{ServerConfig, ServerHandle};
 use std::sync::Arc;
 
 /// Starts a dotdo server whose sessions bootstrap into a [`gateway::GatewayServer`],
@@ -42,7 +42,7 @@ pub fn serve_with(config: ServerConfig, host: HostConfig) -> std::io::Result<(Se
 pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> std::io::Result<BrokerConfig> {
     let require_tokens = std::env::var("DOTDO_REQUIRE_TOKENS").is_ok_and(|v| v == "1" || v == "true");
     Ok(BrokerConfig {
-        keys: rpc_core::token::KeyRing::from_env().map_err(std::io::Error::other)?,
+        keys: rpc_broker::token::KeyRing::from_env().map_err(std::io::Error::other)?,
         admin_key: std::env::var("DOTDO_ADMIN_KEY").ok(),
         db_path: host.data_dir.join("broker.sqlite"),
         call_timeout,
@@ -60,7 +60,7 @@ pub fn serve_all(
     let metrics = objects.metrics.clone();
     let broker = BrokerState::new(broker);
     let shared = broker.clone();
-    let server = server::start(
+    let server = rpc_server::start(
         config,
         Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone(), shared.clone()).client),
     )?;

@@ -1,8 +1,8 @@
 //! `dotdo token new-key | mint | verify | attenuate`: capability tokens on the command
 //! line. Keys come from `DOTDO_TOKEN_KEY_FILE` or `DOTDO_TOKEN_KEYS` (see
-//! `rpc_core::token::KeyRing::from_env`).
+//! `rpc_broker::token::KeyRing::from_env`).
 
-use rpc_core::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
+use rpc_broker::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
 use rpc_core::{Code, RpcError};
 
 /// Usage of the token commands.

@@ -1,7 +1,7 @@
 //! Shared by the examples: a URL from the command line, or a dotdo server started in
 //! this process on free loopback ports, so every example runs on its own.
 
-use rpc_core::server::{ServerConfig, ServerHandle};
+use rpc_server::{ServerConfig, ServerHandle};
 
 /// The server the examples talk to: `args[1]` (e.g. `ws://127.0.0.1:8787/rpc`) names one
 /// already running; without it an embedded server starts on free ports.

@@ -5,9 +5,9 @@
 //! Pipelining works through it like through any capability.
 
 use crate::metrics::BrokerMetrics;
+use crate::token::{Rights, Scope};
 use capnp::capability::{FromClientHook, Promise};
 use capnp::private::capability::{ClientHook, ParamsHook, ResultsHook};
-use rpc_core::token::{Rights, Scope};
 use rpc_core::{error::tag, Code, RpcError};
 use schema::object_capnp::object;
 use std::rc::Rc;

@@ -55,7 +55,7 @@ pub async fn post(to: &Endpoint, body: Vec<u8>, max_response: usize) -> Result<B
     s.ready().await.map_err(|e| RpcError::new(Code::Disconnected, format!("http connection: {e}")))?;
     let req = hyper::Request::post(path)
         .header(hyper::header::HOST, to.host.as_str())
-        .header(hyper::header::CONTENT_TYPE, rpc_core::transport::BATCH_CONTENT_TYPE)
+        .header(hyper::header::CONTENT_TYPE, rpc_core::pump::BATCH_CONTENT_TYPE)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| RpcError::new(Code::InvalidArgument, e.to_string()))?;
     let resp =

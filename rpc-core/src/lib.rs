@@ -1,15 +1,15 @@
-//! dotdo's RPC layer: Cap'n Proto RPC (promise pipelining, capability passing and
-//! release, from `capnp-rpc`) carried over WebSocket, HTTP batch and TCP, with
-//! negotiation, typed errors that cross the wire, and per-session limits.
+//! dotdo's RPC protocol core: Cap'n Proto RPC (promise pipelining, capability passing
+//! and release, from `capnp-rpc`) driven over message queues, with negotiation, typed
+//! errors that cross the wire, and per-session limits. Nothing here does I/O.
 //!
-//! The protocol pieces are plain types and functions testable without a socket:
-//! [`framing`] (message framing), [`guard`] (limits on incoming messages),
-//! [`negotiation`], [`namespace`], [`error`]. The transports in [`transport`] are thin
-//! adapters that move frames between a socket and a [`vat::Link`]; [`server`] puts
-//! them behind one HTTP listener and one TCP listener.
+//! The pieces are plain types and functions testable without a socket: [`framing`]
+//! (message framing), [`guard`] (limits on incoming messages), [`negotiation`],
+//! [`namespace`], [`error`], the queue [`vat`] the engine runs on, the [`pump`] that a
+//! transport drives, and the HTTP [`batch`] protocol. The async transports live in the
+//! `rpc-transport` crate and the listeners in `rpc-server`.
 //!
-//! Without the default `native` feature the crate is the protocol core alone (errors,
-//! framing, limits, negotiation, the queue vat) and builds for `wasm32-unknown-unknown`.
+//! With the default `timer` feature the crate also has the call-deadline [`layer`]
+//! (a tokio timer, no I/O); without it it builds for `wasm32-unknown-unknown`.
 //!
 //! ```
 //! use rpc_core::{Code, RpcError};
@@ -18,24 +18,20 @@
 //! assert_eq!(RpcError::from(on_the_wire), e);
 //! ```
 
+pub mod batch;
 pub mod error;
 pub mod framing;
 pub mod guard;
-#[cfg(feature = "native")]
+#[cfg(feature = "timer")]
 pub mod layer;
 pub mod limits;
 pub mod metrics;
 pub mod namespace;
 pub mod negotiation;
-#[cfg(feature = "native")]
-pub mod server;
-#[cfg(feature = "tokens")]
-pub mod token;
-#[cfg(feature = "native")]
-pub mod transport;
+pub mod pump;
 pub mod vat;
 
 pub use error::{Code, RpcError};
-#[cfg(feature = "native")]
+#[cfg(feature = "timer")]
 pub use layer::Layer;
 pub use limits::Limits;

@@ -23,7 +23,12 @@ pub struct Metrics {
     pub refused_requests: AtomicU64,
     /// More Prometheus text for `GET /metrics` (e.g. the broker's).
     extra: std::sync::OnceLock<Extra>,
+    /// Calls served, by method and outcome: (count, total microseconds).
+    calls: std::sync::Mutex<CallTable>,
 }
+
+/// Calls by (method, outcome code): (count, total microseconds).
+type CallTable = std::collections::BTreeMap<(String, &'static str), (u64, u64)>;
 
 /// Renders more metrics text.
 pub type Extra = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
@@ -52,6 +57,25 @@ impl Metrics {
             out.push_str(&extra());
         }
         out
+    }
+
+    /// Records one call of `method` (`interface.method`, e.g. `storage.get`) that took
+    /// `elapsed` and ended with `outcome` (`None` for success, else the error's code).
+    /// The server's metrics layer calls this for every call arriving over the network.
+    pub fn observe_call(&self, method: &str, elapsed: std::time::Duration, outcome: Option<crate::Code>) {
+        let code = outcome.map_or("OK", |c| c.as_str());
+        if let Ok(mut calls) = self.calls.lock() {
+            let e = calls.entry((method.to_string(), code)).or_default();
+            e.0 += 1;
+            e.1 += elapsed.as_micros() as u64;
+        }
+    }
+
+    /// How many calls of `method` ended with `code` (`"OK"` for success).
+    pub fn calls(&self, method: &str, code: &str) -> u64 {
+        self.calls
+            .lock()
+            .map_or(0, |c| c.iter().filter(|((m, k), _)| m == method && *k == code).map(|(_, v)| v.0).sum())
     }
 
     /// Adds one to `counter`.

@@ -2,7 +2,7 @@
 //! membrane vs the same call made directly (both over WebSocket), and a fan-out query
 //! over 8 shards vs one shard. `cargo bench -p tests --bench broker`.
 
-use rpc_core::token::{KeyRing, MintRequest, Scope};
+use rpc_broker::token::{KeyRing, MintRequest, Scope};
 use schema::broker_capnp::broker;
 use schema::session_capnp::gateway;
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("dotdo-bench-broker-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = rpc_core::server::ServerConfig {
+    let config = rpc_server::ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         tcp_addr: None,
         workers: 1,

@@ -8,7 +8,7 @@ use capnp::capability::Rc as CapRc;
 use do_modules::host::{Env, Task};
 use do_modules::storage::query::Query;
 use do_modules::storage::things::Store;
-use rpc_core::server::ServerConfig;
+use rpc_server::ServerConfig;
 use schema::object_capnp::{events, handler, storage};
 use std::cell::Cell;
 use std::time::{Duration, Instant};

@@ -9,8 +9,8 @@
 
 use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
 use futures::AsyncReadExt;
-use rpc_core::server::ServerConfig;
 use rpc_core::Limits;
+use rpc_server::ServerConfig;
 use schema::demo_capnp::directory;
 use schema::session_capnp::gateway;
 use std::io::{Read, Write};

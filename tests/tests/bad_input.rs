@@ -20,14 +20,14 @@ fn abort_code(bytes: &[u8]) -> Code {
     RpcError::from_tagged(&reason).expect("a tagged reason").code
 }
 
-async fn raw_ws(s: &rpc_core::server::ServerHandle) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+async fn raw_ws(s: &rpc_server::ServerHandle) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
     let stream = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
     let (ws, _) =
         tokio_tungstenite::client_async(format!("ws://{}/rpc", s.http_addr), stream).await.expect("handshake");
     ws
 }
 
-async fn still_serving(s: &rpc_core::server::ServerHandle) {
+async fn still_serving(s: &rpc_server::ServerHandle) {
     for url in urls(s) {
         let session = rpc_client::connect(&url).await.expect("connect");
         assert_eq!(chain(&directory(&session.bootstrap), "x", "y").await.expect("chain"), "contents of x/y");
@@ -80,7 +80,7 @@ fn garbage_and_truncation_on_tcp_leave_the_server_serving() {
 }
 
 /// Sends one raw HTTP/1.1 request and returns (status, body).
-async fn http(s: &rpc_core::server::ServerHandle, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+async fn http(s: &rpc_server::ServerHandle, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
     let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rpc_core::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
+use rpc_broker::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
 use rpc_core::{Code, Limits, RpcError};
 use schema::broker_capnp::broker;
 use schema::session_capnp::gateway;
@@ -16,12 +16,12 @@ const ADMIN: &str = "admin-secret-for-tests";
 const K1: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA";
 const K2: &str = "YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQtYW5vdGhlcg";
 
-fn start(dir: &std::path::Path, keys: &str, active: &str) -> rpc_core::server::ServerHandle {
+fn start(dir: &std::path::Path, keys: &str, active: &str) -> rpc_server::ServerHandle {
     start_with(dir, keys, active, false)
 }
 
-fn start_with(dir: &std::path::Path, keys: &str, active: &str, require_tokens: bool) -> rpc_core::server::ServerHandle {
-    let config = rpc_core::server::ServerConfig {
+fn start_with(dir: &std::path::Path, keys: &str, active: &str, require_tokens: bool) -> rpc_server::ServerHandle {
+    let config = rpc_server::ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         tcp_addr: None,
         workers: 2,

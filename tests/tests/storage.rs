@@ -386,7 +386,7 @@ fn pages_of_big_documents_are_cut_by_size_and_continue_by_cursor() {
 #[test]
 fn live_objects_are_bounded() {
     let dir = data_dir("bounded");
-    let config = rpc_core::server::ServerConfig {
+    let config = rpc_server::ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         tcp_addr: None,
         workers: 1,

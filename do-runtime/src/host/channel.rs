@@ -2,7 +2,7 @@
 //! one worker thread holds a Cap'n Proto connection to an object living on another.
 
 use bytes::Bytes;
-use rpc_core::transport::FrameIo;
+use rpc_core::pump::FrameIo;
 use rpc_core::{Code, RpcError};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};

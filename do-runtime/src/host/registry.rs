@@ -16,7 +16,7 @@ use capnp_rpc::rpc_twoparty_capnp::Side;
 use do_modules::host::{Alarm, Env, Task};
 use do_modules::object::{Address, Hooks, Module, ObjectServer};
 use rpc_core::guard::Guard;
-use rpc_core::transport::Pump;
+use rpc_core::pump::Pump;
 use rpc_core::vat::{rpc_system, Link};
 use rpc_core::{Code, Layer, Limits, RpcError};
 use schema::object_capnp::{events, object, schedule, storage};

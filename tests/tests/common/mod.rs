@@ -1,8 +1,8 @@
 //! A real dotdo server on 127.0.0.1 for each test, and client helpers.
 #![allow(dead_code)]
 
-use rpc_core::server::{ServerConfig, ServerHandle};
 use rpc_core::{Code, Limits, RpcError};
+use rpc_server::{ServerConfig, ServerHandle};
 use schema::demo_capnp::directory;
 use schema::session_capnp::gateway;
 use std::sync::atomic::Ordering;

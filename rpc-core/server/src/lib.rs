@@ -6,14 +6,6 @@
 //! Each worker thread runs a single-threaded runtime; a session lives on the worker
 //! that accepted it (capabilities are `!Send`), and workers share the listeners.
 
-use crate::error::{Code, RpcError};
-use crate::guard::Guard;
-use crate::limits::Limits;
-use crate::metrics::Metrics;
-use crate::transport::tcp::StreamFrames;
-use crate::transport::websocket::{ws_config, WsFrames};
-use crate::transport::{http_batch, FrameIo, Pump, BATCH_CONTENT_TYPE, WS_SUBPROTOCOL};
-use crate::vat::{rpc_system, Link};
 use bytes::Bytes;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
@@ -22,6 +14,14 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use rpc_core::batch;
+use rpc_core::guard::Guard;
+use rpc_core::metrics::Metrics;
+use rpc_core::pump::{FrameIo, Pump, BATCH_CONTENT_TYPE, WS_SUBPROTOCOL};
+use rpc_core::vat::{rpc_system, Link};
+use rpc_core::{Code, Limits, RpcError};
+use rpc_transport::tcp::StreamFrames;
+use rpc_transport::websocket::{ws_config, WsFrames};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +52,8 @@ pub struct SessionInfo {
     pub transport: TransportKind,
     /// The limits in force.
     pub limits: Limits,
+    /// The server's counters, for the layers that record calls.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Makes the bootstrap capability of each new session. Called on the worker thread
@@ -122,8 +124,13 @@ struct Shared {
 impl Shared {
     fn session(&self, namespace: String, transport: TransportKind) -> capnp::capability::Client {
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let info =
-            SessionInfo { namespace, session_id: format!("{:x}-{n:x}", self.epoch), transport, limits: self.limits };
+        let info = SessionInfo {
+            namespace,
+            session_id: format!("{:x}-{n:x}", self.epoch),
+            transport,
+            limits: self.limits,
+            metrics: self.metrics.clone(),
+        };
         (self.factory)(&info)
     }
 }
@@ -191,7 +198,7 @@ async fn worker(
                 if let Ok((stream, _)) = accepted {
                     let _ = stream.set_nodelay(true);
                     Metrics::inc(&shared.metrics.tcp_sessions);
-                    let bootstrap = shared.session(crate::namespace::DEFAULT_NAMESPACE.to_string(), TransportKind::Tcp);
+                    let bootstrap = shared.session(rpc_core::namespace::DEFAULT_NAMESPACE.to_string(), TransportKind::Tcp);
                     let io = StreamFrames::new(stream, shared.limits.max_frame_bytes);
                     tokio::task::spawn_local(run_session(io, bootstrap, shared.clone()));
                 }
@@ -238,7 +245,8 @@ pub fn error_response(e: &RpcError) -> Response<Body> {
 
 async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     Metrics::inc(&shared.metrics.http_requests);
-    let namespace = crate::namespace::from_host(req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()));
+    let namespace =
+        rpc_core::namespace::from_host(req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()));
     let result = match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => {
             let body = serde_json::json!({ "status": "ok", "metrics": shared.metrics.to_json() }).to_string();
@@ -282,11 +290,11 @@ async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
         }
     })?;
     let body = body.to_bytes();
-    let count = crate::framing::split(&body)?.len() as u64;
+    let count = rpc_core::framing::split(&body)?.len() as u64;
     Metrics::inc(&shared.metrics.http_batches);
     shared.metrics.batch_messages.fetch_add(count, Ordering::Relaxed);
     let bootstrap = shared.session(namespace, TransportKind::HttpBatch);
-    let out = http_batch::serve_batch(&body, bootstrap, shared.limits).await?;
+    let out = batch::serve_batch(&body, bootstrap, shared.limits).await?;
     let mut r = Response::new(Full::new(Bytes::from(out)));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(BATCH_CONTENT_TYPE));
     Ok(r)

@@ -1,14 +1,7 @@
-//! Transports: thin adapters that move framed Cap'n Proto messages between a socket and
-//! a connection's [`Link`]. The protocol logic (limits, framing, the RPC engine) lives
-//! elsewhere; a transport only knows how to read and write frames.
-//!
-//! - [`websocket`]: one message per binary frame, subprotocol `capnp-rpc`;
-//! - [`tcp`]: the standard Cap'n Proto stream (for native peers in any language);
-//! - [`http_batch`]: `POST /rpc` with a batch of messages, answered in one response.
-
-pub mod http_batch;
-pub mod tcp;
-pub mod websocket;
+//! The pump: moves framed Cap'n Proto messages between a socket that carries whole
+//! frames ([`FrameIo`]) and a connection's [`Link`], under a [`Guard`]. It does no I/O of
+//! its own: the transports (crate `rpc-transport`: WebSocket, TCP) implement
+//! [`FrameIo`] over a real socket, and tests implement it over queues.
 
 use crate::error::{Code, RpcError};
 use crate::framing;

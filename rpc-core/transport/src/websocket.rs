@@ -1,10 +1,10 @@
 //! The WebSocket transport: one Cap'n Proto message per binary frame, subprotocol
 //! `capnp-rpc`, over `tokio-tungstenite`, on either side of the connection.
 
-use super::FrameIo;
-use crate::error::{Code, RpcError};
-use crate::limits::Limits;
 use futures::{Sink, Stream};
+use rpc_core::pump::FrameIo;
+use rpc_core::Limits;
+use rpc_core::{Code, RpcError};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};

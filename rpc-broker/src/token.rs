@@ -13,7 +13,7 @@
 //! effective rights are the intersection of all of them), so nobody can widen a token.
 //!
 //! ```
-//! use rpc_core::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
+//! use rpc_broker::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
 //! let keys = KeyRing::parse("k1:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA", None).unwrap();
 //! let t = keys.mint(&MintRequest { target: "Customer/acme".into(), methods: vec!["storage.*".into()],
 //!     scope: Scope::Write, ttl_ms: 60_000, subject: "ann".into(), namespace: "default".into() }, 1_000, "t1").unwrap();
@@ -23,9 +23,9 @@
 //! assert!(rights.check("Customer/acme", "storage.create", Scope::Write).is_err());
 //! ```
 
-use crate::error::{Code, RpcError};
 use base64::Engine as _;
 use ring::hmac;
+use rpc_core::{Code, RpcError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

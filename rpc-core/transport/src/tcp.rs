@@ -1,9 +1,9 @@
 //! The TCP transport: the standard Cap'n Proto message stream, so native peers in any
 //! language (C++, Python's pycapnp, Go, capnp-rpc's twoparty) can connect.
 
-use super::FrameIo;
-use crate::error::{Code, RpcError};
-use crate::framing;
+use rpc_core::framing;
+use rpc_core::pump::FrameIo;
+use rpc_core::{Code, RpcError};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
