@@ -11,12 +11,30 @@ use std::cell::Cell;
 pub struct DirectoryServer {
     layer: Layer,
     live: std::rc::Rc<Cell<u32>>,
+    /// `sleep` calls running now.
+    sleeping: std::rc::Rc<Cell<u32>>,
+}
+
+/// Counts one running `sleep` call until it finishes or is cancelled (dropped).
+struct Running(std::rc::Rc<Cell<u32>>);
+
+impl Running {
+    fn start(count: &std::rc::Rc<Cell<u32>>) -> Running {
+        count.set(count.get() + 1);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 impl DirectoryServer {
     /// A directory whose files are layered with `layer`.
     pub fn new(layer: Layer) -> Self {
-        DirectoryServer { layer, live: std::rc::Rc::new(Cell::new(0)) }
+        DirectoryServer { layer, live: std::rc::Rc::default(), sleeping: std::rc::Rc::default() }
     }
 
     fn file(&self, name: String) -> file::Client {
@@ -98,7 +116,17 @@ impl directory::Server for DirectoryServer {
 
     async fn sleep(self: Rc<Self>, params: directory::SleepParams, _: directory::SleepResults) -> capnp::Result<()> {
         let millis = params.get()?.get_millis();
+        let _running = Running::start(&self.sleeping);
         tokio::time::sleep(std::time::Duration::from_millis(u64::from(millis))).await;
+        Ok(())
+    }
+
+    async fn sleeping(
+        self: Rc<Self>,
+        _: directory::SleepingParams,
+        mut results: directory::SleepingResults,
+    ) -> capnp::Result<()> {
+        results.get().set_count(self.sleeping.get());
         Ok(())
     }
 

@@ -21,7 +21,7 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Codegen { files, imports, out } => match schema::codegen::generate(&files, &imports, &out) {
+        Command::Codegen { files, imports, out } => match dotdo_codegen::generate(&files, &imports, &out) {
             Ok(written) => {
                 for w in written {
                     println!("wrote {}", w.display());

@@ -26,6 +26,10 @@ interface Directory {
 
   depth @7 (tree :Tree) -> (depth :UInt32);
   # Measures a nested structure (tests nesting limits).
+
+  sleeping @8 () -> (count :UInt32);
+  # How many `sleep` calls of this session are running now (tests cancellation: a call
+  # whose caller gave up, e.g. past its deadline, stops on the server).
 }
 
 struct Tree {

@@ -2,8 +2,9 @@
 //! generated from them with `capnpc`.
 //!
 //! The generated code is checked in (`src/generated/`), so building needs no `capnp`
-//! compiler. `schema/regen` regenerates it, and the `generated_matches_schema` test fails
-//! when the checked-in code differs from what the schema produces.
+//! compiler. `schema/regen` regenerates it (with the `dotdo-codegen` crate), and that crate's
+//! `generated_matches_schema` test fails when the checked-in code differs from what the
+//! schema produces.
 //!
 //! ```
 //! use schema::{demo_capnp::directory, INTERFACES};
@@ -12,8 +13,6 @@
 //! let dir = INTERFACES.iter().find(|i| i.id == directory::Client::TYPE_ID).unwrap();
 //! assert!(dir.methods.iter().any(|m| m.name == "open" && m.ordinal == 0));
 //! ```
-
-pub mod codegen;
 
 /// Generated from `capnp/session.capnp`: the bootstrap `Gateway` interface and negotiation.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]

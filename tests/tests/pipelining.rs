@@ -36,21 +36,33 @@ fn an_http_chain_is_exactly_one_request() {
 }
 
 #[test]
-fn explicit_send_sends_the_batch() {
+fn flush_sends_the_batch_and_the_batch_session_ends_with_it() {
     let s = server(Limits::default());
     let [_, http, _] = urls(&s);
+    let before = metric(&s, |m| &m.http_requests);
     rpc_client::run(async {
-        let session = rpc_client::connect(&http).await.expect("connect");
-        let dir = directory(&session.bootstrap);
-        let mut req = dir.next_request();
-        req.get().set_n(41);
-        let promise = req.send().promise;
-        session.send();
-        assert_eq!(promise.await.expect("next").get().expect("results").get_n(), 42);
+        let batch = rpc_client::batch(&http).await.expect("batch");
+        let dir = batch.bootstrap.demo().directory();
+        let (next, text) = (dir.next(41), dir.open("a").file().read());
+        batch.flush();
+        assert_eq!(next.await.expect("next").n, 42);
+        assert_eq!(text.await.expect("read").text, "contents of a");
         // The batch is over: this session cannot make another round trip.
-        let mut late = dir.next_request();
-        late.get().set_n(1);
-        assert_eq!(code(late.send().promise.await), Code::Disconnected);
+        assert_eq!(code(dir.next(1).await), Code::Disconnected);
+    });
+    assert_eq!(metric(&s, |m| &m.http_requests) - before, 1, "one request for the batch");
+    s.stop();
+}
+
+#[test]
+fn connect_refuses_http_and_batch_refuses_streams() {
+    let s = server(Limits::default());
+    let [ws, http, tcp] = urls(&s);
+    rpc_client::run(async {
+        assert_eq!(code(rpc_client::connect(&http).await.map(|_| ())), Code::InvalidArgument);
+        for url in [&ws, &tcp] {
+            assert_eq!(code(rpc_client::batch(url).await.map(|_| ())), Code::InvalidArgument, "{url}");
+        }
     });
     s.stop();
 }

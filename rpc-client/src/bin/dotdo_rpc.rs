@@ -3,11 +3,10 @@
 //! ```text
 //! dotdo-rpc <url>                       negotiate and list the server's interfaces
 //! dotdo-rpc chain <url> <file> <child>  read <file>/<child> with one pipelined chain
-//! dotdo-rpc codegen <schema.capnp>... --out <dir>
 //! ```
 
 fn usage() -> ! {
-    eprintln!("usage:\n  dotdo-rpc <ws://|http://|tcp://host:port>\n  dotdo-rpc chain <url> <file> <child>\n  dotdo-rpc codegen <schema.capnp>... --out <dir>");
+    eprintln!("usage:\n  dotdo-rpc <ws://|http://|tcp://host:port>\n  dotdo-rpc chain <url> <file> <child>");
     std::process::exit(2)
 }
 
@@ -15,36 +14,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         None | Some("-h" | "--help" | "help") => usage(),
-        Some("codegen") => codegen(&args[1..]),
         Some("chain") if args.len() == 4 => rpc_client::run(chain(&args[1], &args[2], &args[3])),
         Some(url) if args.len() == 1 => rpc_client::run(info(url)),
         _ => usage(),
     };
     std::process::exit(code);
-}
-
-fn codegen(args: &[String]) -> i32 {
-    let mut files = Vec::new();
-    let mut out = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--out" {
-            out = it.next().map(std::path::PathBuf::from);
-        } else {
-            files.push(std::path::PathBuf::from(a));
-        }
-    }
-    let Some(out) = out else { usage() };
-    match schema::codegen::generate(&files, &[], &out) {
-        Ok(written) => {
-            written.iter().for_each(|w| println!("wrote {}", w.display()));
-            0
-        }
-        Err(e) => {
-            eprintln!("dotdo-rpc codegen: {e}");
-            1
-        }
-    }
 }
 
 async fn info(url: &str) -> i32 {

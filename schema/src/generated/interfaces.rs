@@ -34,6 +34,7 @@ pub static INTERFACES: &[InterfaceDesc] = &[
             MethodDesc { name: "sleep", ordinal: 5, scope: None },
             MethodDesc { name: "sum", ordinal: 6, scope: None },
             MethodDesc { name: "depth", ordinal: 7, scope: None },
+            MethodDesc { name: "sleeping", ordinal: 8, scope: None },
         ],
     },
     InterfaceDesc {
