@@ -68,7 +68,7 @@ impl Greeter {
             let mut p_ = request_.get();
             p_.set_name(&name[..]);
         }
-        greeter::GreetCall(rt::Call::new(request_.send(), self.options))
+        greeter::GreetCall::new(rt::Call::new(request_.send(), self.options))
     }
 }
 
@@ -110,12 +110,31 @@ pub mod greeter {
 
     /// The call of `Greeter.greet` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
-    pub struct GreetCall(pub rt::Call<crate::greeter_capnp::greeter::greet_results::Owned, GreetReply>);
+    pub struct GreetCall(rt::Call<crate::greeter_capnp::greeter::greet_results::Owned, GreetReply>, Greeting);
 
     impl GreetCall {
+        /// Wraps a call in flight.
+        pub fn new(call: rt::Call<crate::greeter_capnp::greeter::greet_results::Owned, GreetReply>) -> Self {
+            let only = Greeting::new(call.pipeline().get_greeting()).with_options(call.options());
+            GreetCall(call, only)
+        }
+
+        /// The untyped call, for its raw pipeline or promise.
+        pub fn into_call(self) -> rt::Call<crate::greeter_capnp::greeter::greet_results::Owned, GreetReply> {
+            self.0
+        }
+
         /// `greeting` of the reply, usable before the reply arrives.
         pub fn greeting(&self) -> Greeting {
-            Greeting::new(self.0.pipeline().get_greeting()).with_options(self.0.options())
+            self.1.clone()
+        }
+    }
+
+    impl std::ops::Deref for GreetCall {
+        type Target = Greeting;
+        /// The only result, `greeting`, before it arrives: call it directly.
+        fn deref(&self) -> &Greeting {
+            &self.1
         }
     }
 
@@ -212,7 +231,7 @@ impl Greeting {
     /// Method @1 of `greeter.capnp:Greeting`; one round trip, or none more when pipelined.
     pub fn shout(&self, ) -> greeting::ShoutCall {
         let request_ = self.raw.shout_request();
-        greeting::ShoutCall(rt::Call::new(request_.send(), self.options))
+        greeting::ShoutCall::new(rt::Call::new(request_.send(), self.options))
     }
 }
 
@@ -273,12 +292,31 @@ pub mod greeting {
 
     /// The call of `Greeting.shout` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
-    pub struct ShoutCall(pub rt::Call<crate::greeter_capnp::greeting::shout_results::Owned, ShoutReply>);
+    pub struct ShoutCall(rt::Call<crate::greeter_capnp::greeting::shout_results::Owned, ShoutReply>, Greeting);
 
     impl ShoutCall {
+        /// Wraps a call in flight.
+        pub fn new(call: rt::Call<crate::greeter_capnp::greeting::shout_results::Owned, ShoutReply>) -> Self {
+            let only = Greeting::new(call.pipeline().get_greeting()).with_options(call.options());
+            ShoutCall(call, only)
+        }
+
+        /// The untyped call, for its raw pipeline or promise.
+        pub fn into_call(self) -> rt::Call<crate::greeter_capnp::greeting::shout_results::Owned, ShoutReply> {
+            self.0
+        }
+
         /// `greeting` of the reply, usable before the reply arrives.
         pub fn greeting(&self) -> Greeting {
-            Greeting::new(self.0.pipeline().get_greeting()).with_options(self.0.options())
+            self.1.clone()
+        }
+    }
+
+    impl std::ops::Deref for ShoutCall {
+        type Target = Greeting;
+        /// The only result, `greeting`, before it arrives: call it directly.
+        fn deref(&self) -> &Greeting {
+            &self.1
         }
     }
 
