@@ -13,6 +13,7 @@ use rpc_core::Limits;
 use rpc_server::ServerConfig;
 use schema::demo_capnp::directory;
 use schema::session_capnp::gateway;
+use std::future::IntoFuture;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,29 @@ async fn sequential(dir: &directory::Client) -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// The same echo through the generated typed client (`dir.echo(n).await?.x`).
+async fn sequential_typed(dir: &rpc_client::api::demo::Directory) -> f64 {
+    let (t0, mut n) = (Instant::now(), 0u64);
+    while t0.elapsed().as_secs_f64() < secs() {
+        let x = dir.echo(n).await.expect("echo").x;
+        assert_eq!(x, n);
+        n += 1;
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
+async fn in_flight_typed(dir: &rpc_client::api::demo::Directory, k: u64) -> f64 {
+    let (t0, mut n) = (Instant::now(), 0u64);
+    while t0.elapsed().as_secs_f64() < secs() {
+        let calls: Vec<_> = (0..k).map(|i| dir.echo(i).into_future()).collect();
+        for r in futures::future::join_all(calls).await {
+            r.expect("echo");
+        }
+        n += k;
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
 async fn in_flight(dir: &directory::Client, k: u64) -> f64 {
     let (t0, mut n) = (Instant::now(), 0u64);
     while t0.elapsed().as_secs_f64() < secs() {
@@ -177,13 +201,13 @@ async fn http_chain_us(url: &str, pipelined: bool) -> f64 {
     let (t0, mut n) = (Instant::now(), 0u64);
     while t0.elapsed().as_secs_f64() < secs() / 2.0 {
         if pipelined {
-            let s = rpc_client::connect(url).await.expect("connect");
+            let s = rpc_client::batch(url).await.expect("batch");
             let dir = s.bootstrap.demo_request().send().pipeline.get_directory();
             chain(&dir, true).await;
         } else {
             // Each batch ends its session, so each step reopens the path from the root.
             for depth in 1..=3 {
-                let s = rpc_client::connect(url).await.expect("connect");
+                let s = rpc_client::batch(url).await.expect("batch");
                 let dir = s.bootstrap.demo_request().send().pipeline.get_directory();
                 let mut open = dir.open_request();
                 open.get().set_name("a");
@@ -233,7 +257,8 @@ fn main() {
         }
         // Each figure is the median of ROUNDS runs, the rounds interleaved so that a
         // change in the machine's load hits every figure alike.
-        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); 11];
+        let ws_typed = rpc_client::api::demo::Directory::from(ws_dir.clone());
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); 13];
         for _ in 0..rounds() {
             let only = |i: usize| selected(i);
             if only(0) {
@@ -269,6 +294,12 @@ fn main() {
             if only(10) {
                 runs[10].push(http_chain_us(&http, false).await);
             }
+            if only(11) {
+                runs[11].push(sequential_typed(&ws_typed).await);
+            }
+            if only(12) {
+                runs[12].push(in_flight_typed(&ws_typed, 1000).await);
+            }
         }
         let m: Vec<f64> = runs.iter_mut().map(|v| median(v)).collect();
         let (loopback, plain_seq, plain_k, ws_seq, tcp_seq, ws_k, tcp_k) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6]);
@@ -291,6 +322,10 @@ fn main() {
             "WebSocket transport overhead vs plain capnp-rpc TCP (sequential call time ratio): {:.2}",
             plain_seq / ws_seq
         );
+        let (typed_seq, typed_k) = (m[11], m[12]);
+        println!("== the generated typed client vs raw capnp calls (same WebSocket session)");
+        println!("typed sequential calls/s                      {typed_seq:>10.0}   {:.2}x raw", typed_seq / ws_seq);
+        println!("typed 1000-in-flight calls/s                  {typed_k:>10.0}   {:.2}x raw", typed_k / ws_k);
     });
     server.stop();
 }
