@@ -7,14 +7,14 @@ use capnp::capability::Rc;
 use schema::object_capnp::handler;
 use std::time::Duration;
 
-/// Prints every event it is handed.
-struct Printer(std::rc::Rc<std::cell::Cell<u32>>);
+/// Prints every event it is handed, and says so on its channel.
+struct Printer(tokio::sync::mpsc::UnboundedSender<()>);
 
 impl handler::Server for Printer {
     async fn handle(self: Rc<Self>, params: handler::HandleParams, _: handler::HandleResults) -> capnp::Result<()> {
         let e = params.get()?.get_event()?;
         println!("  event {} {}", e.get_type()?.to_str()?, e.get_data()?.to_str()?);
-        self.0.set(self.0.get() + 1);
+        let _ = self.0.send(());
         Ok(())
     }
 }
@@ -34,10 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let schedule = object.schedule_request().send().pipeline.get_schedule();
 
         // Subscribe to every change of a Contact.
-        let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+        let (printed, mut seen) = tokio::sync::mpsc::unbounded_channel();
         let mut sub = events.subscribe_request();
         sub.get().set_pattern("Contact.*");
-        sub.get().set_handler(capnp_rpc::new_client(Printer(seen.clone())));
+        sub.get().set_handler(capnp_rpc::new_client(Printer(printed)));
         let _subscription = sub.send().promise.await?;
 
         for (name, age) in [("Ann", 31), ("Bob", 25), ("Cid", 40)] {
@@ -60,13 +60,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.get().set_data(r#"{"note": "call Ann"}"#);
         let entry = s.send().promise.await?;
         println!("scheduled {}", entry.get()?.get_entry()?.get_spec()?.to_str()?);
+        // Three creates, then the first scheduled run: four events.
         let waited = tokio::time::timeout(Duration::from_secs(10), async {
-            while seen.get() < 4 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut n = 0;
+            while n < 4 && seen.recv().await.is_some() {
+                n += 1;
             }
+            n
         })
         .await;
-        if waited.is_err() {
+        if waited != Ok(4) {
             return Err("events did not arrive".into());
         }
         let mut cancel = schedule.cancel_request();

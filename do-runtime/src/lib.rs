@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod host;
 pub mod token_cli;
 
+pub use host::clock::Clock;
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
 pub use rpc_broker::BrokerConfig;
 use rpc_broker::BrokerState;

@@ -33,6 +33,9 @@ fn storage_of(g: &schema::session_capnp::gateway::Client, name: &str) -> storage
     req.send().pipeline.get_object().storage_request().send().pipeline.get_storage()
 }
 
+/// Acknowledged writes each writer makes before the server is killed.
+const WRITES_BEFORE_KILL: usize = 20;
+
 #[test]
 fn every_acknowledged_write_survives_sigkill() {
     let dir = std::env::temp_dir().join(format!("dotdo-crash-{}", std::process::id()));
@@ -40,10 +43,13 @@ fn every_acknowledged_write_survives_sigkill() {
     let (mut child, url) = start(&dir);
     // Six writers on four objects (two objects shared by two writers each).
     let acked: Rc<RefCell<Vec<(String, String)>>> = Rc::default();
+    // Signalled when a writer passes WRITES_BEFORE_KILL acknowledged writes.
+    let progress = Rc::new(tokio::sync::Notify::new());
+    let per_writer: Rc<RefCell<[usize; 6]>> = Rc::default();
     rpc_client::run(async {
         let mut writers = Vec::new();
         for w in 0..6 {
-            let (url, acked) = (url.clone(), acked.clone());
+            let (url, acked, progress, per_writer) = (url.clone(), acked.clone(), progress.clone(), per_writer.clone());
             writers.push(tokio::task::spawn_local(async move {
                 let Ok(session) = rpc_client::connect(&url).await else { return };
                 let object = format!("obj{}", w % 4);
@@ -55,13 +61,25 @@ fn every_acknowledged_write_survives_sigkill() {
                     req.get().set_id(&id);
                     req.get().set_data(r#"{"payload": "some bytes to write"}"#);
                     match req.send().promise.await {
-                        Ok(_) => acked.borrow_mut().push((object.clone(), id)),
+                        Ok(_) => {
+                            acked.borrow_mut().push((object.clone(), id));
+                            per_writer.borrow_mut()[w] += 1;
+                            if per_writer.borrow()[w] == WRITES_BEFORE_KILL {
+                                progress.notify_one();
+                            }
+                        }
                         Err(_) => return,
                     }
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Kill mid-load, once every writer has had writes acknowledged (and goes on).
+        let loaded = async {
+            while per_writer.borrow().iter().any(|n| *n < WRITES_BEFORE_KILL) {
+                progress.notified().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), loaded).await.expect("every writer makes progress");
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         for w in writers {
@@ -69,7 +87,7 @@ fn every_acknowledged_write_survives_sigkill() {
         }
     });
     let acked = acked.borrow().clone();
-    assert!(acked.len() > 50, "the load ran: {} writes acknowledged", acked.len());
+    assert!(acked.len() >= 6 * WRITES_BEFORE_KILL, "the load ran: {} writes acknowledged", acked.len());
 
     let (mut child, url) = start(&dir);
     rpc_client::run(async {

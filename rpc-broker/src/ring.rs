@@ -47,18 +47,37 @@ impl ShardRing {
 mod tests {
     use super::*;
 
+    /// Placements computed once (hash = first 8 bytes of SHA-256, 160 vnodes named
+    /// `shard-{s}-vnode-{v}`). Other processes and machines place keys with the same
+    /// ring, so a change of the hash or of the vnode layout must fail here.
+    const PINNED: [(&str, [u32; 4]); 6] = [
+        // key, shard on rings of 2, 3, 8, 16 shards
+        ("acme", [0, 2, 2, 14]),
+        ("globex", [1, 2, 6, 13]),
+        ("customer-0", [1, 1, 3, 8]),
+        ("customer-1", [0, 2, 4, 11]),
+        ("customer-42", [0, 0, 4, 8]),
+        ("initech", [1, 2, 7, 7]),
+    ];
+
     #[test]
-    fn placement_is_fixed_and_balanced() {
-        let a = ShardRing::new(8);
-        let b = ShardRing::new(8);
+    fn placement_is_pinned() {
+        for (key, shards) in PINNED {
+            for (n, want) in [2u32, 3, 8, 16].into_iter().zip(shards) {
+                assert_eq!(ShardRing::new(n).shard_for(key), want, "{key:?} on a ring of {n}");
+            }
+            assert_eq!(ShardRing::new(1).shard_for(key), 0, "one shard takes every key");
+        }
+        assert_eq!(ShardRing::new(0).shards(), 1, "a ring has at least one shard");
+    }
+
+    #[test]
+    fn placement_is_balanced() {
+        let ring = ShardRing::new(8);
         let mut counts = [0u32; 8];
         for i in 0..20_000 {
-            let k = format!("customer-{i}");
-            assert_eq!(a.shard_for(&k), b.shard_for(&k));
-            counts[a.shard_for(&k) as usize] += 1;
+            counts[ring.shard_for(&format!("customer-{i}")) as usize] += 1;
         }
-        // A fixed hash: this key lands here in every process, on every machine.
-        assert_eq!(a.shard_for("acme"), ShardRing::new(8).shard_for("acme"));
         let (min, max) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
         assert!(max < min * 2, "balanced enough: {counts:?}");
     }

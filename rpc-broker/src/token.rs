@@ -20,7 +20,8 @@
 //! let narrow = attenuate(&t, &Caveat { methods: Some(vec!["storage.get".into()]), scope: Some(Scope::Read), expires_at: None }).unwrap();
 //! let rights = keys.verify(&narrow, 2_000).unwrap();
 //! assert!(rights.check("Customer/acme", "storage.get", Scope::Read).is_ok());
-//! assert!(rights.check("Customer/acme", "storage.create", Scope::Write).is_err());
+//! let refused = rights.check("Customer/acme", "storage.create", Scope::Write).unwrap_err();
+//! assert_eq!(refused.code, rpc_core::Code::Forbidden);
 //! ```
 
 use base64::Engine as _;

@@ -204,3 +204,201 @@ impl<T: FrameIo> Future for Pump<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pump's flush and close logic, polled by hand over a [`FrameIo`] of in-memory
+    //! queues: the test plays the engine by filling the link's outbox.
+    use super::*;
+    use crate::limits::Limits;
+    use capnp::message::{Builder, HeapAllocator};
+    use capnp_rpc::rpc_capnp::message;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    /// What the pump did to the socket.
+    #[derive(Default)]
+    struct Wire {
+        /// Frames the peer will send; `None` is a clean close.
+        incoming: VecDeque<Option<Result<bytes::Bytes, RpcError>>>,
+        /// Frames queued since the last flush.
+        queued: Vec<Vec<u8>>,
+        /// Each flush that wrote something: the frames it wrote.
+        flushes: Vec<Vec<Vec<u8>>>,
+        closed: bool,
+    }
+
+    #[derive(Clone, Default)]
+    struct QueueIo(Rc<RefCell<Wire>>);
+
+    impl FrameIo for QueueIo {
+        fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<Option<Result<bytes::Bytes, RpcError>>> {
+            match self.0.borrow_mut().incoming.pop_front() {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
+        }
+
+        fn queue(&mut self, frame: Vec<u8>) {
+            self.0.borrow_mut().queued.push(frame);
+        }
+
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+            let mut w = self.0.borrow_mut();
+            if !w.queued.is_empty() {
+                let frames = std::mem::take(&mut w.queued);
+                w.flushes.push(frames);
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+            let _ = self.poll_flush(cx);
+            self.0.borrow_mut().closed = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    struct Harness {
+        pump: Pump<QueueIo>,
+        wire: QueueIo,
+        link: Link,
+        wakes: Arc<Count>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let (wire, link) = (QueueIo::default(), Link::new());
+            let pump = Pump::new(wire.clone(), link.clone(), Guard::new(Limits::default()));
+            Harness { pump, wire, link, wakes: Arc::default() }
+        }
+
+        fn poll(&mut self) -> Poll<Result<(), capnp::Error>> {
+            let waker = Waker::from(self.wakes.clone());
+            Pin::new(&mut self.pump).poll(&mut Context::from_waker(&waker))
+        }
+
+        /// The engine queues a message of about `bytes` bytes.
+        fn engine_sends(&self, bytes: usize) {
+            let mut b = Builder::new(HeapAllocator::new());
+            b.set_root(&*"x".repeat(bytes)).expect("set text");
+            self.link.with(|q| q.outbox.push_back(Rc::new(b)));
+        }
+
+        /// The engine has a message waiting in its inbox (it is mid-burst).
+        fn engine_busy(&self) {
+            let mut b = Builder::new_default();
+            b.set_root("waiting").expect("set text");
+            let m = framing::decode(&framing::encode(&b), Default::default()).expect("decode");
+            self.link.deliver(m);
+        }
+
+        fn flush_sizes(&self) -> Vec<usize> {
+            self.wire.0.borrow().flushes.iter().map(Vec::len).collect()
+        }
+    }
+
+    #[test]
+    fn a_lone_reply_is_flushed_at_once() {
+        let mut h = Harness::new();
+        h.engine_sends(10);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), vec![1], "written in the same poll");
+        assert_eq!(h.wakes.0.load(Ordering::Relaxed), 0, "no extra round for a lone reply");
+    }
+
+    #[test]
+    fn a_burst_of_replies_shares_one_flush() {
+        let mut h = Harness::new();
+        h.engine_busy();
+        h.engine_sends(10);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), Vec::<usize>::new(), "the engine has more to do: wait");
+        assert_eq!(h.wakes.0.load(Ordering::Relaxed), 1, "the pump asks to be polled again");
+        h.link.with(|q| q.inbox.clear());
+        h.engine_sends(10);
+        h.engine_sends(10);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), Vec::<usize>::new(), "the previous round queued replies: still a burst");
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), vec![3], "a round that adds nothing flushes the whole burst");
+    }
+
+    #[test]
+    fn flush_bytes_forces_a_flush_mid_burst() {
+        let mut h = Harness::new();
+        h.engine_busy();
+        h.engine_sends(FLUSH_BYTES / 2 + 100);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), Vec::<usize>::new());
+        h.engine_sends(FLUSH_BYTES / 2 + 100);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), vec![2], "over FLUSH_BYTES: written although the burst goes on");
+        h.engine_sends(10);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), vec![2], "the count starts again after a flush");
+    }
+
+    #[test]
+    fn a_guard_violation_queues_an_abort_and_closes() {
+        let mut h = Harness::new();
+        h.wire.0.borrow_mut().incoming.push_back(Some(Ok(bytes::Bytes::from_static(&[0xff; 8]))));
+        let result = h.poll();
+        let code = match result {
+            Poll::Ready(Err(e)) => RpcError::from(e).code,
+            other => panic!("the pump should end with an error, got {other:?}"),
+        };
+        assert_eq!(code, Code::InvalidArgument);
+        assert_eq!(h.pump.violation().get(), Some(Code::InvalidArgument));
+        let wire = h.wire.0.borrow();
+        assert!(wire.closed, "the socket is closed");
+        let frames: Vec<&Vec<u8>> = wire.flushes.iter().flatten().collect();
+        assert_eq!(frames.len(), 1, "one frame: the abort");
+        let abort = framing::decode(frames[0], Default::default()).expect("a framed message");
+        let root: message::Reader = abort.get_root().expect("an rpc message");
+        match root.which() {
+            Ok(message::Abort(Ok(ex))) => {
+                let reason = ex.get_reason().expect("reason").to_str().expect("utf-8");
+                assert_eq!(RpcError::from_tagged(reason).map(|e| e.code), Some(Code::InvalidArgument), "{reason}");
+            }
+            _ => panic!("the last frame is not an Abort"),
+        }
+        assert!(matches!(h.link.with(|q| q.inbound_end.clone()), Some(Err(_))), "the engine is told the session broke");
+        drop(wire);
+        assert!(matches!(h.poll(), Poll::Ready(Ok(()))), "a finished pump stays finished");
+    }
+
+    #[test]
+    fn peer_close_ends_the_pump_once_the_engine_shuts_down() {
+        let mut h = Harness::new();
+        h.wire.0.borrow_mut().incoming.push_back(None);
+        assert!(h.poll().is_pending(), "waits for the engine to notice");
+        assert!(matches!(h.link.with(|q| q.inbound_end.clone()), Some(Ok(()))), "the engine is told: a clean end");
+        assert!(!h.wire.0.borrow().closed);
+        // The engine shuts down after a last message.
+        h.engine_sends(10);
+        h.link.with(|q| q.shutdown = true);
+        assert!(matches!(h.poll(), Poll::Ready(Ok(()))));
+        assert_eq!(h.pump.violation().get(), None, "a clean close is no violation");
+        let wire = h.wire.0.borrow();
+        assert!(wire.closed);
+        assert_eq!(wire.flushes.iter().map(Vec::len).sum::<usize>(), 1, "the last message went out first");
+    }
+}

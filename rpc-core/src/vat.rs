@@ -245,3 +245,159 @@ pub fn rpc_system(
 ) -> capnp_rpc::RpcSystem<Side> {
     capnp_rpc::RpcSystem::new(Box::new(QueueVat::new(side, link, driver)), bootstrap)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing;
+    use schema::demo_capnp::directory;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn text_message(t: &str) -> Reader<OwnedSegments> {
+        let mut b = Builder::new_default();
+        b.set_root(t).expect("set text");
+        framing::decode(&framing::encode(&b), Default::default()).expect("decode")
+    }
+
+    fn text_of(m: &Reader<OwnedSegments>) -> String {
+        m.get_root::<capnp::text::Reader>().expect("text").to_string().expect("utf-8")
+    }
+
+    fn cx_of(w: &Arc<Count>) -> Waker {
+        Waker::from(w.clone())
+    }
+
+    #[test]
+    fn the_inbox_is_fifo_and_wakes_the_engine() {
+        let link = Link::new();
+        let wakes = Arc::new(Count::default());
+        let waker = cx_of(&wakes);
+        let mut cx = Context::from_waker(&waker);
+        assert!(link.poll_incoming(&mut cx).is_pending(), "nothing yet");
+        link.deliver(text_message("one"));
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "a delivery wakes the waiting engine");
+        link.deliver(text_message("two"));
+        for want in ["one", "two"] {
+            match link.poll_incoming(&mut cx) {
+                Poll::Ready(Ok(Some(m))) => assert_eq!(text_of(&m), want),
+                _ => panic!("expected {want}"),
+            }
+        }
+        assert!(link.poll_incoming(&mut cx).is_pending());
+    }
+
+    #[test]
+    fn the_end_of_inbound_comes_after_the_queued_messages_and_the_first_end_wins() {
+        let link = Link::new();
+        let waker = cx_of(&Arc::default());
+        let mut cx = Context::from_waker(&waker);
+        link.deliver(text_message("last"));
+        link.end_inbound(Err(capnp::Error::failed("broken".into())));
+        link.end_inbound(Ok(()));
+        assert!(matches!(link.poll_incoming(&mut cx), Poll::Ready(Ok(Some(_)))), "queued messages first");
+        match link.poll_incoming(&mut cx) {
+            Poll::Ready(Err(e)) => assert!(e.extra.contains("broken"), "{e}"),
+            _ => panic!("the first end (an error) is what the engine sees"),
+        }
+        let clean = Link::new();
+        clean.end_inbound(Ok(()));
+        assert!(matches!(clean.poll_incoming(&mut cx), Poll::Ready(Ok(None))), "a clean end is end of stream");
+    }
+
+    #[test]
+    fn the_outbox_wakes_the_pump_and_shutdown_stops_it() {
+        let link = Link::new();
+        let (out_wakes, shutdown_wakes) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let (out_waker, shutdown_waker) = (cx_of(&out_wakes), cx_of(&shutdown_wakes));
+        let mut out_cx = Context::from_waker(&out_waker);
+        assert!(link.poll_outgoing(&mut out_cx).is_pending());
+        assert!(link.poll_shutdown(&mut Context::from_waker(&shutdown_waker)).is_pending());
+        link.push_outgoing(Rc::new(Builder::new_default()));
+        assert_eq!(out_wakes.0.load(Ordering::Relaxed), 1, "a queued message wakes the pump");
+        assert!(link.poll_outgoing(&mut out_cx).is_ready());
+        assert!(link.poll_outgoing(&mut out_cx).is_pending());
+        link.shut_down();
+        assert_eq!(shutdown_wakes.0.load(Ordering::Relaxed), 1, "shutdown wakes whoever waits for it");
+        assert_eq!(out_wakes.0.load(Ordering::Relaxed), 2, "and the pump waiting for messages");
+        assert!(link.poll_shutdown(&mut out_cx).is_ready());
+        link.push_outgoing(Rc::new(Builder::new_default()));
+        assert!(link.poll_outgoing(&mut out_cx).is_pending(), "nothing is queued after shutdown");
+    }
+
+    struct Echo;
+
+    impl directory::Server for Echo {
+        async fn echo(
+            self: capnp::capability::Rc<Self>,
+            p: directory::EchoParams,
+            mut r: directory::EchoResults,
+        ) -> capnp::Result<()> {
+            r.get().set_x(p.get()?.get_x() + 1);
+            Ok(())
+        }
+    }
+
+    /// A transport that carries `from`'s outgoing messages to `to` (through the framing,
+    /// as a socket would) and ends `to`'s inbound when `from` shuts down.
+    fn wire(from: Link, to: Link) -> Promise<(), capnp::Error> {
+        Promise::from_future(futures::future::poll_fn(move |cx| {
+            while let Poll::Ready(m) = from.poll_outgoing(cx) {
+                match framing::decode(&framing::encode(&m), Default::default()) {
+                    Ok(m) => to.deliver(m),
+                    Err(e) => return Poll::Ready(Err(e.into())),
+                }
+            }
+            match from.poll_shutdown(cx) {
+                Poll::Ready(()) => {
+                    to.end_inbound(Ok(()));
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        }))
+    }
+
+    #[test]
+    fn two_engines_talk_over_links_and_a_disconnect_ends_both() {
+        let (client_link, server_link) = (Link::new(), Link::new());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let echo: directory::Client = capnp_rpc::new_client(Echo);
+            let server = rpc_system(
+                Side::Server,
+                server_link.clone(),
+                wire(server_link.clone(), client_link.clone()),
+                Some(echo.client),
+            );
+            let server = tokio::task::spawn_local(server);
+            let mut client =
+                rpc_system(Side::Client, client_link.clone(), wire(client_link.clone(), server_link.clone()), None);
+            let dir: directory::Client = client.bootstrap(Side::Server);
+            let disconnect = client.get_disconnector();
+            let client = tokio::task::spawn_local(client);
+            let mut req = dir.echo_request();
+            req.get().set_x(41);
+            let reply = req.send().promise.await.expect("the call is delivered and answered");
+            assert_eq!(reply.get().expect("results").get_x(), 42);
+            disconnect.await.expect("disconnect");
+            let ends = async { (client.await, server.await) };
+            let (c, s) = tokio::time::timeout(std::time::Duration::from_secs(5), ends)
+                .await
+                .expect("both engines end once the connection is gone");
+            assert!(c.is_ok() && s.is_ok(), "neither engine task panicked");
+        });
+        assert!(client_link.with(|q| q.shutdown) && server_link.with(|q| q.shutdown), "both sides shut down");
+        assert!(matches!(server_link.with(|q| q.inbound_end.clone()), Some(Ok(()))), "the server saw a clean end");
+    }
+}

@@ -133,7 +133,13 @@ fn a_websocket_with_another_subprotocol_is_refused() {
         let mut req = format!("ws://{}/rpc", s.http_addr).into_client_request().unwrap();
         req.headers_mut().insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
         let stream = tokio::net::TcpStream::connect(s.http_addr).await.unwrap();
-        assert!(tokio_tungstenite::client_async(req, stream).await.is_err());
+        match tokio_tungstenite::client_async(req, stream).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), Code::Unsupported.http_status(), "refused as UNSUPPORTED");
+            }
+            Err(e) => panic!("refused with the wrong error: {e}"),
+            Ok(_) => panic!("a WebSocket with another subprotocol was accepted"),
+        }
     });
     s.stop();
 }

@@ -113,9 +113,23 @@ fn tokens_open_exactly_what_they_allow_over_ws_and_http() {
             let only_get = mint(url, "Customer/acme", &["storage.get"], "write", 60_000).await.expect("mint");
             assert_eq!(err_code(create_through(url, &only_get, "").await), Code::Forbidden);
             assert_eq!(err_code(create_through(url, &write, "Customer/globex").await), Code::WrongTarget);
-            let short = mint(url, "Customer/acme", &["*"], "admin", 1).await.expect("mint");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            assert_eq!(err_code(create_through(url, &short, "").await), Code::Expired);
+            // Signed with the server's key, but issued (and expired) long ago: no waiting.
+            let expired = KeyRing::parse(&format!("k1:{K1}"), Some("k1"))
+                .expect("keys")
+                .mint(
+                    &MintRequest {
+                        target: "Customer/acme".into(),
+                        methods: vec!["*".into()],
+                        scope: Scope::Admin,
+                        ttl_ms: 1,
+                        subject: "tester".into(),
+                        namespace: "default".into(),
+                    },
+                    1_000,
+                    "expired-long-ago",
+                )
+                .expect("mint");
+            assert_eq!(err_code(create_through(url, &expired, "").await), Code::Expired);
             // Tampered payload, tampered signature, unknown key.
             let (head, sig) = write.split_once('.').expect("two parts");
             let forged_head = {
@@ -335,18 +349,30 @@ fn the_shard_router_and_fanout_queries_report_partial_failures() {
 fn calls_in_flight_when_the_server_stops_get_a_typed_error() {
     let s = server(Limits::default());
     let [ws, ..] = urls(&s);
+    let (go, stop) = std::sync::mpsc::channel::<()>();
     let stopper = std::thread::spawn({
         let s = s;
         move || {
-            std::thread::sleep(Duration::from_millis(300));
-            s.stop();
+            if stop.recv().is_ok() {
+                s.stop();
+            }
         }
     });
     rpc_client::run(async {
         let session = rpc_client::connect(&ws).await.expect("connect");
-        let mut req = directory(&session.bootstrap).sleep_request();
+        let dir = directory(&session.bootstrap);
+        let mut req = dir.sleep_request();
         req.get().set_millis(10_000);
-        assert_eq!(code(req.send().promise.await), Code::Disconnected);
+        let sleeping = req.send().promise;
+        // Calls on one capability are delivered in order: once the echo sent after it
+        // is answered, the sleep is running on the server.
+        let mut echo = dir.echo_request();
+        echo.get().set_x(7);
+        assert_eq!(echo.send().promise.await.expect("echo").get().expect("results").get_x(), 7);
+        go.send(()).expect("the stopper waits");
+        let started = std::time::Instant::now();
+        assert_eq!(code(sleeping.await), Code::Disconnected);
+        assert!(started.elapsed() < Duration::from_secs(9), "failed by the stop, not answered after the sleep");
     });
     stopper.join().expect("stopped");
 }

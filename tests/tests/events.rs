@@ -12,6 +12,11 @@ use std::time::Duration;
 
 type Seen = std::rc::Rc<RefCell<Vec<String>>>;
 
+thread_local! {
+    /// Notified whenever a recorder on this thread (the test's client) records an event.
+    static RECORDED: std::rc::Rc<tokio::sync::Notify> = std::rc::Rc::default();
+}
+
 /// Records the type of every event it is handed.
 struct Recorder(Seen);
 
@@ -19,6 +24,7 @@ impl handler::Server for Recorder {
     async fn handle(self: Rc<Self>, params: handler::HandleParams, _: handler::HandleResults) -> capnp::Result<()> {
         let t = params.get()?.get_event()?.get_type()?.to_string().map_err(|e| capnp::Error::failed(e.to_string()))?;
         self.0.borrow_mut().push(t);
+        RECORDED.with(|n| n.notify_waiters());
         Ok(())
     }
 }
@@ -60,15 +66,20 @@ async fn send(ev: &events::Client, t: &str) {
     req.send().promise.await.expect("send");
 }
 
+/// Waits until `f` holds, checking it after each recorded event.
 async fn until(what: &str, f: impl Fn() -> bool) {
-    let wait = async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    let recorded = RECORDED.with(|n| n.clone());
+    within(what, async {
+        loop {
+            let mut next = std::pin::pin!(recorded.notified());
+            next.as_mut().enable();
+            if f() {
+                return;
+            }
+            next.await;
         }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    })
+    .await;
 }
 
 #[test]
@@ -155,12 +166,16 @@ fn dropping_cancelling_or_disconnecting_unsubscribes() {
         drop(dropped);
         cancelled.cancel_request().send().promise.await.expect("cancel");
         other.close().await.expect("close the other session");
-        // A witness subscribed last sees the next event; the others must not.
+        // A witness subscribed last sees the next event; the others must not. `send`
+        // queues the event for the subscribers it has when it returns, each delivery
+        // task starts in subscription order, and every delivery travels the same
+        // connections to this client in order: had the dropped or cancelled subscription
+        // still been there, its handler would have been called before the witness's
+        // (the disconnected one's session is closed: it cannot be called at all).
         let (witness, h) = recorder();
         let _w = subscribe(&ev, "*", h).await;
         send(&ev, "A.two").await;
         until("the witness", || witness.borrow().len() == 1).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(dropped_seen.borrow().len(), 1, "released subscription");
         assert_eq!(cancelled_seen.borrow().len(), 1, "cancelled subscription");
         assert_eq!(gone_seen.borrow().len(), 1, "disconnected subscriber");

@@ -45,7 +45,8 @@ fn a_frame_over_the_hard_limit_closes_only_that_connection() {
         rpc_client::run(async {
             let session = rpc_client::connect(url).await.expect("connect");
             let dir = directory(&session.bootstrap);
-            assert!(sum(&dir, 100_000).await.is_err(), "an 800 KiB message must fail over {url}");
+            let e = sum(&dir, 100_000).await.expect_err("an 800 KiB message must fail");
+            assert_eq!(e.code, Code::LimitExceeded, "over {url}: {e:?}");
             let fresh = rpc_client::connect(url).await.expect("reconnect");
             assert_eq!(sum(&directory(&fresh.bootstrap), 5).await.expect("fresh session works"), 5);
         });

@@ -7,6 +7,7 @@ use common::*;
 use rpc_core::Code;
 use schema::object_capnp::storage;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 fn storage_of(g: &schema::session_capnp::gateway::Client, class: &str, name: &str) -> storage::Client {
@@ -304,17 +305,12 @@ fn idle_objects_are_evicted_and_come_back_intact() {
             .await
             .expect("create");
         session.close().await.expect("close");
-        let evicted = async {
-            while host.live.load(std::sync::atomic::Ordering::Relaxed) > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), evicted).await.expect("the idle object is evicted");
-        assert!(host.evictions.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+        within("the idle object to be evicted", host.wait_until(|m| m.live.load(Ordering::Relaxed) == 0)).await;
+        assert!(host.evictions.load(Ordering::Relaxed) >= 1);
         let session = rpc_client::connect(&ws).await.expect("connect");
         let (things, _) = query(&storage_of(&session.bootstrap, "Customer", "sleepy"), json!({})).await.expect("query");
         assert_eq!(things[0].data["v"], 1);
-        assert!(host.loads.load(std::sync::atomic::Ordering::Relaxed) >= 2, "loaded again from its file");
+        assert!(host.loads.load(Ordering::Relaxed) >= 2, "loaded again from its file");
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
@@ -403,18 +399,14 @@ fn live_objects_are_bounded() {
         assert_eq!(code(refused), Code::Overloaded, "the one live slot is held by a connected object");
         holder.close().await.expect("close");
         other.close().await.expect("close");
-        // The first object now has no connection: it makes room for the second.
-        let mut made = false;
-        for _ in 0..100 {
-            let session = rpc_client::connect(&ws).await.expect("connect");
-            if create(&storage_of(&session.bootstrap, "Shop", "second"), "Note", "n", json!({})).await.is_ok() {
-                made = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(made, "an idle object is evicted to make room");
-        assert_eq!(metrics.live.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // Once its connection is closed on the object thread, the first object has none:
+        // it makes room for the second.
+        within("the connections to close", metrics.wait_until(|m| m.connections.load(Ordering::Relaxed) == 0)).await;
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        create(&storage_of(&session.bootstrap, "Shop", "second"), "Note", "n", json!({}))
+            .await
+            .expect("an idle object is evicted to make room");
+        assert_eq!(metrics.live.load(Ordering::Relaxed), 1);
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);

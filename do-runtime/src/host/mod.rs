@@ -1,5 +1,6 @@
 //! The native object host: SQLite files, object threads, in-process connections.
 
 pub mod channel;
+pub mod clock;
 pub mod registry;
 pub mod sqlite;

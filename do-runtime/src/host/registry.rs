@@ -10,6 +10,7 @@
 //! memory per thread.
 
 use super::channel::{pair, ChannelFrames};
+use super::clock::Clock;
 use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
@@ -42,6 +43,9 @@ pub struct HostConfig {
     pub max_live: usize,
     /// Deadline of each call into an object.
     pub call_timeout: Duration,
+    /// The objects' time (`Env::now_ms`, alarms): the system clock, or a manual one in
+    /// tests.
+    pub clock: Clock,
 }
 
 impl Default for HostConfig {
@@ -52,6 +56,7 @@ impl Default for HostConfig {
             idle_timeout: Duration::from_secs(60),
             max_live: 10_000,
             call_timeout: Duration::from_secs(30),
+            clock: Clock::system(),
         }
     }
 }
@@ -101,7 +106,7 @@ impl ObjectKey {
     }
 }
 
-/// Counters of the host.
+/// Counters of the host, and a signal that one changed.
 #[derive(Debug, Default)]
 pub struct HostMetrics {
     /// Objects loaded into memory (first use, or back after eviction).
@@ -112,6 +117,35 @@ pub struct HostMetrics {
     pub live: AtomicU64,
     /// Alarms that have fired.
     pub alarms_fired: AtomicU64,
+    /// Connections open to objects now.
+    pub connections: AtomicU64,
+    /// Notified (every waiter) after a counter changed.
+    changed: tokio::sync::Notify,
+}
+
+impl HostMetrics {
+    fn bump(&self, counter: &AtomicU64, up: bool, by: u64) {
+        if up {
+            counter.fetch_add(by, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(by, Ordering::Relaxed);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Completes once `ready` holds for the counters (checked now and after each
+    /// change), so a test waits for the host instead of sleeping.
+    pub async fn wait_until(&self, ready: impl Fn(&HostMetrics) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if ready(self) {
+                return;
+            }
+            changed.await;
+        }
+    }
 }
 
 struct Open {
@@ -166,11 +200,12 @@ impl ObjectHost {
 
 struct NativeEnv {
     rng: ring::rand::SystemRandom,
+    clock: Clock,
 }
 
 impl Env for NativeEnv {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        self.clock.now_ms()
     }
 
     fn random_u64(&self) -> u64 {
@@ -297,10 +332,10 @@ impl Registry {
             self.alarms.borrow_mut().remove(&id);
             match self.ensure(&key) {
                 Ok(hooks) => {
-                    self.metrics.alarms_fired.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = hooks.on_alarm() {
                         eprintln!("dotdo: alarm of {id} failed: {e}");
                     }
+                    self.metrics.bump(&self.metrics.alarms_fired, true, 1);
                 }
                 Err(e) => eprintln!("dotdo: cannot wake {id}: {e}"),
             }
@@ -342,6 +377,7 @@ impl Registry {
         if let Some(e) = entries.get_mut(&id) {
             e.connections += 1;
             e.last_used = Instant::now();
+            self.metrics.bump(&self.metrics.connections, true, 1);
             return Ok((id, e.client.clone()));
         }
         if entries.len() >= self.config.max_live {
@@ -354,7 +390,7 @@ impl Registry {
                 Some(k) => {
                     entries.remove(&k);
                     self.metrics.evictions.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.live.fetch_sub(1, Ordering::Relaxed);
+                    self.metrics.bump(&self.metrics.live, false, 1);
                 }
                 None => {
                     return Err(RpcError::new(
@@ -369,7 +405,8 @@ impl Registry {
         self.metrics.loads.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.borrow_mut();
         entries.insert(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
-        self.metrics.live.fetch_add(1, Ordering::Relaxed);
+        self.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        self.metrics.bump(&self.metrics.live, true, 1);
         Ok((id, client))
     }
 
@@ -377,6 +414,7 @@ impl Registry {
         if let Some(e) = self.entries.borrow_mut().get_mut(id) {
             e.connections = e.connections.saturating_sub(1);
             e.last_used = Instant::now();
+            self.metrics.bump(&self.metrics.connections, false, 1);
         }
     }
 
@@ -386,8 +424,10 @@ impl Registry {
         let idle = self.config.idle_timeout;
         entries.retain(|_, e| e.connections > 0 || e.last_used.elapsed() < idle);
         let evicted = before - entries.len();
-        self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
-        self.metrics.live.fetch_sub(evicted as u64, Ordering::Relaxed);
+        if evicted > 0 {
+            self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+            self.metrics.bump(&self.metrics.live, false, evicted as u64);
+        }
     }
 }
 
@@ -402,7 +442,7 @@ fn object_thread(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let sweep = (config.idle_timeout / 4).max(Duration::from_millis(20));
-        let env = Rc::new(NativeEnv { rng: ring::rand::SystemRandom::new() });
+        let env = Rc::new(NativeEnv { rng: ring::rand::SystemRandom::new(), clock: config.clock.clone() });
         let index = match open_index(&config.data_dir) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -433,9 +473,8 @@ fn object_thread(
                 match waker.next_alarm() {
                     None => waker.alarm_changed.notified().await,
                     Some(at) => {
-                        let wait = Duration::from_millis((at - waker.env.now_ms()).max(0) as u64);
                         tokio::select! {
-                            _ = tokio::time::sleep(wait) => waker.fire_due(),
+                            _ = waker.env.clock.sleep_until(at) => waker.fire_due(),
                             _ = waker.alarm_changed.notified() => {}
                         }
                     }

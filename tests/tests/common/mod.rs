@@ -65,13 +65,36 @@ pub fn object_server(
     dir: &std::path::Path,
     idle: std::time::Duration,
 ) -> (ServerHandle, std::sync::Arc<do_runtime::HostMetrics>) {
+    object_server_with_clock(dir, idle, do_runtime::Clock::system())
+}
+
+/// A server whose objects live under `dir` and read the time from `clock` (a manual
+/// clock lets a test move time instead of sleeping).
+pub fn object_server_with_clock(
+    dir: &std::path::Path,
+    idle: std::time::Duration,
+    clock: do_runtime::Clock,
+) -> (ServerHandle, std::sync::Arc<do_runtime::HostMetrics>) {
     let config = ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         tcp_addr: Some("127.0.0.1:0".parse().expect("addr")),
         workers: 2,
         limits: Limits::default(),
     };
-    let host =
-        do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, idle_timeout: idle, ..Default::default() };
+    let host = do_runtime::HostConfig {
+        data_dir: dir.to_path_buf(),
+        threads: 2,
+        idle_timeout: idle,
+        clock,
+        ..Default::default()
+    };
     do_runtime::serve_with(config, host).expect("server starts")
+}
+
+/// Waits for `what` with a generous bound, so a broken signal fails the test instead of
+/// hanging it.
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(20), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
