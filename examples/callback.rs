@@ -1,9 +1,11 @@
 //! Capability passing: the client hands the server a capability of its own, and the
-//! server calls it back over the same connection (WebSocket or TCP).
+//! server calls it back over the same connection (WebSocket or TCP; an HTTP batch
+//! cannot be called back).
 //!
 //! `cargo run -p examples --example callback [URL]`
 
 use capnp::capability::Rc;
+use rpc_client::api::demo::Callback;
 use schema::demo_capnp::callback;
 
 /// The client's own capability: the server calls `notify` on it.
@@ -27,13 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for url in target.urls.iter().filter(|u| !u.starts_with("http://")) {
         rpc_client::run(async {
             let session = rpc_client::connect(url).await?;
-            let dir = session.bootstrap.demo_request().send().pipeline.get_directory();
-            let mut req = dir.subscribe_request();
-            req.get().set_callback(capnp_rpc::new_client(Printer));
-            req.get().set_value("ping");
+            let dir = session.bootstrap.demo().directory();
             println!("{url}");
-            let reply = req.send().promise.await?;
-            let reply = reply.get()?.get_reply()?.to_str()?.to_string();
+            // Our capability travels as an argument; the server calls it before replying.
+            let reply = dir.subscribe(&Callback::serve(Printer), "ping").await?.reply;
             assert_eq!(reply, "ping, received");
             println!("  subscribe returned {reply:?}");
             Ok::<_, Box<dyn std::error::Error>>(())

@@ -4,6 +4,7 @@
 //! `cargo run -p examples --example objects [ws://host:port/rpc]`
 
 use capnp::capability::Rc;
+use rpc_client::api::object::{Events, Handler, Schedule, Storage};
 use schema::object_capnp::handler;
 use std::time::Duration;
 
@@ -25,41 +26,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rpc_client::run(async move {
         let session = rpc_client::connect(&url).await?;
         // One object, named by class and name; its modules are capabilities.
-        let mut req = session.bootstrap.object_request();
-        req.get().set_class("Customer");
-        req.get().set_name("acme");
-        let object = req.send().pipeline.get_object();
-        let storage = object.storage_request().send().pipeline.get_storage();
-        let events = object.events_request().send().pipeline.get_events();
-        let schedule = object.schedule_request().send().pipeline.get_schedule();
+        let object = session.bootstrap.object("Customer", "acme").object();
+        let (storage, events): (Storage, Events) = (object.storage().into(), object.events().into());
+        let schedule: Schedule = object.schedule().into();
 
         // Subscribe to every change of a Contact.
         let (printed, mut seen) = tokio::sync::mpsc::unbounded_channel();
-        let mut sub = events.subscribe_request();
-        sub.get().set_pattern("Contact.*");
-        sub.get().set_handler(capnp_rpc::new_client(Printer(printed)));
-        let _subscription = sub.send().promise.await?;
+        let _subscription = events.subscribe("Contact.*", &Handler::serve(Printer(printed))).await?;
 
         for (name, age) in [("Ann", 31), ("Bob", 25), ("Cid", 40)] {
-            let mut c = storage.create_request();
-            c.get().set_type("Contact");
-            c.get().set_data(format!(r#"{{"name": "{name}", "age": {age}}}"#));
-            c.send().promise.await?;
+            storage.create("Contact", &format!(r#"{{"name": "{name}", "age": {age}}}"#), "").await?;
         }
-        let mut q = storage.query_request();
-        q.get().set_query(r#"{"type": "Contact", "where": {"age": {"$gte": 30}}, "sort": ["-age"]}"#);
-        let r = q.send().promise.await?;
-        for t in r.get()?.get_things()? {
-            println!("{} v{} {}", t.get_id()?.to_str()?, t.get_version(), t.get_data()?.to_str()?);
+        let page = storage.query(r#"{"type": "Contact", "where": {"age": {"$gte": 30}}, "sort": ["-age"]}"#).await?;
+        for t in page.things {
+            println!("{} v{} {}", t.id, t.version, t.data);
         }
 
         // A schedule sends its action as an event.
-        let mut s = schedule.schedule_request();
-        s.get().set_spec(rpc_client::schedule::every_n(1).seconds().as_str());
-        s.get().set_action("Contact.reminded");
-        s.get().set_data(r#"{"note": "call Ann"}"#);
-        let entry = s.send().promise.await?;
-        println!("scheduled {}", entry.get()?.get_entry()?.get_spec()?.to_str()?);
+        let every_second = rpc_client::schedule::every_n(1).seconds();
+        // No in-session handler (None): runs reach us through the events subscription.
+        let entry =
+            schedule.schedule(every_second.as_str(), "Contact.reminded", r#"{"note": "call Ann"}"#, None).await?.entry;
+        println!("scheduled {}", entry.spec);
         // Three creates, then the first scheduled run: four events.
         let waited = tokio::time::timeout(Duration::from_secs(10), async {
             let mut n = 0;
@@ -72,9 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if waited != Ok(4) {
             return Err("events did not arrive".into());
         }
-        let mut cancel = schedule.cancel_request();
-        cancel.get().set_id(entry.get()?.get_entry()?.get_id()?.to_str()?);
-        cancel.send().promise.await?;
+        schedule.cancel(&entry.id).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })
 }

@@ -163,7 +163,9 @@ impl File<'_> {
         match t {
             Ty::Text => "&str".into(),
             Ty::Data => "&[u8]".into(),
-            Ty::Struct(_) | Ty::Interface(_) => format!("&{}", self.owned(t)),
+            Ty::Struct(_) => format!("&{}", self.owned(t)),
+            // A capability argument may be null: `&cap` or `None`.
+            Ty::Interface(_) => format!("impl Into<Option<&'a {}>>", self.owned(t)),
             Ty::List(inner) => match **inner {
                 Ty::Text => "&[impl AsRef<str>]".into(),
                 Ty::Data => "&[impl AsRef<[u8]>]".into(),
@@ -303,6 +305,15 @@ impl File<'_> {
         }
         o.push_str("    }\n}\n\n");
         self.out.push_str(&o);
+    }
+
+    /// Whether the typed client of interface type `t` has a method named `name`.
+    fn has_method(&self, t: &Ty, name: &str) -> bool {
+        let Ty::Interface(id) = t else { return false };
+        match &self.decl(*id).kind {
+            Kind::Interface { methods, .. } => methods.iter().any(|m| self.wraps(m) && ident(&m.name) == name),
+            _ => false,
+        }
     }
 
     /// Whether the typed client wraps method `m` (every field of its params and results
@@ -503,13 +514,21 @@ impl File<'_> {
         let caps: Vec<&&crate::model::Field> = results.iter().filter(|f| matches!(f.ty, Ty::Interface(_))).collect();
         let call_ty = format!("{module}::{base}Call");
         let args: Vec<String> = params.iter().map(|p| format!("{}: {}", ident(&p.name), self.arg(&p.ty))).collect();
-        let _ = writeln!(o, "    pub fn {fname}(&self, {}) -> {call_ty} {{", args.join(", "));
+        let lifetime = if params.iter().any(|p| matches!(p.ty, Ty::Interface(_))) { "<'a>" } else { "" };
+        let _ = writeln!(o, "    pub fn {fname}{lifetime}(&self, {}) -> {call_ty} {{", args.join(", "));
         if params.is_empty() {
             let _ = writeln!(o, "        let request_ = self.raw.{snake_m}_request();");
         } else {
             let _ = writeln!(o, "        let mut request_ = self.raw.{snake_m}_request();\n        {{\n            let mut p_ = request_.get();");
             for p in params {
-                let _ = writeln!(o, "            {}", self.write(&p.ty, "p_", &p.name, &ident(&p.name), 0));
+                let v = ident(&p.name);
+                let line = match p.ty {
+                    Ty::Interface(_) => {
+                        format!("if let Some(cap) = {v}.into() {{ p_.set_{}(cap.raw().clone()); }}", snake(&p.name))
+                    }
+                    _ => self.write(&p.ty, "p_", &p.name, &v, 0),
+                };
+                let _ = writeln!(o, "            {line}");
             }
             o.push_str("        }\n");
         }
@@ -575,6 +594,11 @@ impl File<'_> {
             );
             for f in caps {
                 let t = self.owned(&f.ty);
+                // Through Deref the call also has the capability's methods; an accessor of
+                // the same name would hide one of them (`object.schedule().schedule(..)`).
+                if only.is_some() && self.has_method(&f.ty, &ident(&f.name)) {
+                    continue;
+                }
                 let body = if only.is_some() {
                     "self.1.clone()".to_string()
                 } else {
@@ -588,9 +612,21 @@ impl File<'_> {
                     ident(&f.name),
                 );
             }
+            let from = match only {
+                Some(f) => {
+                    let t = self.owned(&f.ty);
+                    format!(
+                        "\n\n    impl From<{base}Call> for {t} {{\n        \
+                         /// The only result, `{}`, before it arrives.\n        \
+                         fn from(call: {base}Call) -> {t} {{\n            call.1\n        }}\n    }}",
+                        f.name
+                    )
+                }
+                None => String::new(),
+            };
             let _ = writeln!(
                 sub,
-                "    }}{deref}\n\n    impl std::future::IntoFuture for {base}Call {{\n        \
+                "    }}{deref}{from}\n\n    impl std::future::IntoFuture for {base}Call {{\n        \
                  type Output = Result<{base}Reply, rt::RpcError>;\n        \
                  type IntoFuture = rt::CallFuture<{results_owned}, {base}Reply>;\n        \
                  fn into_future(self) -> Self::IntoFuture {{\n            self.0.into_future()\n        }}\n    }}"

@@ -138,6 +138,13 @@ pub mod greeter {
         }
     }
 
+    impl From<GreetCall> for Greeting {
+        /// The only result, `greeting`, before it arrives.
+        fn from(call: GreetCall) -> Greeting {
+            call.1
+        }
+    }
+
     impl std::future::IntoFuture for GreetCall {
         type Output = Result<GreetReply, rt::RpcError>;
         type IntoFuture = rt::CallFuture<crate::greeter_capnp::greeter::greet_results::Owned, GreetReply>;
@@ -317,6 +324,13 @@ pub mod greeting {
         /// The only result, `greeting`, before it arrives: call it directly.
         fn deref(&self) -> &Greeting {
             &self.1
+        }
+    }
+
+    impl From<ShoutCall> for Greeting {
+        /// The only result, `greeting`, before it arrives.
+        fn from(call: ShoutCall) -> Greeting {
+            call.1
         }
     }
 

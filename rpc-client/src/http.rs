@@ -84,7 +84,13 @@ pub async fn post(to: &Endpoint, body: Vec<u8>, max_response: usize) -> Result<B
     Err(parsed.unwrap_or_else(|| RpcError::new(Code::Internal, format!("http status {status}"))))
 }
 
-/// The flag behind [`crate::Session::send`].
+/// Whether an outgoing message is the session's `Bootstrap` request.
+fn is_bootstrap(m: &capnp::message::Builder<capnp::message::HeapAllocator>) -> bool {
+    m.get_root_as_reader::<capnp_rpc::rpc_capnp::message::Reader<'_>>()
+        .is_ok_and(|r| matches!(r.which(), Ok(capnp_rpc::rpc_capnp::message::Bootstrap(_))))
+}
+
+/// The flag behind [`crate::BatchSession::flush`].
 #[derive(Clone, Default)]
 pub struct SendNow(Rc<Cell<bool>>);
 
@@ -99,19 +105,23 @@ impl SendNow {
 /// caller queue the rest, posts them all, hands the replies to the engine and ends
 /// the session.
 pub async fn drive(link: Link, to: Endpoint, limits: Limits, now: SendNow) -> Result<(), capnp::Error> {
-    futures::future::poll_fn(|cx| {
-        if link.with(|q| !q.outbox.is_empty()) {
-            return Poll::Ready(());
-        }
+    // A batch starts with its first call: the bootstrap request alone is not one, so a
+    // caller that waits on something else before calling does not end the session empty.
+    let mut held = Vec::new();
+    futures::future::poll_fn(|cx| loop {
         match link.poll_outgoing(cx) {
             Poll::Ready(m) => {
-                link.with(|q| q.outbox.push_front(m));
-                Poll::Ready(())
+                let call = !is_bootstrap(&m);
+                held.push(m);
+                if call {
+                    return Poll::Ready(());
+                }
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => return Poll::Pending,
         }
     })
     .await;
+    link.with(|q| held.into_iter().rev().for_each(|m| q.outbox.push_front(m)));
     if !now.0.get() {
         tokio::task::yield_now().await;
     }

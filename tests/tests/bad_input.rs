@@ -29,7 +29,7 @@ async fn raw_ws(s: &rpc_server::ServerHandle) -> tokio_tungstenite::WebSocketStr
 
 async fn still_serving(s: &rpc_server::ServerHandle) {
     for url in urls(s) {
-        let session = rpc_client::connect(&url).await.expect("connect");
+        let session = connect_any(&url).await.expect("connect");
         assert_eq!(chain(&directory(&session.bootstrap), "x", "y").await.expect("chain"), "contents of x/y");
     }
 }
@@ -149,7 +149,7 @@ fn unknown_methods_interfaces_and_wrong_types_get_typed_errors() {
     let s = server(Limits::default());
     for url in urls(&s) {
         rpc_client::run(async {
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let dir = directory(&session.bootstrap);
             let unknown_method = dir
                 .client

@@ -45,7 +45,7 @@ fn broker_of(g: &gateway::Client, key: &str) -> broker::Client {
 }
 
 async fn mint(url: &str, target: &str, methods: &[&str], scope: &str, ttl_ms: u64) -> Result<String, RpcError> {
-    let session = rpc_client::connect(url).await?;
+    let session = connect_any(url).await?;
     let mut req = broker_of(&session.bootstrap, ADMIN).mint_request();
     {
         let mut r = req.get().init_request();
@@ -64,7 +64,7 @@ async fn mint(url: &str, target: &str, methods: &[&str], scope: &str, ttl_ms: u6
 
 /// redeem(token).storage().create(...) as one pipelined chain, in a fresh session.
 async fn create_through(url: &str, token: &str, target: &str) -> Result<String, RpcError> {
-    let session = rpc_client::connect(url).await?;
+    let session = connect_any(url).await?;
     let mut redeem = broker_of(&session.bootstrap, "").redeem_request();
     redeem.get().set_token(token);
     redeem.get().set_target(target);
@@ -77,7 +77,7 @@ async fn create_through(url: &str, token: &str, target: &str) -> Result<String, 
 }
 
 async fn count_through(url: &str, token: &str) -> Result<u64, RpcError> {
-    let session = rpc_client::connect(url).await?;
+    let session = connect_any(url).await?;
     let mut redeem = broker_of(&session.bootstrap, "").redeem_request();
     redeem.get().set_token(token);
     let storage = redeem.send().pipeline.get_object().storage_request().send().pipeline.get_storage();
@@ -388,7 +388,7 @@ fn calls_to_several_targets_in_one_batch_are_answered_each_on_its_own() {
         let b = mint(&ws, "Customer/b", &["storage.*"], "read", 60_000).await.expect("mint");
         let c = mint(&ws, "Customer/c", &["storage.*"], "write", 60_000).await.expect("mint");
         let requests = metric(&s, |m| &m.http_requests);
-        let session = rpc_client::connect(&http).await.expect("connect");
+        let session = connect_any(&http).await.expect("connect");
         let broker = broker_of(&session.bootstrap, "");
         let calls: Vec<_> = [&a, &b, &c]
             .into_iter()

@@ -31,7 +31,7 @@ fn a_capability_passed_to_the_server_is_called_back() {
     let [ws, http, tcp] = urls(&s);
     for url in [&ws, &tcp] {
         rpc_client::run(async {
-            let session = rpc_client::connect(url).await.expect("connect");
+            let session = connect_any(url).await.expect("connect");
             let calls = std::rc::Rc::new(Cell::new(0));
             let cb: callback::Client = capnp_rpc::new_client(Shout { calls: calls.clone() });
             let mut req = directory(&session.bootstrap).subscribe_request();
@@ -44,7 +44,7 @@ fn a_capability_passed_to_the_server_is_called_back() {
     }
     // Over HTTP batch the server cannot call back: a typed error, not a hang.
     rpc_client::run(async {
-        let session = rpc_client::connect(&http).await.expect("connect");
+        let session = connect_any(&http).await.expect("connect");
         let cb: callback::Client = capnp_rpc::new_client(Shout { calls: Default::default() });
         let mut req = directory(&session.bootstrap).subscribe_request();
         req.get().set_callback(cb);
@@ -60,7 +60,7 @@ fn dropped_capabilities_are_released_on_the_server() {
     let [ws, _, tcp] = urls(&s);
     for url in [&ws, &tcp] {
         rpc_client::run(async {
-            let session = rpc_client::connect(url).await.expect("connect");
+            let session = connect_any(url).await.expect("connect");
             let dir = directory(&session.bootstrap);
             let live = || async { dir.live_files_request().send().promise.await.unwrap().get().unwrap().get_count() };
             let mut files = Vec::new();

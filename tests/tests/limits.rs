@@ -25,7 +25,7 @@ fn an_oversize_message_is_refused_and_the_session_goes_on() {
     let s = server(Limits { max_message_bytes: 64 << 10, ..Limits::default() });
     for url in urls(&s) {
         rpc_client::run(async {
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let dir = directory(&session.bootstrap);
             // 20,000 eight-byte values: about 160 KiB.
             let big = sum(&dir, 20_000);
@@ -43,11 +43,11 @@ fn a_frame_over_the_hard_limit_closes_only_that_connection() {
     let [ws, _, tcp] = urls(&s);
     for url in [&ws, &tcp] {
         rpc_client::run(async {
-            let session = rpc_client::connect(url).await.expect("connect");
+            let session = connect_any(url).await.expect("connect");
             let dir = directory(&session.bootstrap);
             let e = sum(&dir, 100_000).await.expect_err("an 800 KiB message must fail");
             assert_eq!(e.code, Code::LimitExceeded, "over {url}: {e:?}");
-            let fresh = rpc_client::connect(url).await.expect("reconnect");
+            let fresh = connect_any(url).await.expect("reconnect");
             assert_eq!(sum(&directory(&fresh.bootstrap), 5).await.expect("fresh session works"), 5);
         });
     }
@@ -72,7 +72,7 @@ fn a_message_nested_too_deeply_is_refused() {
     let s = server(Limits { nesting_limit: 16, ..Limits::default() });
     for url in urls(&s) {
         rpc_client::run(async {
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let dir = directory(&session.bootstrap);
             let deep = tree_request(&dir, 40);
             let shallow = tree_request(&dir, 5);
@@ -89,7 +89,7 @@ fn calls_over_the_in_flight_limit_are_overloaded() {
     let [ws, _, tcp] = urls(&s);
     for url in [&ws, &tcp] {
         rpc_client::run(async {
-            let session = rpc_client::connect(url).await.expect("connect");
+            let session = connect_any(url).await.expect("connect");
             let resp = session.bootstrap.demo_request().send().promise.await.expect("demo");
             let dir = resp.get().unwrap().get_directory().unwrap();
             let calls: Vec<_> = (0..12)
@@ -120,14 +120,14 @@ fn a_batch_over_its_limits_is_refused_whole() {
     let s = server(Limits { max_batch_messages: 3, ..Limits::default() });
     let [_, http, _] = urls(&s);
     rpc_client::run(async {
-        let session = rpc_client::connect(&http).await.expect("connect");
+        let session = connect_any(&http).await.expect("connect");
         assert_eq!(code(chain(&directory(&session.bootstrap), "a", "b").await), Code::LimitExceeded);
     });
     s.stop();
     let s = server(Limits { max_batch_bytes: 4 << 10, ..Limits::default() });
     let [_, http, _] = urls(&s);
     rpc_client::run(async {
-        let session = rpc_client::connect(&http).await.expect("connect");
+        let session = connect_any(&http).await.expect("connect");
         assert_eq!(code(sum(&directory(&session.bootstrap), 5_000).await), Code::LimitExceeded);
     });
     s.stop();
@@ -138,7 +138,7 @@ fn a_slow_call_times_out_and_the_session_goes_on() {
     let s = server(Limits { call_timeout: Duration::from_millis(200), ..Limits::default() });
     for url in urls(&s) {
         rpc_client::run(async {
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let dir = directory(&session.bootstrap);
             let mut slow = dir.sleep_request();
             slow.get().set_millis(5_000);

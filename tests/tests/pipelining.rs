@@ -10,7 +10,7 @@ fn a_pipelined_chain_works_over_every_transport() {
     let s = server(Limits::default());
     for url in urls(&s) {
         rpc_client::run(async {
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let text = chain(&directory(&session.bootstrap), "docs", "readme").await.expect("chain");
             assert_eq!(text, "contents of docs/readme", "over {url}");
         });
@@ -24,7 +24,7 @@ fn an_http_chain_is_exactly_one_request() {
     let [_, http, _] = urls(&s);
     let before = (metric(&s, |m| &m.http_requests), metric(&s, |m| &m.batch_messages));
     rpc_client::run(async {
-        let session = rpc_client::connect(&http).await.expect("connect");
+        let session = connect_any(&http).await.expect("connect");
         assert_eq!(chain(&directory(&session.bootstrap), "a", "b").await.expect("chain"), "contents of a/b");
     });
     assert_eq!(metric(&s, |m| &m.http_requests) - before.0, 1, "one HTTP request for the whole chain");
@@ -72,7 +72,7 @@ fn negotiation_agrees_and_refuses_with_typed_errors() {
     let s = server(Limits::default());
     for url in urls(&s) {
         rpc_client::run(async {
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let n = rpc_client::negotiate(&session.bootstrap, "tester", &["pipelining", "nonsense"], &["websocket"])
                 .await
                 .expect("negotiate");
@@ -82,7 +82,7 @@ fn negotiation_agrees_and_refuses_with_typed_errors() {
             assert!(n.available.contains(&"http-batch".to_string()));
             assert!(!n.session_id.is_empty());
             assert_eq!(n.namespace, "default");
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let refused = rpc_client::negotiate(&session.bootstrap, "tester", &[], &["time-travel"]).await;
             assert_eq!(code(refused), Code::Unsupported, "over {url}");
         });
@@ -96,10 +96,11 @@ fn sessions_get_distinct_ids_and_the_host_picks_the_namespace() {
     let [ws, http, _] = urls(&s);
     rpc_client::run(async {
         let mut ids = Vec::new();
-        for url in [&ws, &http] {
-            let options = rpc_client::Options { host: Some("acme.dotdo.dev".into()), ..Default::default() };
-            let session = rpc_client::connect_as(url, options).await.expect("connect");
-            let n = rpc_client::negotiate(&session.bootstrap, "t", &[], &[]).await.expect("negotiate");
+        let options = || rpc_client::Options { host: Some("acme.dotdo.dev".into()), ..Default::default() };
+        let ws_session = rpc_client::connect_as(&ws, options()).await.expect("connect");
+        let http_session = rpc_client::batch_as(&http, options()).await.expect("batch");
+        for (url, gateway) in [(&ws, &ws_session.bootstrap), (&http, &http_session.bootstrap)] {
+            let n = rpc_client::negotiate(gateway, "t", &[], &[]).await.expect("negotiate");
             assert_eq!(n.namespace, "acme", "over {url}");
             ids.push(n.session_id);
         }

@@ -71,7 +71,7 @@ fn a_thing_created_through_a_pipelined_chain_comes_back() {
     for url in urls(&s) {
         rpc_client::run(async {
             let requests = metric(&s, |m| &m.http_requests);
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             // gateway.object(...).storage().create(...): one round trip.
             let t = create(
                 &storage_of(&session.bootstrap, "Customer", "acme"),
@@ -86,7 +86,7 @@ fn a_thing_created_through_a_pipelined_chain_comes_back() {
             if url.starts_with("http") {
                 assert_eq!(metric(&s, |m| &m.http_requests) - requests, 1, "one HTTP request for the chain");
             }
-            let session = rpc_client::connect(&url).await.expect("connect");
+            let session = connect_any(&url).await.expect("connect");
             let mut get = storage_of(&session.bootstrap, "Customer", "acme").get_request();
             get.get().set_id(&t.id);
             let got = thing(get.send().promise.await.expect("get").get().unwrap().get_thing().unwrap());

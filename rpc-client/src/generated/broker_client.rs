@@ -293,6 +293,13 @@ pub mod broker {
         }
     }
 
+    impl From<RedeemCall> for crate::api::object::Object {
+        /// The only result, `object`, before it arrives.
+        fn from(call: RedeemCall) -> crate::api::object::Object {
+            call.1
+        }
+    }
+
     impl std::future::IntoFuture for RedeemCall {
         type Output = Result<RedeemReply, rt::RpcError>;
         type IntoFuture = rt::CallFuture<::schema::broker_capnp::broker::redeem_results::Owned, RedeemReply>;

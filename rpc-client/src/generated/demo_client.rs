@@ -275,11 +275,11 @@ impl Directory {
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
-    pub fn subscribe(&self, callback: &Callback, value: &str) -> directory::SubscribeCall {
+    pub fn subscribe<'a>(&self, callback: impl Into<Option<&'a Callback>>, value: &str) -> directory::SubscribeCall {
         let mut request_ = self.raw.subscribe_request();
         {
             let mut p_ = request_.get();
-            p_.set_callback(callback.raw().clone());
+            if let Some(cap) = callback.into() { p_.set_callback(cap.raw().clone()); }
             p_.set_value(&value[..]);
         }
         rt::Call::new(request_.send(), self.options)
@@ -437,6 +437,13 @@ pub mod directory {
         /// The only result, `file`, before it arrives: call it directly.
         fn deref(&self) -> &File {
             &self.1
+        }
+    }
+
+    impl From<OpenCall> for File {
+        /// The only result, `file`, before it arrives.
+        fn from(call: OpenCall) -> File {
+            call.1
         }
     }
 
@@ -797,6 +804,13 @@ pub mod file {
         /// The only result, `file`, before it arrives: call it directly.
         fn deref(&self) -> &File {
             &self.1
+        }
+    }
+
+    impl From<ChildCall> for File {
+        /// The only result, `file`, before it arrives.
+        fn from(call: ChildCall) -> File {
+            call.1
         }
     }
 

@@ -142,12 +142,12 @@ impl Events {
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
-    pub fn subscribe(&self, pattern: &str, handler: &Handler) -> events::SubscribeCall {
+    pub fn subscribe<'a>(&self, pattern: &str, handler: impl Into<Option<&'a Handler>>) -> events::SubscribeCall {
         let mut request_ = self.raw.subscribe_request();
         {
             let mut p_ = request_.get();
             p_.set_pattern(&pattern[..]);
-            p_.set_handler(handler.raw().clone());
+            if let Some(cap) = handler.into() { p_.set_handler(cap.raw().clone()); }
         }
         events::SubscribeCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -256,6 +256,13 @@ pub mod events {
         /// The only result, `subscription`, before it arrives: call it directly.
         fn deref(&self) -> &Subscription {
             &self.1
+        }
+    }
+
+    impl From<SubscribeCall> for Subscription {
+        /// The only result, `subscription`, before it arrives.
+        fn from(call: SubscribeCall) -> Subscription {
+            call.1
         }
     }
 
@@ -681,6 +688,13 @@ pub mod object {
         }
     }
 
+    impl From<StorageCall> for Storage {
+        /// The only result, `storage`, before it arrives.
+        fn from(call: StorageCall) -> Storage {
+            call.1
+        }
+    }
+
     impl std::future::IntoFuture for StorageCall {
         type Output = Result<StorageReply, rt::RpcError>;
         type IntoFuture = rt::CallFuture<::schema::object_capnp::object::storage_results::Owned, StorageReply>;
@@ -735,6 +749,13 @@ pub mod object {
         }
     }
 
+    impl From<EventsCall> for Events {
+        /// The only result, `events`, before it arrives.
+        fn from(call: EventsCall) -> Events {
+            call.1
+        }
+    }
+
     impl std::future::IntoFuture for EventsCall {
         type Output = Result<EventsReply, rt::RpcError>;
         type IntoFuture = rt::CallFuture<::schema::object_capnp::object::events_results::Owned, EventsReply>;
@@ -774,11 +795,6 @@ pub mod object {
         pub fn into_call(self) -> rt::Call<::schema::object_capnp::object::schedule_results::Owned, ScheduleReply> {
             self.0
         }
-
-        /// `schedule` of the reply, usable before the reply arrives.
-        pub fn schedule(&self) -> Schedule {
-            self.1.clone()
-        }
     }
 
     impl std::ops::Deref for ScheduleCall {
@@ -786,6 +802,13 @@ pub mod object {
         /// The only result, `schedule`, before it arrives: call it directly.
         fn deref(&self) -> &Schedule {
             &self.1
+        }
+    }
+
+    impl From<ScheduleCall> for Schedule {
+        /// The only result, `schedule`, before it arrives.
+        fn from(call: ScheduleCall) -> Schedule {
+            call.1
         }
     }
 
@@ -888,14 +911,14 @@ impl Schedule {
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
-    pub fn schedule(&self, spec: &str, action: &str, data: &str, handler: &Handler) -> schedule::ScheduleCall {
+    pub fn schedule<'a>(&self, spec: &str, action: &str, data: &str, handler: impl Into<Option<&'a Handler>>) -> schedule::ScheduleCall {
         let mut request_ = self.raw.schedule_request();
         {
             let mut p_ = request_.get();
             p_.set_spec(&spec[..]);
             p_.set_action(&action[..]);
             p_.set_data(&data[..]);
-            p_.set_handler(handler.raw().clone());
+            if let Some(cap) = handler.into() { p_.set_handler(cap.raw().clone()); }
         }
         rt::Call::new(request_.send(), self.options)
     }

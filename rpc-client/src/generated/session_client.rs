@@ -263,6 +263,13 @@ pub mod gateway {
         }
     }
 
+    impl From<DemoCall> for crate::api::demo::Directory {
+        /// The only result, `directory`, before it arrives.
+        fn from(call: DemoCall) -> crate::api::demo::Directory {
+            call.1
+        }
+    }
+
     impl std::future::IntoFuture for DemoCall {
         type Output = Result<DemoReply, rt::RpcError>;
         type IntoFuture = rt::CallFuture<::schema::session_capnp::gateway::demo_results::Owned, DemoReply>;
@@ -317,6 +324,13 @@ pub mod gateway {
         }
     }
 
+    impl From<ObjectCall> for crate::api::object::Object {
+        /// The only result, `object`, before it arrives.
+        fn from(call: ObjectCall) -> crate::api::object::Object {
+            call.1
+        }
+    }
+
     impl std::future::IntoFuture for ObjectCall {
         type Output = Result<ObjectReply, rt::RpcError>;
         type IntoFuture = rt::CallFuture<::schema::session_capnp::gateway::object_results::Owned, ObjectReply>;
@@ -368,6 +382,13 @@ pub mod gateway {
         /// The only result, `broker`, before it arrives: call it directly.
         fn deref(&self) -> &crate::api::broker::Broker {
             &self.1
+        }
+    }
+
+    impl From<BrokerCall> for crate::api::broker::Broker {
+        /// The only result, `broker`, before it arrives.
+        fn from(call: BrokerCall) -> crate::api::broker::Broker {
+            call.1
         }
     }
 

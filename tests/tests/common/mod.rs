@@ -24,6 +24,18 @@ pub fn urls(s: &ServerHandle) -> [String; 3] {
     [format!("ws://{}/rpc", s.http_addr), format!("http://{}/rpc", s.http_addr), format!("tcp://{tcp}")]
 }
 
+/// A session on any of the three transports, for tests that run the same calls over
+/// each: over HTTP it is one batch (sent when the test first waits).
+pub struct AnySession {
+    /// The server's gateway.
+    pub bootstrap: rpc_client::api::session::Gateway,
+}
+
+/// Opens an [`AnySession`] on `url` (ws://, http:// or tcp://).
+pub async fn connect_any(url: &str) -> Result<AnySession, RpcError> {
+    Ok(AnySession { bootstrap: rpc_client::bootstrap(url).await? })
+}
+
 /// The demo directory of a session, pipelined (no round trip of its own).
 pub fn directory(g: &gateway::Client) -> directory::Client {
     g.demo_request().send().pipeline.get_directory()
