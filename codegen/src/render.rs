@@ -73,7 +73,7 @@ fn doc_lines(out: &mut String, indent: &str, text: &str) {
         if line.is_empty() {
             let _ = writeln!(out, "{indent}///");
         } else {
-            let _ = writeln!(out, "{indent}/// {}", line.replace('`', "`"));
+            let _ = writeln!(out, "{indent}/// {line}");
         }
     }
 }
@@ -396,7 +396,7 @@ impl File<'_> {
              /// The same capability with a deadline on each call: a call still running after\n    \
              /// `deadline` fails with `TIMEOUT` and is cancelled on the server.\n    \
              pub fn with_deadline(self, deadline: std::time::Duration) -> Self {{\n        \
-             let options = rt::CallOptions {{ deadline: Some(deadline), ..self.options }};\n        self.with_options(options)\n    }}\n\n    \
+             let mut options = self.options;\n        options.deadline = Some(deadline);\n        self.with_options(options)\n    }}\n\n    \
              /// The same capability as another interface (a class seen through a base it\n    \
              /// extends, or the reverse); calls the object does not implement fail.\n    \
              pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {{\n        \
@@ -436,7 +436,7 @@ impl File<'_> {
         if !sub.is_empty() {
             let _ = writeln!(
                 o,
-                "/// The calls and replies of [`{name}`]'s methods.\npub mod {module} {{\n    #[allow(unused_imports)]\n    use super::*;\n{sub}}}\n"
+                "/// The calls and replies of [`{name}`]'s methods.\n#[allow(clippy::module_inception)]\npub mod {module} {{\n    #[allow(unused_imports)]\n    use super::*;\n{sub}}}\n"
             );
         }
         self.out.push_str(&o);
@@ -526,6 +526,7 @@ impl File<'_> {
                     Ty::Interface(_) => {
                         format!("if let Some(cap) = {v}.into() {{ p_.set_{}(cap.raw().clone()); }}", snake(&p.name))
                     }
+                    Ty::Text | Ty::Data => format!("p_.set_{}({v});", snake(&p.name)),
                     _ => self.write(&p.ty, "p_", &p.name, &v, 0),
                 };
                 let _ = writeln!(o, "            {line}");

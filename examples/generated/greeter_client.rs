@@ -49,7 +49,8 @@ impl Greeter {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -66,7 +67,7 @@ impl Greeter {
         let mut request_ = self.raw.greet_request();
         {
             let mut p_ = request_.get();
-            p_.set_name(&name[..]);
+            p_.set_name(name);
         }
         greeter::GreetCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -104,6 +105,7 @@ impl rt::capnp::capability::FromClientHook for Greeter {
 }
 
 /// The calls and replies of [`Greeter`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod greeter {
     #[allow(unused_imports)]
     use super::*;
@@ -215,7 +217,8 @@ impl Greeting {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -274,6 +277,7 @@ impl rt::capnp::capability::FromClientHook for Greeting {
 }
 
 /// The calls and replies of [`Greeting`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod greeting {
     #[allow(unused_imports)]
     use super::*;

@@ -58,7 +58,8 @@ impl Broker {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -103,8 +104,8 @@ impl Broker {
         let mut request_ = self.raw.redeem_request();
         {
             let mut p_ = request_.get();
-            p_.set_token(&token[..]);
-            p_.set_target(&target[..]);
+            p_.set_token(token);
+            p_.set_target(target);
         }
         broker::RedeemCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -123,7 +124,7 @@ impl Broker {
         let mut request_ = self.raw.verify_request();
         {
             let mut p_ = request_.get();
-            p_.set_token(&token[..]);
+            p_.set_token(token);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -142,7 +143,7 @@ impl Broker {
         let mut request_ = self.raw.revoke_request();
         {
             let mut p_ = request_.get();
-            p_.set_token_id(&token_id[..]);
+            p_.set_token_id(token_id);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -177,9 +178,9 @@ impl Broker {
         let mut request_ = self.raw.shard_request();
         {
             let mut p_ = request_.get();
-            p_.set_class(&class[..]);
+            p_.set_class(class);
             p_.set_shards(shards);
-            p_.set_key(&key[..]);
+            p_.set_key(key);
         }
         broker::ShardCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -199,9 +200,9 @@ impl Broker {
         let mut request_ = self.raw.fanout_request();
         {
             let mut p_ = request_.get();
-            p_.set_class(&class[..]);
+            p_.set_class(class);
             p_.set_shards(shards);
-            p_.set_query(&query[..]);
+            p_.set_query(query);
             p_.set_budget(budget);
         }
         rt::Call::new(request_.send(), self.options)
@@ -240,6 +241,7 @@ impl rt::capnp::capability::FromClientHook for Broker {
 }
 
 /// The calls and replies of [`Broker`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod broker {
     #[allow(unused_imports)]
     use super::*;

@@ -58,7 +58,8 @@ impl Callback {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -82,7 +83,7 @@ impl Callback {
         let mut request_ = self.raw.notify_request();
         {
             let mut p_ = request_.get();
-            p_.set_value(&value[..]);
+            p_.set_value(value);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -120,6 +121,7 @@ impl rt::capnp::capability::FromClientHook for Callback {
 }
 
 /// The calls and replies of [`Callback`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod callback {
     #[allow(unused_imports)]
     use super::*;
@@ -198,7 +200,8 @@ impl Directory {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -222,7 +225,7 @@ impl Directory {
         let mut request_ = self.raw.open_request();
         {
             let mut p_ = request_.get();
-            p_.set_name(&name[..]);
+            p_.set_name(name);
         }
         directory::OpenCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -280,7 +283,7 @@ impl Directory {
         {
             let mut p_ = request_.get();
             if let Some(cap) = callback.into() { p_.set_callback(cap.raw().clone()); }
-            p_.set_value(&value[..]);
+            p_.set_value(value);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -406,6 +409,7 @@ impl rt::capnp::capability::FromClientHook for Directory {
 }
 
 /// The calls and replies of [`Directory`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod directory {
     #[allow(unused_imports)]
     use super::*;
@@ -662,7 +666,8 @@ impl File {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -701,7 +706,7 @@ impl File {
         let mut request_ = self.raw.child_request();
         {
             let mut p_ = request_.get();
-            p_.set_name(&name[..]);
+            p_.set_name(name);
         }
         file::ChildCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -754,6 +759,7 @@ impl rt::capnp::capability::FromClientHook for File {
 }
 
 /// The calls and replies of [`File`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod file {
     #[allow(unused_imports)]
     use super::*;

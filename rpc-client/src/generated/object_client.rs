@@ -102,7 +102,8 @@ impl Events {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -126,8 +127,8 @@ impl Events {
         let mut request_ = self.raw.send_request();
         {
             let mut p_ = request_.get();
-            p_.set_type(&r#type[..]);
-            p_.set_data(&data[..]);
+            p_.set_type(r#type);
+            p_.set_data(data);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -146,7 +147,7 @@ impl Events {
         let mut request_ = self.raw.subscribe_request();
         {
             let mut p_ = request_.get();
-            p_.set_pattern(&pattern[..]);
+            p_.set_pattern(pattern);
             if let Some(cap) = handler.into() { p_.set_handler(cap.raw().clone()); }
         }
         events::SubscribeCall::new(rt::Call::new(request_.send(), self.options))
@@ -167,7 +168,7 @@ impl Events {
         {
             let mut p_ = request_.get();
             p_.set_since(since);
-            p_.set_pattern(&pattern[..]);
+            p_.set_pattern(pattern);
             p_.set_limit(limit);
         }
         rt::Call::new(request_.send(), self.options)
@@ -206,6 +207,7 @@ impl rt::capnp::capability::FromClientHook for Events {
 }
 
 /// The calls and replies of [`Events`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod events {
     #[allow(unused_imports)]
     use super::*;
@@ -367,7 +369,8 @@ impl Handler {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -429,6 +432,7 @@ impl rt::capnp::capability::FromClientHook for Handler {
 }
 
 /// The calls and replies of [`Handler`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod handler {
     #[allow(unused_imports)]
     use super::*;
@@ -523,7 +527,8 @@ impl Object {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -626,6 +631,7 @@ impl rt::capnp::capability::FromClientHook for Object {
 }
 
 /// The calls and replies of [`Object`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod object {
     #[allow(unused_imports)]
     use super::*;
@@ -891,7 +897,8 @@ impl Schedule {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -915,9 +922,9 @@ impl Schedule {
         let mut request_ = self.raw.schedule_request();
         {
             let mut p_ = request_.get();
-            p_.set_spec(&spec[..]);
-            p_.set_action(&action[..]);
-            p_.set_data(&data[..]);
+            p_.set_spec(spec);
+            p_.set_action(action);
+            p_.set_data(data);
             if let Some(cap) = handler.into() { p_.set_handler(cap.raw().clone()); }
         }
         rt::Call::new(request_.send(), self.options)
@@ -952,7 +959,7 @@ impl Schedule {
         let mut request_ = self.raw.cancel_request();
         {
             let mut p_ = request_.get();
-            p_.set_id(&id[..]);
+            p_.set_id(id);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -971,7 +978,7 @@ impl Schedule {
         let mut request_ = self.raw.next_run_request();
         {
             let mut p_ = request_.get();
-            p_.set_id(&id[..]);
+            p_.set_id(id);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1009,6 +1016,7 @@ impl rt::capnp::capability::FromClientHook for Schedule {
 }
 
 /// The calls and replies of [`Schedule`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod schedule {
     #[allow(unused_imports)]
     use super::*;
@@ -1193,7 +1201,8 @@ impl Storage {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -1217,9 +1226,9 @@ impl Storage {
         let mut request_ = self.raw.create_request();
         {
             let mut p_ = request_.get();
-            p_.set_type(&r#type[..]);
-            p_.set_data(&data[..]);
-            p_.set_id(&id[..]);
+            p_.set_type(r#type);
+            p_.set_data(data);
+            p_.set_id(id);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1238,7 +1247,7 @@ impl Storage {
         let mut request_ = self.raw.get_request();
         {
             let mut p_ = request_.get();
-            p_.set_id(&id[..]);
+            p_.set_id(id);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1257,8 +1266,8 @@ impl Storage {
         let mut request_ = self.raw.update_request();
         {
             let mut p_ = request_.get();
-            p_.set_id(&id[..]);
-            p_.set_patch(&patch[..]);
+            p_.set_id(id);
+            p_.set_patch(patch);
             p_.set_expected_version(expected_version);
         }
         rt::Call::new(request_.send(), self.options)
@@ -1278,8 +1287,8 @@ impl Storage {
         let mut request_ = self.raw.replace_request();
         {
             let mut p_ = request_.get();
-            p_.set_id(&id[..]);
-            p_.set_data(&data[..]);
+            p_.set_id(id);
+            p_.set_data(data);
             p_.set_expected_version(expected_version);
         }
         rt::Call::new(request_.send(), self.options)
@@ -1299,7 +1308,7 @@ impl Storage {
         let mut request_ = self.raw.delete_request();
         {
             let mut p_ = request_.get();
-            p_.set_id(&id[..]);
+            p_.set_id(id);
             p_.set_soft(soft);
         }
         rt::Call::new(request_.send(), self.options)
@@ -1319,7 +1328,7 @@ impl Storage {
         let mut request_ = self.raw.restore_request();
         {
             let mut p_ = request_.get();
-            p_.set_id(&id[..]);
+            p_.set_id(id);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1338,7 +1347,7 @@ impl Storage {
         let mut request_ = self.raw.query_request();
         {
             let mut p_ = request_.get();
-            p_.set_query(&query[..]);
+            p_.set_query(query);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1357,7 +1366,7 @@ impl Storage {
         let mut request_ = self.raw.find_first_request();
         {
             let mut p_ = request_.get();
-            p_.set_query(&query[..]);
+            p_.set_query(query);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1376,7 +1385,7 @@ impl Storage {
         let mut request_ = self.raw.count_request();
         {
             let mut p_ = request_.get();
-            p_.set_query(&query[..]);
+            p_.set_query(query);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1414,8 +1423,8 @@ impl Storage {
         let mut request_ = self.raw.bulk_update_request();
         {
             let mut p_ = request_.get();
-            p_.set_query(&query[..]);
-            p_.set_patch(&patch[..]);
+            p_.set_query(query);
+            p_.set_patch(patch);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1434,7 +1443,7 @@ impl Storage {
         let mut request_ = self.raw.bulk_delete_request();
         {
             let mut p_ = request_.get();
-            p_.set_query(&query[..]);
+            p_.set_query(query);
             p_.set_soft(soft);
         }
         rt::Call::new(request_.send(), self.options)
@@ -1454,9 +1463,9 @@ impl Storage {
         let mut request_ = self.raw.upsert_request();
         {
             let mut p_ = request_.get();
-            p_.set_type(&r#type[..]);
-            p_.set_id(&id[..]);
-            p_.set_data(&data[..]);
+            p_.set_type(r#type);
+            p_.set_id(id);
+            p_.set_data(data);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -1494,6 +1503,7 @@ impl rt::capnp::capability::FromClientHook for Storage {
 }
 
 /// The calls and replies of [`Storage`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod storage {
     #[allow(unused_imports)]
     use super::*;
@@ -1809,7 +1819,8 @@ impl Subscription {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -1882,6 +1893,7 @@ impl rt::capnp::capability::FromClientHook for Subscription {
 }
 
 /// The calls and replies of [`Subscription`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod subscription {
     #[allow(unused_imports)]
     use super::*;

@@ -58,7 +58,8 @@ impl Gateway {
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
-        let options = rt::CallOptions { deadline: Some(deadline), ..self.options };
+        let mut options = self.options;
+        options.deadline = Some(deadline);
         self.with_options(options)
     }
 
@@ -131,8 +132,8 @@ impl Gateway {
         let mut request_ = self.raw.object_request();
         {
             let mut p_ = request_.get();
-            p_.set_class(&class[..]);
-            p_.set_name(&name[..]);
+            p_.set_class(class);
+            p_.set_name(name);
         }
         gateway::ObjectCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -153,7 +154,7 @@ impl Gateway {
         let mut request_ = self.raw.broker_request();
         {
             let mut p_ = request_.get();
-            p_.set_api_key(&api_key[..]);
+            p_.set_api_key(api_key);
         }
         gateway::BrokerCall::new(rt::Call::new(request_.send(), self.options))
     }
@@ -191,6 +192,7 @@ impl rt::capnp::capability::FromClientHook for Gateway {
 }
 
 /// The calls and replies of [`Gateway`]'s methods.
+#[allow(clippy::module_inception)]
 pub mod gateway {
     #[allow(unused_imports)]
     use super::*;
