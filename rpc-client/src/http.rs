@@ -1,6 +1,6 @@
 //! The HTTP batch transport, client side: calls (pipelined ones included) are queued
 //! and sent together in one `POST` when the caller first waits (the event loop goes
-//! idle) or on [`crate::Session::send`]; the replies come back in one response.
+//! idle) or on [`crate::BatchSession::flush`]; the replies come back in one response.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

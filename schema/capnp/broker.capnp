@@ -33,7 +33,7 @@ interface Broker {
   # Admin capabilities only.
   redeem @1 (token :Text, target :Text) -> (object :Obj.Object);
   # The token's object behind a membrane that forwards only what the token allows.
-  # \`target\` (optional, \`Class/name\`) is the object the caller means to reach: a token
+  # `target` (optional, `Class/name`) is the object the caller means to reach: a token
   # for another object is WRONG_TARGET.
   verify @2 (token :Text) -> (claims :Claims);
   # The token's effective rights (after attenuation), or why it is refused.
@@ -43,10 +43,10 @@ interface Broker {
   # Prometheus text: calls, errors and latency per method; tokens by outcome.
 
   shard @5 (class :Text, shards :UInt32, key :Text) -> (object :Obj.Object, index :UInt32);
-  # Admin: the shard object (\`<class>/shard-<i>\`) that a consistent hash ring places
-  # \`key\` on, among \`shards\` shards.
+  # Admin: the shard object (`<class>/shard-<i>`) that a consistent hash ring places
+  # `key` on, among `shards` shards.
 
   fanout @6 (class :Text, shards :UInt32, query :Text, budget :UInt32) -> (things :List(Obj.Thing), failures :List(Text));
-  # Admin: runs a storage query on every shard in parallel (at most \`budget\` at a
+  # Admin: runs a storage query on every shard in parallel (at most `budget` at a
   # time), merges (sort, limit, dedupe by id) and reports the shards that failed.
 }

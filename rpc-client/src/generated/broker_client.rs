@@ -89,7 +89,7 @@ impl Broker {
     }
 
     /// The token's object behind a membrane that forwards only what the token allows.
-    /// \`target\` (optional, \`Class/name\`) is the object the caller means to reach: a token
+    /// `target` (optional, `Class/name`) is the object the caller means to reach: a token
     /// for another object is WRONG_TARGET.
     ///
     /// Method @1 of `broker.capnp:Broker`; one round trip, or none more when pipelined.
@@ -163,8 +163,8 @@ impl Broker {
         rt::Call::new(request_.send(), self.options)
     }
 
-    /// Admin: the shard object (\`<class>/shard-<i>\`) that a consistent hash ring places
-    /// \`key\` on, among \`shards\` shards.
+    /// Admin: the shard object (`<class>/shard-<i>`) that a consistent hash ring places
+    /// `key` on, among `shards` shards.
     ///
     /// Method @5 of `broker.capnp:Broker`; one round trip, or none more when pipelined.
     ///
@@ -185,7 +185,7 @@ impl Broker {
         broker::ShardCall::new(rt::Call::new(request_.send(), self.options))
     }
 
-    /// Admin: runs a storage query on every shard in parallel (at most \`budget\` at a
+    /// Admin: runs a storage query on every shard in parallel (at most `budget` at a
     /// time), merges (sort, limit, dedupe by id) and reports the shards that failed.
     ///
     /// Method @6 of `broker.capnp:Broker`; one round trip, or none more when pipelined.
