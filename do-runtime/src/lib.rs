@@ -14,6 +14,7 @@ pub mod cli;
 pub mod demo;
 pub mod gateway;
 pub mod host;
+pub mod logging;
 pub mod token_cli;
 
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
