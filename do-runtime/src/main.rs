@@ -50,7 +50,8 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            tracing::info!(http = %server.http_addr, tcp = ?server.tcp_addr, data = %data.display(), "dotdo listening");
+            let tcp = server.tcp_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+            tracing::info!(http = %server.http_addr, %tcp, data = %data.display(), "dotdo listening");
             // Where it listens; a closed stdout must not stop the server.
             let mut out = std::io::stdout();
             let _ = writeln!(out, "dotdo listening on http://{}", server.http_addr);

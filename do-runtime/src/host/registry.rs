@@ -210,7 +210,8 @@ impl Alarm for NativeAlarm {
 struct Registry {
     config: HostConfig,
     metrics: Arc<HostMetrics>,
-    entries: RefCell<HashMap<String, Entry>>,
+    /// Live objects by id, most recently used first (every open and close touches).
+    entries: RefCell<lru::LruCache<String, Entry>>,
     env: Rc<NativeEnv>,
     alarms: RefCell<HashMap<String, (ObjectKey, i64)>>,
     alarm_changed: tokio::sync::Notify,
@@ -249,7 +250,7 @@ impl Registry {
                 None => c.execute("DELETE FROM alarms WHERE id = ?1", rusqlite::params![id]),
             };
             if let Err(e) = r {
-                eprintln!("dotdo: cannot record the alarm of {id}: {e}");
+                tracing::error!(object = %id, error = %e, "cannot record the alarm in the index");
             }
         }
         self.alarm_changed.notify_one();
@@ -274,7 +275,7 @@ impl Registry {
                 Ok(k) if k.id() == id => {
                     alarms.insert(id, (k, at));
                 }
-                _ => eprintln!("dotdo: skipping a bad row in the alarm index ({id})"),
+                _ => tracing::warn!(object = %id, "skipping a bad row in the alarm index"),
             }
         }
     }
@@ -299,10 +300,12 @@ impl Registry {
                 Ok(hooks) => {
                     self.metrics.alarms_fired.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = hooks.on_alarm() {
-                        eprintln!("dotdo: alarm of {id} failed: {e}");
+                        tracing::warn!(object = %id, code = e.code.as_str(), error = %e.message, "alarm failed");
                     }
                 }
-                Err(e) => eprintln!("dotdo: cannot wake {id}: {e}"),
+                Err(e) => {
+                    tracing::warn!(object = %id, code = e.code.as_str(), error = %e.message, "cannot wake the object for its alarm")
+                }
             }
         }
     }
@@ -330,7 +333,7 @@ impl Registry {
     /// The object's hooks, loading it if needed (no connection counted).
     fn ensure(self: &Rc<Self>, key: &ObjectKey) -> Result<Hooks, RpcError> {
         let (id, _) = self.open(key)?;
-        let hooks = self.entries.borrow().get(&id).map(|e| e.hooks.clone());
+        let hooks = self.entries.borrow().peek(&id).map(|e| e.hooks.clone());
         self.close(&id);
         hooks.ok_or_else(|| RpcError::new(Code::Internal, "object vanished while loading"))
     }
@@ -345,14 +348,12 @@ impl Registry {
             return Ok((id, e.client.clone()));
         }
         if entries.len() >= self.config.max_live {
-            let lru = entries
-                .iter()
-                .filter(|(_, e)| e.connections == 0)
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k.clone());
+            // The least recently used object with no open connection, from the cold end.
+            let lru = entries.iter().rev().find(|(_, e)| e.connections == 0).map(|(k, _)| k.clone());
             match lru {
                 Some(k) => {
-                    entries.remove(&k);
+                    entries.pop(&k);
+                    tracing::debug!(object = %k, "evicted to make room");
                     self.metrics.evictions.fetch_add(1, Ordering::Relaxed);
                     self.metrics.live.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -368,7 +369,8 @@ impl Registry {
         let (client, hooks) = self.load(key, &id)?;
         self.metrics.loads.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.borrow_mut();
-        entries.insert(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
+        entries.put(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
+        tracing::debug!(object = %id, class = %key.class, namespace = %key.namespace, "object loaded");
         self.metrics.live.fetch_add(1, Ordering::Relaxed);
         Ok((id, client))
     }
@@ -382,10 +384,23 @@ impl Registry {
 
     fn evict_idle(&self) {
         let mut entries = self.entries.borrow_mut();
-        let before = entries.len();
         let idle = self.config.idle_timeout;
-        entries.retain(|_, e| e.connections > 0 || e.last_used.elapsed() < idle);
-        let evicted = before - entries.len();
+        // Oldest first; every touch moves an entry to the front, so the first entry used
+        // within `idle` ends the walk.
+        let expired: Vec<String> = entries
+            .iter()
+            .rev()
+            .take_while(|(_, e)| e.last_used.elapsed() >= idle)
+            .filter(|(_, e)| e.connections == 0)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &expired {
+            entries.pop(k);
+        }
+        let evicted = expired.len();
+        if evicted > 0 {
+            tracing::debug!(evicted, "evicted idle objects");
+        }
         self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
         self.metrics.live.fetch_sub(evicted as u64, Ordering::Relaxed);
     }
@@ -406,14 +421,14 @@ fn object_thread(
         let index = match open_index(&config.data_dir) {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("dotdo: alarms will not survive a restart: {e}");
+                tracing::warn!(error = %e, "cannot open the alarm index: alarms will not survive a restart");
                 None
             }
         };
         let registry = Rc::new(Registry {
             config,
             metrics,
-            entries: RefCell::new(HashMap::new()),
+            entries: RefCell::new(lru::LruCache::unbounded()),
             env,
             alarms: RefCell::default(),
             alarm_changed: tokio::sync::Notify::new(),
@@ -451,7 +466,9 @@ fn object_thread(
             tokio::task::spawn_local(async move {
                 let link = Link::new();
                 let pump = Pump::new(io, link.clone(), Guard::new(Limits::default()));
-                let _ = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap)).await;
+                if let Err(e) = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap)).await {
+                    tracing::debug!(object = ?id, error = %e, "object connection ended with an error");
+                }
                 if let Some(id) = id {
                     registry.close(&id);
                 }
