@@ -65,6 +65,8 @@ pub fn serve_all(
         config,
         Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone(), shared.clone()).client),
     )?;
-    server.metrics.set_extra(Arc::new(move || broker.metrics.render()));
+    server
+        .metrics
+        .set_extra(Arc::new(move |registry: &mut rpc_core::metrics::Registry| broker.metrics.register(registry)));
     Ok((server, metrics))
 }

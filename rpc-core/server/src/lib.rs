@@ -307,7 +307,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         }
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(shared.metrics.prometheus())));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(rpc_core::metrics::CONTENT_TYPE));
             Ok(r)
         }
         (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
