@@ -476,3 +476,80 @@ fn object_thread(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(dir: &std::path::Path, max_live: usize, idle_timeout: Duration) -> Rc<Registry> {
+        let config =
+            HostConfig { data_dir: dir.to_path_buf(), threads: 1, max_live, idle_timeout, ..HostConfig::default() };
+        Rc::new(Registry {
+            config,
+            metrics: Arc::default(),
+            entries: RefCell::new(lru::LruCache::unbounded()),
+            env: Rc::new(NativeEnv { rng: ring::rand::SystemRandom::new() }),
+            alarms: RefCell::default(),
+            alarm_changed: tokio::sync::Notify::new(),
+            index: None,
+        })
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::new("default", "Lru", name).expect("a valid key")
+    }
+
+    /// Opens and closes `name` (a use that leaves it idle).
+    fn touch(r: &Rc<Registry>, name: &str) {
+        let (id, _) = r.open(&key(name)).expect("open");
+        r.close(&id);
+    }
+
+    #[test]
+    fn the_least_recently_used_idle_object_makes_room() {
+        let dir = std::env::temp_dir().join(format!("dotdo-lru-{}", std::process::id()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let r = registry(&dir, 2, Duration::from_secs(60));
+            touch(&r, "a");
+            touch(&r, "b");
+            touch(&r, "a"); // b is now the least recently used
+            touch(&r, "c");
+            let live = |name: &str| r.entries.borrow().contains(&key(name).id());
+            assert!(live("a") && live("c") && !live("b"), "b made room");
+            assert_eq!(r.metrics.evictions.load(Ordering::Relaxed), 1);
+            // A connected object is never evicted: with both held, a third is refused.
+            let (held_a, _) = r.open(&key("a")).expect("open a");
+            let (held_c, _) = r.open(&key("c")).expect("open c");
+            let refused = r.open(&key("b")).map(|_| ()).expect_err("no room");
+            assert_eq!(refused.code, Code::Overloaded);
+            // Released, the older of the two goes first.
+            r.close(&held_c);
+            r.close(&held_a);
+            touch(&r, "b");
+            assert!(live("a") && live("b") && !live("c"), "c was released first, so it is older");
+            assert_eq!(r.metrics.loads.load(Ordering::Relaxed), 4, "a, b, c, then b again");
+            r.evict_idle();
+            assert_eq!(r.entries.borrow().len(), 2, "nothing has been idle for a minute");
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_idle_sweep_spares_connected_objects() {
+        let dir = std::env::temp_dir().join(format!("dotdo-sweep-{}", std::process::id()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let r = registry(&dir, 10, Duration::ZERO);
+            let (held, _) = r.open(&key("held")).expect("open");
+            touch(&r, "idle");
+            touch(&r, "also-idle");
+            r.evict_idle();
+            let live: Vec<String> = r.entries.borrow().iter().map(|(k, _)| k.clone()).collect();
+            assert_eq!(live, vec![held.clone()], "only the connected object stays");
+            assert_eq!(r.metrics.evictions.load(Ordering::Relaxed), 2);
+            r.close(&held);
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
