@@ -65,8 +65,10 @@ pub fn serve_all(
         config,
         Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone(), shared.clone()).client),
     )?;
-    server
-        .metrics
-        .set_extra(Arc::new(move |registry: &mut rpc_core::metrics::Registry| broker.metrics.register(registry)));
+    let host = metrics.clone();
+    server.metrics.set_extra(Arc::new(move |registry: &mut rpc_core::metrics::Registry| {
+        broker.metrics.register(registry);
+        host.register(registry);
+    }));
     Ok((server, metrics))
 }

@@ -1,12 +1,13 @@
 //! `GET /metrics` of a real server, parsed by an OpenMetrics parser: the server's
 //! counters as counters, open sessions as a gauge, calls by method as a latency
-//! histogram and a counter by method and code, the broker's families beside them.
+//! histogram and a counter by method and code, the broker's and the object host's
+//! families beside them.
 
 mod common;
 
 use common::*;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
-use rpc_core::{Code, Limits};
+use rpc_core::Code;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -70,7 +71,8 @@ fn sample<'a>(m: &'a Exposition, name: &str, ty: OpenMetricsType, labels: &[(&st
 
 #[test]
 fn metrics_are_typed_openmetrics_with_the_right_values() {
-    let s = server(Limits::default());
+    let dir = data_dir("metrics");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
     let [ws, http, tcp] = urls(&s);
     rpc_client::run(async {
         // One WebSocket session, open while the first scrape runs.
@@ -88,6 +90,16 @@ fn metrics_are_typed_openmetrics_with_the_right_values() {
         chain(&directory(&stream.bootstrap), "docs", "intro").await.expect("tcp chain");
         let (status, _, _) = get(&s, "/nowhere").await;
         assert_eq!(status, 404);
+        // One object call: the host loads the object.
+        let mut object = stream.bootstrap.object_request();
+        object.get().set_class("Metrics");
+        object.get().set_name("m");
+        let storage = object.send().pipeline.get_object().storage_request().send().pipeline.get_storage();
+        let mut create = storage.create_request();
+        create.get().set_type("Note");
+        create.get().set_id("n1");
+        create.get().set_data("{}");
+        create.send().promise.await.expect("create");
         // A token the broker rejects (no key configured, or not a token at all).
         let mut req = stream.bootstrap.broker_request();
         req.get().set_api_key("");
@@ -132,6 +144,11 @@ fn metrics_are_typed_openmetrics_with_the_right_values() {
         let t = sample(&m, "dotdo_broker_tokens", OpenMetricsType::Counter, &labels);
         let OpenMetricsValue::Counter(t) = t else { panic!("{t:?}") };
         assert_eq!(t.value.as_f64(), 1.0);
+        // And the object host's: one object loaded and still in memory.
+        assert_eq!(value(&m, "dotdo_objects_live", OpenMetricsType::Gauge), 1.0);
+        assert_eq!(value(&m, "dotdo_objects_loads", OpenMetricsType::Counter), 1.0);
+        assert_eq!(value(&m, "dotdo_objects_evictions", OpenMetricsType::Counter), 0.0);
     });
     s.stop();
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -114,6 +114,26 @@ pub struct HostMetrics {
     pub alarms_fired: AtomicU64,
 }
 
+impl HostMetrics {
+    /// Registers a snapshot of the counters into `registry` as `objects_*` (under the
+    /// server's `dotdo_` prefix: `dotdo_objects_loads_total`, `dotdo_objects_live`...).
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let r = registry.sub_registry_with_prefix("objects");
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        r.register(
+            "loads",
+            "Objects loaded into memory (first use, or back after eviction).",
+            ConstCounter::new(get(&self.loads)),
+        );
+        r.register("evictions", "Objects evicted from memory.", ConstCounter::new(get(&self.evictions)));
+        r.register("alarms_fired", "Alarms that have fired.", ConstCounter::new(get(&self.alarms_fired)));
+        let live = i64::try_from(get(&self.live)).unwrap_or(i64::MAX);
+        r.register("live", "Objects in memory now.", ConstGauge::new(live));
+    }
+}
+
 struct Open {
     key: ObjectKey,
     io: ChannelFrames,
