@@ -1,29 +1,35 @@
-//! The `dotdo` command line, parsed into plain values (no I/O here).
+//! The `dotdo` command line, parsed by `clap` into plain values (no I/O here).
 
 use crate::host::registry::HostConfig;
+use crate::logging::LogFormat;
+use crate::token_cli::TokenCommand;
+use clap::{Args, Parser, Subcommand};
+use rpc_core::Limits;
 use rpc_server::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Usage text.
-pub const USAGE: &str = "\
-usage:
-  dotdo serve [--host 127.0.0.1] [--port 8787] [--tcp-port 8788 | --no-tcp] [--workers N]
-              [--max-message-bytes N] [--max-frame-bytes N] [--nesting-limit N]
-              [--max-calls-in-flight N] [--max-batch-messages N] [--max-batch-bytes N]
-              [--call-timeout-ms N] [--data DIR] [--object-threads N] [--idle-ms N]
-              [--max-objects N] [--broker-timeout-ms N] [--require-tokens]
-  dotdo codegen <schema.capnp>... --out <dir> [-I <import dir>]...
-  dotdo token new-key | mint ... | verify TOKEN | attenuate TOKEN ...
-  dotdo help";
+/// What `dotdo serve` was asked to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serve {
+    /// Listeners, workers and limits.
+    pub server: ServerConfig,
+    /// The object host.
+    pub host: HostConfig,
+    /// The broker's per-call timeout.
+    pub broker_timeout: Duration,
+    /// Whether objects are reachable only through redeemed tokens.
+    pub require_tokens: bool,
+    /// How log lines are written (`RUST_LOG` filters them).
+    pub log_format: LogFormat,
+}
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Run the server (with the broker's per-call timeout, and whether objects are
-    /// reachable only through tokens).
-    Serve(Box<ServerConfig>, Box<HostConfig>, Duration, bool),
+    /// Run the server.
+    Serve(Box<Serve>),
     /// Generate Rust code for the given schema files.
     Codegen {
         /// The `.capnp` files.
@@ -33,83 +39,163 @@ pub enum Command {
         /// Where to write the generated modules.
         out: PathBuf,
     },
-    /// A token command (`new-key`, `mint`, `verify`, `attenuate`) with its arguments.
-    Token(Vec<String>),
-    /// Print usage.
-    Help,
+    /// A token command (`new-key`, `mint`, `verify`, `attenuate`).
+    Token(TokenCommand),
+    /// Print this text (help or version) and exit successfully.
+    Help(String),
 }
 
-fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<T, String> {
-    let v = value.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.parse().map_err(|_| format!("{flag}: {v:?} is not a valid number"))
+/// dotdo: stateful edge objects over Cap'n Proto RPC. With no command, serves.
+#[derive(Debug, Parser)]
+#[command(name = "dotdo", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut args = args.into_iter();
-    match args.next().as_deref() {
-        None | Some("serve") => parse_serve(args),
-        Some("codegen") => parse_codegen(args),
-        Some("token") => Ok(Command::Token(args.collect())),
-        Some("help" | "--help" | "-h") => Ok(Command::Help),
-        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
-    }
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Run the server: HTTP (batch, WebSocket, /health, /metrics) and TCP on 127.0.0.1.
+    Serve(ServeArgs),
+    /// Generate Rust client code for Cap'n Proto schema files.
+    Codegen(CodegenArgs),
+    /// Capability tokens: new-key, mint, verify, attenuate.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
-fn parse_serve(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
-    let mut c = ServerConfig::default();
-    let mut h = HostConfig::default();
-    let mut broker_timeout = Duration::from_secs(5);
-    let mut require_tokens = false;
-    let mut host: IpAddr = [127, 0, 0, 1].into();
-    let (mut port, mut tcp_port) = (8787u16, Some(8788u16));
-    while let Some(flag) = args.next() {
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// HTTP port (batch, WebSocket, health, metrics); 0 picks a free one.
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// TCP port for native Cap'n Proto peers.
+    #[arg(long, default_value_t = 8788)]
+    tcp_port: u16,
+    /// Do not open the TCP listener.
+    #[arg(long)]
+    no_tcp: bool,
+    /// Worker threads [default: the number of cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Largest message, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Largest frame, in bytes (raised to --max-message-bytes if lower).
+    #[arg(long, default_value_t = Limits::default().max_frame_bytes)]
+    max_frame_bytes: usize,
+    /// Deepest nesting of a message.
+    #[arg(long, default_value_t = Limits::default().nesting_limit)]
+    nesting_limit: i32,
+    /// Calls one session may have in flight.
+    #[arg(long, default_value_t = Limits::default().max_calls_in_flight)]
+    max_calls_in_flight: usize,
+    /// Messages in one HTTP batch.
+    #[arg(long, default_value_t = Limits::default().max_batch_messages)]
+    max_batch_messages: usize,
+    /// Bytes in one HTTP batch.
+    #[arg(long, default_value_t = Limits::default().max_batch_bytes)]
+    max_batch_bytes: usize,
+    /// Deadline of each call, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().call_timeout.as_millis() as u64)]
+    call_timeout_ms: u64,
+    /// Where objects' SQLite files live.
+    #[arg(long, value_name = "DIR", default_value = ".dotdo")]
+    data: PathBuf,
+    /// Object threads [default: the number of cores].
+    #[arg(long)]
+    object_threads: Option<usize>,
+    /// Evict an object after this many idle milliseconds.
+    #[arg(long, default_value_t = HostConfig::default().idle_timeout.as_millis() as u64)]
+    idle_ms: u64,
+    /// Most objects in memory per object thread.
+    #[arg(long, default_value_t = HostConfig::default().max_live)]
+    max_objects: usize,
+    /// Deadline of each call through the broker, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    broker_timeout_ms: u64,
+    /// Objects are reachable only through redeemed tokens.
+    #[arg(long)]
+    require_tokens: bool,
+    /// Log line format (filter with RUST_LOG, default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+struct CodegenArgs {
+    /// The `.capnp` files.
+    #[arg(required = true, value_name = "SCHEMA.capnp")]
+    files: Vec<PathBuf>,
+    /// Where to write the generated modules.
+    #[arg(short, long, value_name = "DIR")]
+    out: PathBuf,
+    /// An import directory (repeatable).
+    #[arg(short = 'I', long = "import-path", value_name = "DIR")]
+    imports: Vec<PathBuf>,
+}
+
+impl ServeArgs {
+    fn into_command(self) -> Command {
+        let mut c = ServerConfig::default();
         let l = &mut c.limits;
-        match flag.as_str() {
-            "--host" => host = number(&flag, args.next())?,
-            "--port" => port = number(&flag, args.next())?,
-            "--tcp-port" => tcp_port = Some(number(&flag, args.next())?),
-            "--no-tcp" => tcp_port = None,
-            "--workers" => c.workers = number(&flag, args.next())?,
-            "--max-message-bytes" => l.max_message_bytes = number(&flag, args.next())?,
-            "--max-frame-bytes" => l.max_frame_bytes = number(&flag, args.next())?,
-            "--nesting-limit" => l.nesting_limit = number(&flag, args.next())?,
-            "--max-calls-in-flight" => l.max_calls_in_flight = number(&flag, args.next())?,
-            "--max-batch-messages" => l.max_batch_messages = number(&flag, args.next())?,
-            "--max-batch-bytes" => l.max_batch_bytes = number(&flag, args.next())?,
-            "--call-timeout-ms" => l.call_timeout = Duration::from_millis(number(&flag, args.next())?),
-            "--data" => h.data_dir = PathBuf::from(args.next().ok_or("--data needs a directory")?),
-            "--object-threads" => h.threads = number(&flag, args.next())?,
-            "--idle-ms" => h.idle_timeout = Duration::from_millis(number(&flag, args.next())?),
-            "--max-objects" => h.max_live = number(&flag, args.next())?,
-            "--broker-timeout-ms" => broker_timeout = Duration::from_millis(number(&flag, args.next())?),
-            "--require-tokens" => require_tokens = true,
-            other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
+        l.max_message_bytes = self.max_message_bytes;
+        l.max_frame_bytes = self.max_frame_bytes.max(self.max_message_bytes);
+        l.nesting_limit = self.nesting_limit;
+        l.max_calls_in_flight = self.max_calls_in_flight;
+        l.max_batch_messages = self.max_batch_messages;
+        l.max_batch_bytes = self.max_batch_bytes;
+        l.call_timeout = Duration::from_millis(self.call_timeout_ms);
+        if let Some(w) = self.workers {
+            c.workers = w;
         }
+        c.http_addr = SocketAddr::new(self.host, self.port);
+        c.tcp_addr = (!self.no_tcp).then(|| SocketAddr::new(self.host, self.tcp_port));
+        let mut h = HostConfig {
+            data_dir: self.data,
+            idle_timeout: Duration::from_millis(self.idle_ms),
+            max_live: self.max_objects,
+            call_timeout: c.limits.call_timeout,
+            ..HostConfig::default()
+        };
+        if let Some(t) = self.object_threads {
+            h.threads = t;
+        }
+        Command::Serve(Box::new(Serve {
+            server: c,
+            host: h,
+            broker_timeout: Duration::from_millis(self.broker_timeout_ms),
+            require_tokens: self.require_tokens,
+            log_format: self.log_format,
+        }))
     }
-    if c.limits.max_frame_bytes < c.limits.max_message_bytes {
-        c.limits.max_frame_bytes = c.limits.max_message_bytes;
-    }
-    c.http_addr = SocketAddr::new(host, port);
-    c.tcp_addr = tcp_port.map(|p| SocketAddr::new(host, p));
-    h.call_timeout = c.limits.call_timeout;
-    Ok(Command::Serve(Box::new(c), Box::new(h), broker_timeout, require_tokens))
 }
 
-fn parse_codegen(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
-    let (mut files, mut imports, mut out) = (Vec::new(), Vec::new(), None);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--out" | "-o" => out = Some(PathBuf::from(args.next().ok_or("--out needs a directory")?)),
-            "-I" | "--import-path" => imports.push(PathBuf::from(args.next().ok_or("-I needs a directory")?)),
-            _ => files.push(PathBuf::from(a)),
+/// Parses the arguments after the program name; no arguments means `serve`. An error is
+/// the text to print (with usage).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut args: Vec<String> = args.into_iter().collect();
+    if args.is_empty() {
+        args.push("serve".into());
+    }
+    let cli = match Cli::try_parse_from(std::iter::once("dotdo".to_string()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            return match e.kind() {
+                DisplayHelp | DisplayVersion => Ok(Command::Help(e.render().to_string())),
+                _ => Err(e.render().to_string()),
+            };
         }
-    }
-    let out = out.ok_or_else(|| format!("codegen needs --out <dir>\n{USAGE}"))?;
-    if files.is_empty() {
-        return Err(format!("codegen needs at least one .capnp file\n{USAGE}"));
-    }
-    Ok(Command::Codegen { files, imports, out })
+    };
+    Ok(match cli.command {
+        Sub::Serve(s) => s.into_command(),
+        Sub::Codegen(c) => Command::Codegen { files: c.files, imports: c.imports, out: c.out },
+        Sub::Token(t) => Command::Token(t),
+    })
 }
 
 #[cfg(test)]
@@ -120,42 +206,81 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
+    fn serve(s: &str) -> Serve {
+        match parse(args(s)) {
+            Ok(Command::Serve(s)) => *s,
+            other => panic!("{s:?} is not serve: {other:?}"),
+        }
+    }
+
     #[test]
     fn serve_defaults_to_loopback() {
-        let Command::Serve(c, h, t, r) = parse(args("serve")).unwrap() else { panic!() };
-        assert!(!r);
-        assert_eq!(t, Duration::from_secs(5));
-        assert_eq!(h.data_dir, PathBuf::from(".dotdo"));
-        assert_eq!(c.http_addr, "127.0.0.1:8787".parse().unwrap());
-        assert_eq!(c.tcp_addr, Some("127.0.0.1:8788".parse().unwrap()));
+        for line in ["serve", ""] {
+            let s = serve(line);
+            assert!(!s.require_tokens);
+            assert_eq!(s.broker_timeout, Duration::from_secs(5));
+            assert_eq!(s.log_format, LogFormat::Text);
+            assert_eq!(s.host.data_dir, PathBuf::from(".dotdo"));
+            assert_eq!(s.host.idle_timeout, HostConfig::default().idle_timeout);
+            assert_eq!(s.server.limits, Limits::default());
+            assert_eq!(s.server.http_addr, "127.0.0.1:8787".parse().unwrap());
+            assert_eq!(s.server.tcp_addr, Some("127.0.0.1:8788".parse().unwrap()));
+        }
     }
 
     #[test]
     fn serve_flags_set_limits() {
-        let Command::Serve(c, h, _, _) = parse(args(
-            "serve --port 0 --no-tcp --max-calls-in-flight 7 --call-timeout-ms 250 --data /tmp/x --idle-ms 5",
-        ))
-        .unwrap() else {
-            panic!()
-        };
-        assert_eq!((h.data_dir.to_str(), h.idle_timeout), (Some("/tmp/x"), Duration::from_millis(5)));
-        assert_eq!(h.call_timeout, Duration::from_millis(250));
-        assert_eq!(c.http_addr.port(), 0);
-        assert_eq!(c.tcp_addr, None);
-        assert_eq!(c.limits.max_calls_in_flight, 7);
-        assert_eq!(c.limits.call_timeout, Duration::from_millis(250));
-        assert!(parse(args("serve --port x")).unwrap_err().contains("not a valid number"));
-        assert!(parse(args("serve --bogus")).is_err());
+        let s = serve(
+            "serve --port 0 --no-tcp --max-calls-in-flight 7 --call-timeout-ms 250 --data /tmp/x --idle-ms 5 \
+             --max-objects 3 --broker-timeout-ms 9 --require-tokens --log-format json --max-message-bytes 100 \
+             --max-frame-bytes 10",
+        );
+        assert_eq!((s.host.data_dir.to_str(), s.host.idle_timeout), (Some("/tmp/x"), Duration::from_millis(5)));
+        assert_eq!((s.host.call_timeout, s.host.max_live), (Duration::from_millis(250), 3));
+        assert_eq!((s.broker_timeout, s.require_tokens), (Duration::from_millis(9), true));
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.server.http_addr.port(), 0);
+        assert_eq!(s.server.tcp_addr, None);
+        assert_eq!(s.server.limits.max_calls_in_flight, 7);
+        assert_eq!(s.server.limits.call_timeout, Duration::from_millis(250));
+        assert_eq!(s.server.limits.max_frame_bytes, 100, "a frame holds at least one message");
+    }
+
+    #[test]
+    fn bad_serve_flags_are_refused_with_usage() {
+        let e = parse(args("serve --port x")).unwrap_err();
+        assert!(e.contains("invalid value 'x'") && e.contains("--port"), "{e}");
+        let e = parse(args("serve --bogus")).unwrap_err();
+        assert!(e.contains("--bogus") && e.contains("Usage:"), "{e}");
+        assert!(parse(args("serve --log-format xml")).unwrap_err().contains("xml"));
+        assert!(parse(args("frobnicate")).unwrap_err().contains("frobnicate"));
+    }
+
+    #[test]
+    fn help_is_text_to_print() {
+        for line in ["--help", "help", "serve --help", "codegen --help", "token --help", "token mint --help"] {
+            let Ok(Command::Help(text)) = parse(args(line)) else { panic!("{line}: not help") };
+            assert!(text.contains("Usage: dotdo"), "{line}: {text}");
+        }
+        let Ok(Command::Help(text)) = parse(args("serve --help")) else { panic!() };
+        assert!(text.contains("--require-tokens") && text.contains("[default: 8787]"), "{text}");
     }
 
     #[test]
     fn codegen_needs_out_and_files() {
-        assert!(parse(args("codegen a.capnp")).is_err());
-        assert!(parse(args("codegen --out x")).is_err());
+        assert!(parse(args("codegen a.capnp")).unwrap_err().contains("--out"));
+        assert!(parse(args("codegen --out x")).unwrap_err().contains("SCHEMA.capnp"));
         let c = parse(args("codegen a.capnp -I inc --out gen")).unwrap();
         assert_eq!(
             c,
             Command::Codegen { files: vec!["a.capnp".into()], imports: vec!["inc".into()], out: "gen".into() }
         );
+    }
+
+    #[test]
+    fn token_commands_parse() {
+        let c = parse(args("token verify abc")).unwrap();
+        assert_eq!(c, Command::Token(TokenCommand::Verify { token: "abc".into() }));
+        assert!(parse(args("token mint --target a/b")).unwrap_err().contains("--methods"));
     }
 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod demo;
 pub mod gateway;
 pub mod host;
+pub mod logging;
 pub mod token_cli;
 
 pub use host::clock::Clock;
@@ -65,6 +66,10 @@ pub fn serve_all(
         config,
         Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone(), shared.clone()).client),
     )?;
-    server.metrics.set_extra(Arc::new(move || broker.metrics.render()));
+    let host = metrics.clone();
+    server.metrics.set_extra(Arc::new(move |registry: &mut rpc_core::metrics::Registry| {
+        broker.metrics.register(registry);
+        host.register(registry);
+    }));
     Ok((server, metrics))
 }

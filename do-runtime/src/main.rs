@@ -1,20 +1,21 @@
 //! `dotdo`: the server binary. `dotdo serve` runs the server with the embedded
-//! defaults on 127.0.0.1; `dotdo codegen` generates Rust clients from a schema.
+//! defaults on 127.0.0.1; `dotdo codegen` generates Rust clients from a schema;
+//! `dotdo token` makes and checks capability tokens. `dotdo --help` lists the flags.
 
-use do_runtime::cli::{parse, Command, USAGE};
+use do_runtime::cli::{parse, Command};
 use std::io::Write;
 
 fn main() {
     let command = match parse(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("dotdo: {e}");
+            eprint!("{e}");
             std::process::exit(2);
         }
     };
     match command {
-        Command::Help => println!("{USAGE}"),
-        Command::Token(args) => match do_runtime::token_cli::run(&args) {
+        Command::Help(text) => print!("{text}"),
+        Command::Token(token) => match do_runtime::token_cli::run(&token) {
             Ok(out) => println!("{out}"),
             Err(e) => {
                 eprintln!("dotdo token: {e}");
@@ -32,11 +33,15 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Serve(config, host, broker_timeout, require_tokens) => {
-            let data = host.data_dir.clone();
-            let started = do_runtime::broker_from_env(&host, broker_timeout).and_then(|mut broker| {
-                broker.require_tokens |= require_tokens;
-                do_runtime::serve_all(*config, *host, broker)
+        Command::Serve(serve) => {
+            if let Err(e) = do_runtime::logging::init(serve.log_format) {
+                eprintln!("dotdo serve: {e}");
+                std::process::exit(2);
+            }
+            let data = serve.host.data_dir.clone();
+            let started = do_runtime::broker_from_env(&serve.host, serve.broker_timeout).and_then(|mut broker| {
+                broker.require_tokens |= serve.require_tokens;
+                do_runtime::serve_all(serve.server, serve.host, broker)
             });
             let server = match started {
                 Ok((s, _)) => s,
@@ -45,6 +50,8 @@ fn main() {
                     std::process::exit(1);
                 }
             };
+            let tcp = server.tcp_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+            tracing::info!(http = %server.http_addr, %tcp, data = %data.display(), "dotdo listening");
             // Where it listens; a closed stdout must not stop the server.
             let mut out = std::io::stdout();
             let _ = writeln!(out, "dotdo listening on http://{}", server.http_addr);
@@ -52,6 +59,7 @@ fn main() {
             let _ = writeln!(out, "  POST /rpc   HTTP batch (application/x-capnp)");
             let _ = writeln!(out, "  GET  /rpc   WebSocket (subprotocol capnp-rpc)");
             let _ = writeln!(out, "  GET  /health");
+            let _ = writeln!(out, "  GET  /metrics   Prometheus text");
             if let Some(tcp) = server.tcp_addr {
                 let _ = writeln!(out, "  tcp://{tcp}   Cap'n Proto stream");
             }

@@ -3,34 +3,57 @@
 //! `rpc_broker::token::KeyRing::from_env`).
 
 use rpc_broker::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
-use rpc_core::{Code, RpcError};
+use rpc_core::RpcError;
 
-/// Usage of the token commands.
-pub const USAGE: &str = "\
-  dotdo token new-key
-  dotdo token mint --target Class/name --methods storage.get,storage.query --scope read [--ttl-ms N] [--sub WHO]
-  dotdo token verify TOKEN
-  dotdo token attenuate TOKEN [--methods LIST] [--scope read|write] [--ttl-ms N]";
+/// A `dotdo token` command, as `clap` parses it.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a new signing key (`kid:secret`) to put in DOTDO_TOKEN_KEYS.
+    NewKey,
+    /// Mint a token with the configured key.
+    Mint {
+        /// The object the token opens: `Class/name`.
+        #[arg(long)]
+        target: String,
+        /// The methods it may call, comma-separated (`storage.get,storage.query`, `storage.*`).
+        #[arg(long)]
+        methods: String,
+        /// `read`, `write` or `admin`.
+        #[arg(long)]
+        scope: String,
+        /// Lifetime in milliseconds.
+        #[arg(long, default_value_t = 3_600_000)]
+        ttl_ms: u64,
+        /// Who the token is for.
+        #[arg(long, default_value = "")]
+        sub: String,
+        /// The namespace the target lives in.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
+    /// Check a token's signature and expiry and print its claims as JSON.
+    Verify {
+        /// The token.
+        token: String,
+    },
+    /// Narrow a token (no key needed): fewer methods, a lower scope, an earlier expiry.
+    Attenuate {
+        /// The token.
+        token: String,
+        /// Keep only these methods, comma-separated.
+        #[arg(long)]
+        methods: Option<String>,
+        /// Lower the scope to `read` or `write`.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Expire this many milliseconds from now.
+        #[arg(long)]
+        ttl_ms: Option<i64>,
+    },
+}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-fn flags(args: &[String]) -> Result<(Vec<String>, std::collections::HashMap<String, String>), RpcError> {
-    let mut positional = Vec::new();
-    let mut named = std::collections::HashMap::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.strip_prefix("--") {
-            Some(name) => {
-                let v =
-                    it.next().ok_or_else(|| RpcError::new(Code::InvalidArgument, format!("--{name} needs a value")))?;
-                named.insert(name.to_string(), v.clone());
-            }
-            None => positional.push(a.clone()),
-        }
-    }
-    Ok((positional, named))
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -38,37 +61,27 @@ fn list(s: &str) -> Vec<String> {
 }
 
 /// Runs a token command; returns what to print.
-pub fn run(args: &[String]) -> Result<String, RpcError> {
-    let (pos, named) = flags(args.get(1..).unwrap_or(&[]))?;
-    match args.first().map(String::as_str) {
-        Some("new-key") => {
+pub fn run(command: &TokenCommand) -> Result<String, RpcError> {
+    match command {
+        TokenCommand::NewKey => {
             let (kid, secret) = KeyRing::generate()?;
             Ok(format!(
                 "{kid}:{secret}\n# export DOTDO_TOKEN_KEYS=\"{kid}:{secret}\" (append to keep older keys verifying)"
             ))
         }
-        Some("mint") => {
-            let get = |k: &str| {
-                named.get(k).cloned().ok_or_else(|| RpcError::new(Code::InvalidArgument, format!("mint needs --{k}")))
-            };
+        TokenCommand::Mint { target, methods, scope, ttl_ms, sub, namespace } => {
             let req = MintRequest {
-                target: get("target")?,
-                methods: list(&get("methods")?),
-                scope: Scope::parse(&get("scope")?)?,
-                ttl_ms: named
-                    .get("ttl-ms")
-                    .map(|v| v.parse())
-                    .transpose()
-                    .map_err(|_| RpcError::new(Code::InvalidArgument, "--ttl-ms is a number"))?
-                    .unwrap_or(3_600_000),
-                subject: named.get("sub").cloned().unwrap_or_default(),
-                namespace: named.get("namespace").cloned().unwrap_or_else(|| "default".into()),
+                target: target.clone(),
+                methods: list(methods),
+                scope: Scope::parse(scope)?,
+                ttl_ms: *ttl_ms,
+                subject: sub.clone(),
+                namespace: namespace.clone(),
             };
             let id = format!("cli-{:x}", now_ms());
             KeyRing::from_env()?.mint(&req, now_ms(), &id)
         }
-        Some("verify") => {
-            let token = pos.first().ok_or_else(|| RpcError::new(Code::InvalidArgument, "verify needs a token"))?;
+        TokenCommand::Verify { token } => {
             let r = KeyRing::from_env()?.verify(token, now_ms())?;
             Ok(serde_json::json!({
                 "target": r.target, "methods": r.methods(), "scope": r.scope.as_str(), "expiresAt": r.expires_at,
@@ -76,19 +89,13 @@ pub fn run(args: &[String]) -> Result<String, RpcError> {
             })
             .to_string())
         }
-        Some("attenuate") => {
-            let token = pos.first().ok_or_else(|| RpcError::new(Code::InvalidArgument, "attenuate needs a token"))?;
+        TokenCommand::Attenuate { token, methods, scope, ttl_ms } => {
             let caveat = Caveat {
-                methods: named.get("methods").map(|m| list(m)),
-                scope: named.get("scope").map(|s| Scope::parse(s)).transpose()?,
-                expires_at: named
-                    .get("ttl-ms")
-                    .map(|v| v.parse::<i64>().map(|t| now_ms() + t))
-                    .transpose()
-                    .map_err(|_| RpcError::new(Code::InvalidArgument, "--ttl-ms is a number"))?,
+                methods: methods.as_deref().map(list),
+                scope: scope.as_deref().map(Scope::parse).transpose()?,
+                expires_at: ttl_ms.map(|t| now_ms().saturating_add(t)),
             };
             attenuate(token, &caveat)
         }
-        _ => Err(RpcError::new(Code::InvalidArgument, format!("usage:\n{USAGE}"))),
     }
 }

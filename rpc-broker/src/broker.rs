@@ -56,10 +56,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn random_id() -> String {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 12];
@@ -94,6 +90,7 @@ impl BrokerState {
             }
         });
         if let Err(e) = &result {
+            tracing::debug!(code = e.code.as_str(), error = %e.message, "token rejected");
             self.metrics.token("rejected", e.code.as_str());
         }
         result
@@ -107,7 +104,8 @@ impl BrokerState {
             return Admin::No;
         }
         if let Some(k) = &self.admin_key {
-            if constant_time_eq(k.as_bytes(), credential.as_bytes()) {
+            // Constant time in the contents (subtle); only the length may show.
+            if bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), credential.as_bytes())) {
                 return Admin::Key;
             }
         }

@@ -1,72 +1,112 @@
 //! Broker metrics: calls, errors and latency per method, and tokens minted, redeemed and
-//! rejected by reason; rendered as Prometheus text.
+//! rejected by reason; kept in `prometheus-client` families and rendered as OpenMetrics
+//! text, alone (`broker.metrics()`) or inside the server's `GET /metrics`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::time::Duration;
 
-#[derive(Debug, Default, Clone, Copy)]
-struct MethodStats {
-    calls: u64,
-    errors: u64,
-    total_us: u64,
-    max_us: u64,
+/// Upper bounds of the latency buckets, in seconds: 100 µs to 30 s.
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MethodLabel {
+    method: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TokenLabels {
+    outcome: String,
+    reason: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
 }
 
 /// Counters shared by every session of a server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BrokerMetrics {
-    methods: Mutex<BTreeMap<String, MethodStats>>,
-    tokens: Mutex<BTreeMap<(String, String), u64>>,
+    calls: Family<MethodLabel, Counter>,
+    errors: Family<MethodLabel, Counter>,
+    latency: Family<MethodLabel, Histogram, fn() -> Histogram>,
+    tokens: Family<TokenLabels, Counter>,
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        BrokerMetrics {
+            calls: Family::default(),
+            errors: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            tokens: Family::default(),
+        }
+    }
 }
 
 impl BrokerMetrics {
     /// Records one call of `method` that took `took` and failed or not.
     pub fn call(&self, method: &str, took: Duration, failed: bool) {
-        if let Ok(mut m) = self.methods.lock() {
-            let s = m.entry(method.to_string()).or_default();
-            let us = took.as_micros() as u64;
-            s.calls += 1;
-            s.errors += u64::from(failed);
-            s.total_us += us;
-            s.max_us = s.max_us.max(us);
+        let label = MethodLabel { method: method.to_string() };
+        self.calls.get_or_create(&label).inc();
+        // Every method that was called shows an error count, 0 included.
+        let errors = self.errors.get_or_create(&label);
+        if failed {
+            errors.inc();
         }
+        self.latency.get_or_create(&label).observe(took.as_secs_f64());
     }
 
     /// Records a token outcome: `minted`, `redeemed`, or `rejected` with a reason code.
     pub fn token(&self, outcome: &str, reason: &str) {
-        if let Ok(mut t) = self.tokens.lock() {
-            *t.entry((outcome.to_string(), reason.to_string())).or_default() += 1;
-        }
+        self.tokens.get_or_create(&TokenLabels { outcome: outcome.to_string(), reason: reason.to_string() }).inc();
     }
 
-    /// The Prometheus text exposition.
+    /// Registers the broker's families into `registry` as `broker_*` (under the server's
+    /// `dotdo_` prefix they read `dotdo_broker_calls_total` and so on).
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("broker");
+        r.register("calls", "Calls through broker membranes, by method.", self.calls.clone());
+        r.register("errors", "Failed calls, by method.", self.errors.clone());
+        r.register("latency_seconds", "Time spent in calls, by method.", self.latency.clone());
+        r.register("tokens", "Tokens by outcome and reason.", self.tokens.clone());
+    }
+
+    /// The broker's metrics alone, in the OpenMetrics text format.
     pub fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("dotdo");
+        self.register(&mut registry);
         let mut out = String::new();
-        out.push_str("# HELP dotdo_broker_calls_total Calls through broker membranes, by method.\n# TYPE dotdo_broker_calls_total counter\n");
-        let methods = self.methods.lock().map(|m| m.clone()).unwrap_or_default();
-        for (m, s) in &methods {
-            let _ = writeln!(out, "dotdo_broker_calls_total{{method=\"{m}\"}} {}", s.calls);
-        }
-        out.push_str(
-            "# HELP dotdo_broker_errors_total Failed calls, by method.\n# TYPE dotdo_broker_errors_total counter\n",
-        );
-        for (m, s) in &methods {
-            let _ = writeln!(out, "dotdo_broker_errors_total{{method=\"{m}\"}} {}", s.errors);
-        }
-        out.push_str("# HELP dotdo_broker_latency_seconds_sum Time spent in calls, by method.\n# TYPE dotdo_broker_latency_seconds_sum counter\n");
-        for (m, s) in &methods {
-            let _ = writeln!(out, "dotdo_broker_latency_seconds_sum{{method=\"{m}\"}} {:.6}", s.total_us as f64 / 1e6);
-        }
-        out.push_str("# HELP dotdo_broker_latency_seconds_max Slowest call, by method.\n# TYPE dotdo_broker_latency_seconds_max gauge\n");
-        for (m, s) in &methods {
-            let _ = writeln!(out, "dotdo_broker_latency_seconds_max{{method=\"{m}\"}} {:.6}", s.max_us as f64 / 1e6);
-        }
-        out.push_str("# HELP dotdo_broker_tokens_total Tokens by outcome and reason.\n# TYPE dotdo_broker_tokens_total counter\n");
-        for ((o, r), n) in self.tokens.lock().map(|t| t.clone()).unwrap_or_default() {
-            let _ = writeln!(out, "dotdo_broker_tokens_total{{outcome=\"{o}\",reason=\"{r}\"}} {n}");
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_errors_latency_and_tokens_render() {
+        let m = BrokerMetrics::default();
+        m.call("storage.get", Duration::from_micros(200), false);
+        m.call("storage.get", Duration::from_millis(3), true);
+        m.token("rejected", "EXPIRED");
+        let text = m.render();
+        for line in [
+            "# TYPE dotdo_broker_calls counter",
+            "dotdo_broker_calls_total{method=\"storage.get\"} 2",
+            "dotdo_broker_errors_total{method=\"storage.get\"} 1",
+            "# TYPE dotdo_broker_latency_seconds histogram",
+            "dotdo_broker_latency_seconds_count{method=\"storage.get\"} 2",
+            "dotdo_broker_tokens_total{outcome=\"rejected\",reason=\"EXPIRED\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 }

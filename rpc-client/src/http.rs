@@ -4,37 +4,26 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use rpc_core::vat::Link;
 use rpc_core::{framing, Code, Limits, RpcError};
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::task::Poll;
 
-thread_local! {
-    /// Idle keep-alive connections by authority, reused across batches.
-    static POOL: RefCell<HashMap<String, Vec<SendRequest<Full<Bytes>>>>> = RefCell::new(HashMap::new());
-}
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-async fn sender(authority: &str) -> Result<SendRequest<Full<Bytes>>, RpcError> {
-    while let Some(s) = POOL.with(|p| p.borrow_mut().get_mut(authority).and_then(Vec::pop)) {
-        if !s.is_closed() {
-            return Ok(s);
-        }
-    }
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| RpcError::new(Code::Disconnected, format!("cannot connect to {authority}: {e}")))?;
-    let _ = stream.set_nodelay(true);
-    let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| RpcError::new(Code::Disconnected, format!("http handshake with {authority}: {e}")))?;
-    tokio::task::spawn_local(async move {
-        let _ = conn.await;
-    });
-    Ok(s)
+thread_local! {
+    /// hyper-util's client, one per thread: it keeps idle keep-alive connections by
+    /// authority and reuses them across batches (a connection whose runtime has gone is
+    /// not reused).
+    static CLIENT: HttpClient = {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new()).build(connector)
+    };
 }
 
 /// Where a batch goes.
@@ -50,16 +39,20 @@ pub struct Endpoint {
 
 /// Posts one batch body and returns the response body.
 pub async fn post(to: &Endpoint, body: Vec<u8>, max_response: usize) -> Result<Bytes, RpcError> {
-    let (authority, path) = (to.authority.as_str(), to.path.as_str());
-    let mut s = sender(authority).await?;
-    s.ready().await.map_err(|e| RpcError::new(Code::Disconnected, format!("http connection: {e}")))?;
-    let req = hyper::Request::post(path)
+    let authority = to.authority.as_str();
+    let req = hyper::Request::post(format!("http://{authority}{}", to.path))
         .header(hyper::header::HOST, to.host.as_str())
         .header(hyper::header::CONTENT_TYPE, rpc_core::pump::BATCH_CONTENT_TYPE)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| RpcError::new(Code::InvalidArgument, e.to_string()))?;
-    let resp =
-        s.send_request(req).await.map_err(|e| RpcError::new(Code::Disconnected, format!("http request: {e}")))?;
+    let resp = CLIENT.with(HttpClient::clone).request(req).await.map_err(|e| {
+        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+        if e.is_connect() {
+            RpcError::new(Code::Disconnected, format!("cannot connect to {authority}{cause}"))
+        } else {
+            RpcError::new(Code::Disconnected, format!("http request: {e}{cause}"))
+        }
+    })?;
     let status = resp.status();
     let bytes = http_body_util::Limited::new(resp.into_body(), max_response)
         .collect()
@@ -72,7 +65,6 @@ pub async fn post(to: &Endpoint, body: Vec<u8>, max_response: usize) -> Result<B
             }
         })?
         .to_bytes();
-    POOL.with(|p| p.borrow_mut().entry(authority.to_string()).or_default().push(s));
     if status.is_success() {
         return Ok(bytes);
     }
@@ -141,4 +133,60 @@ pub async fn drive(link: Link, to: Endpoint, limits: Limits, now: SendNow) -> Re
     }
     futures::future::poll_fn(|cx| link.poll_shutdown(cx)).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// An HTTP server on 127.0.0.1 that answers every request with its body, counting the
+    /// connections it accepts.
+    async fn echo_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::task::spawn_local(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = req.into_body().collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(body)))
+                });
+                tokio::task::spawn_local(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn endpoint(authority: &str) -> Endpoint {
+        Endpoint { authority: authority.to_string(), host: "localhost".into(), path: "/rpc".into() }
+    }
+
+    #[test]
+    fn batches_reuse_one_keep_alive_connection() {
+        crate::run(async {
+            let (addr, accepted) = echo_server().await;
+            for i in 0..3u8 {
+                let out = post(&endpoint(&addr), vec![i; 8], 1024).await.expect("post");
+                assert_eq!(out.as_ref(), &[i; 8]);
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for three batches");
+            let e = post(&endpoint(&addr), vec![0; 64], 16).await.expect_err("too large");
+            assert_eq!(e.code, Code::LimitExceeded);
+        });
+    }
+
+    #[test]
+    fn a_closed_port_is_disconnected() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let e = crate::run(post(&endpoint(&format!("127.0.0.1:{port}")), vec![1], 16)).expect_err("nobody listens");
+        assert_eq!(e.code, Code::Disconnected);
+        assert!(e.message.contains("cannot connect"), "{}", e.message);
+    }
 }

@@ -1,4 +1,5 @@
-//! Parsing the addresses `connect` accepts: `ws://`, `http://` and `tcp://`.
+//! Parsing the addresses `connect` accepts: `ws://`, `http://` and `tcp://` (with the
+//! `url` crate).
 
 use rpc_core::{Code, RpcError};
 
@@ -24,32 +25,37 @@ pub struct Target {
     pub path: String,
 }
 
+fn invalid(msg: String) -> RpcError {
+    RpcError::new(Code::InvalidArgument, msg)
+}
+
 impl Target {
-    /// Parses `url`; an unknown scheme or a missing host is INVALID_ARGUMENT.
+    /// Parses `url` (with the `url` crate); an unknown scheme, a missing host or a
+    /// `tcp://` address without a port is INVALID_ARGUMENT. `ws://` and `http://` default
+    /// to port 80.
     pub fn parse(url: &str) -> Result<Target, RpcError> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            RpcError::new(Code::InvalidArgument, format!("{url:?} has no scheme: use ws://, http:// or tcp://"))
-        })?;
-        let scheme = match scheme {
+        if !url.contains("://") {
+            return Err(invalid(format!("{url:?} has no scheme: use ws://, http:// or tcp://")));
+        }
+        let parsed = ::url::Url::parse(url).map_err(|e| invalid(format!("{url:?} is not a valid address: {e}")))?;
+        let scheme = match parsed.scheme() {
             "ws" => Scheme::WebSocket,
             "http" => Scheme::Http,
             "tcp" => Scheme::Tcp,
-            other => {
-                return Err(RpcError::new(
-                    Code::InvalidArgument,
-                    format!("unsupported scheme {other:?}: use ws, http or tcp"),
-                ))
-            }
+            other => return Err(invalid(format!("unsupported scheme {other:?}: use ws, http or tcp"))),
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
+        let host =
+            parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| invalid(format!("{url:?} has no host")))?;
+        let port = parsed.port_or_known_default().ok_or_else(|| invalid(format!("{url:?} has no port")))?;
+        let path = match parsed.path() {
+            "" | "/" => "/rpc".to_string(),
+            p => p.to_string(),
         };
-        if authority.is_empty() {
-            return Err(RpcError::new(Code::InvalidArgument, format!("{url:?} has no host")));
-        }
-        let path = if path.is_empty() || path == "/" { "/rpc".to_string() } else { path.to_string() };
-        Ok(Target { scheme, authority: authority.to_string(), path })
+        let path = match parsed.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        Ok(Target { scheme, authority: format!("{host}:{port}"), path })
     }
 }
 
@@ -62,10 +68,18 @@ mod tests {
         let t = Target::parse("ws://127.0.0.1:8787").unwrap();
         assert_eq!((t.scheme, t.authority.as_str(), t.path.as_str()), (Scheme::WebSocket, "127.0.0.1:8787", "/rpc"));
         let t = Target::parse("http://acme.example.com:80/rpc").unwrap();
-        assert_eq!(t.scheme, Scheme::Http);
+        assert_eq!((t.scheme, t.authority.as_str()), (Scheme::Http, "acme.example.com:80"));
         assert_eq!(Target::parse("tcp://h:1").unwrap().scheme, Scheme::Tcp);
         assert_eq!(Target::parse("ftp://x").unwrap_err().code, Code::InvalidArgument);
         assert_eq!(Target::parse("nohost").unwrap_err().code, Code::InvalidArgument);
         assert_eq!(Target::parse("ws://").unwrap_err().code, Code::InvalidArgument);
+        assert_eq!(Target::parse("tcp://h").unwrap_err().code, Code::InvalidArgument, "tcp has no default port");
+        assert_eq!(Target::parse("tcp://").unwrap_err().code, Code::InvalidArgument);
+        assert_eq!(Target::parse("ws://h:99999").unwrap_err().code, Code::InvalidArgument);
+        let t = Target::parse("http://acme.example.com/custom/rpc?x=1").unwrap();
+        assert_eq!((t.authority.as_str(), t.path.as_str()), ("acme.example.com:80", "/custom/rpc?x=1"));
+        let t = Target::parse("ws://[::1]:8787/").unwrap();
+        assert_eq!((t.authority.as_str(), t.path.as_str()), ("[::1]:8787", "/rpc"));
+        assert_eq!(Target::parse("tcp://127.0.0.1:8788").unwrap().authority, "127.0.0.1:8788");
     }
 }

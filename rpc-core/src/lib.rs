@@ -18,6 +18,8 @@
 //! assert_eq!(RpcError::from(on_the_wire), e);
 //! ```
 
+// The batch session has a deadline (a tokio timer).
+#[cfg(feature = "timer")]
 pub mod batch;
 pub mod error;
 pub mod framing;

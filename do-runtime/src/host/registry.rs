@@ -148,6 +148,26 @@ impl HostMetrics {
     }
 }
 
+impl HostMetrics {
+    /// Registers a snapshot of the counters into `registry` as `objects_*` (under the
+    /// server's `dotdo_` prefix: `dotdo_objects_loads_total`, `dotdo_objects_live`...).
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let r = registry.sub_registry_with_prefix("objects");
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        r.register(
+            "loads",
+            "Objects loaded into memory (first use, or back after eviction).",
+            ConstCounter::new(get(&self.loads)),
+        );
+        r.register("evictions", "Objects evicted from memory.", ConstCounter::new(get(&self.evictions)));
+        r.register("alarms_fired", "Alarms that have fired.", ConstCounter::new(get(&self.alarms_fired)));
+        let live = i64::try_from(get(&self.live)).unwrap_or(i64::MAX);
+        r.register("live", "Objects in memory now.", ConstGauge::new(live));
+    }
+}
+
 struct Open {
     key: ObjectKey,
     io: ChannelFrames,
@@ -245,7 +265,8 @@ impl Alarm for NativeAlarm {
 struct Registry {
     config: HostConfig,
     metrics: Arc<HostMetrics>,
-    entries: RefCell<HashMap<String, Entry>>,
+    /// Live objects by id, most recently used first (every open and close touches).
+    entries: RefCell<lru::LruCache<String, Entry>>,
     env: Rc<NativeEnv>,
     alarms: RefCell<HashMap<String, (ObjectKey, i64)>>,
     alarm_changed: tokio::sync::Notify,
@@ -284,7 +305,7 @@ impl Registry {
                 None => c.execute("DELETE FROM alarms WHERE id = ?1", rusqlite::params![id]),
             };
             if let Err(e) = r {
-                eprintln!("dotdo: cannot record the alarm of {id}: {e}");
+                tracing::error!(object = %id, error = %e, "cannot record the alarm in the index");
             }
         }
         self.alarm_changed.notify_one();
@@ -309,7 +330,7 @@ impl Registry {
                 Ok(k) if k.id() == id => {
                     alarms.insert(id, (k, at));
                 }
-                _ => eprintln!("dotdo: skipping a bad row in the alarm index ({id})"),
+                _ => tracing::warn!(object = %id, "skipping a bad row in the alarm index"),
             }
         }
     }
@@ -333,11 +354,13 @@ impl Registry {
             match self.ensure(&key) {
                 Ok(hooks) => {
                     if let Err(e) = hooks.on_alarm() {
-                        eprintln!("dotdo: alarm of {id} failed: {e}");
+                        tracing::warn!(object = %id, code = e.code.as_str(), error = %e.message, "alarm failed");
                     }
                     self.metrics.bump(&self.metrics.alarms_fired, true, 1);
                 }
-                Err(e) => eprintln!("dotdo: cannot wake {id}: {e}"),
+                Err(e) => {
+                    tracing::warn!(object = %id, code = e.code.as_str(), error = %e.message, "cannot wake the object for its alarm")
+                }
             }
         }
     }
@@ -365,7 +388,7 @@ impl Registry {
     /// The object's hooks, loading it if needed (no connection counted).
     fn ensure(self: &Rc<Self>, key: &ObjectKey) -> Result<Hooks, RpcError> {
         let (id, _) = self.open(key)?;
-        let hooks = self.entries.borrow().get(&id).map(|e| e.hooks.clone());
+        let hooks = self.entries.borrow().peek(&id).map(|e| e.hooks.clone());
         self.close(&id);
         hooks.ok_or_else(|| RpcError::new(Code::Internal, "object vanished while loading"))
     }
@@ -381,14 +404,12 @@ impl Registry {
             return Ok((id, e.client.clone()));
         }
         if entries.len() >= self.config.max_live {
-            let lru = entries
-                .iter()
-                .filter(|(_, e)| e.connections == 0)
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k.clone());
+            // The least recently used object with no open connection, from the cold end.
+            let lru = entries.iter().rev().find(|(_, e)| e.connections == 0).map(|(k, _)| k.clone());
             match lru {
                 Some(k) => {
-                    entries.remove(&k);
+                    entries.pop(&k);
+                    tracing::debug!(object = %k, "evicted to make room");
                     self.metrics.evictions.fetch_add(1, Ordering::Relaxed);
                     self.metrics.bump(&self.metrics.live, false, 1);
                 }
@@ -404,8 +425,9 @@ impl Registry {
         let (client, hooks) = self.load(key, &id)?;
         self.metrics.loads.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.borrow_mut();
-        entries.insert(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
-        self.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        entries.put(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
+        tracing::debug!(object = %id, class = %key.class, namespace = %key.namespace, "object loaded");
+        self.metrics.bump(&self.metrics.connections, true, 1);
         self.metrics.bump(&self.metrics.live, true, 1);
         Ok((id, client))
     }
@@ -420,11 +442,22 @@ impl Registry {
 
     fn evict_idle(&self) {
         let mut entries = self.entries.borrow_mut();
-        let before = entries.len();
         let idle = self.config.idle_timeout;
-        entries.retain(|_, e| e.connections > 0 || e.last_used.elapsed() < idle);
-        let evicted = before - entries.len();
+        // Oldest first; every touch moves an entry to the front, so the first entry used
+        // within `idle` ends the walk.
+        let expired: Vec<String> = entries
+            .iter()
+            .rev()
+            .take_while(|(_, e)| e.last_used.elapsed() >= idle)
+            .filter(|(_, e)| e.connections == 0)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &expired {
+            entries.pop(k);
+        }
+        let evicted = expired.len();
         if evicted > 0 {
+            tracing::debug!(evicted, "evicted idle objects");
             self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
             self.metrics.bump(&self.metrics.live, false, evicted as u64);
         }
@@ -446,14 +479,14 @@ fn object_thread(
         let index = match open_index(&config.data_dir) {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("dotdo: alarms will not survive a restart: {e}");
+                tracing::warn!(error = %e, "cannot open the alarm index: alarms will not survive a restart");
                 None
             }
         };
         let registry = Rc::new(Registry {
             config,
             metrics,
-            entries: RefCell::new(HashMap::new()),
+            entries: RefCell::new(lru::LruCache::unbounded()),
             env,
             alarms: RefCell::default(),
             alarm_changed: tokio::sync::Notify::new(),
@@ -490,11 +523,90 @@ fn object_thread(
             tokio::task::spawn_local(async move {
                 let link = Link::new();
                 let pump = Pump::new(io, link.clone(), Guard::new(Limits::default()));
-                let _ = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap)).await;
+                if let Err(e) = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap)).await {
+                    tracing::debug!(object = ?id, error = %e, "object connection ended with an error");
+                }
                 if let Some(id) = id {
                     registry.close(&id);
                 }
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(dir: &std::path::Path, max_live: usize, idle_timeout: Duration) -> Rc<Registry> {
+        let config =
+            HostConfig { data_dir: dir.to_path_buf(), threads: 1, max_live, idle_timeout, ..HostConfig::default() };
+        Rc::new(Registry {
+            config,
+            metrics: Arc::default(),
+            entries: RefCell::new(lru::LruCache::unbounded()),
+            env: Rc::new(NativeEnv { rng: ring::rand::SystemRandom::new(), clock: Clock::system() }),
+            alarms: RefCell::default(),
+            alarm_changed: tokio::sync::Notify::new(),
+            index: None,
+        })
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::new("default", "Lru", name).expect("a valid key")
+    }
+
+    /// Opens and closes `name` (a use that leaves it idle).
+    fn touch(r: &Rc<Registry>, name: &str) {
+        let (id, _) = r.open(&key(name)).expect("open");
+        r.close(&id);
+    }
+
+    #[test]
+    fn the_least_recently_used_idle_object_makes_room() {
+        let dir = std::env::temp_dir().join(format!("dotdo-lru-{}", std::process::id()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let r = registry(&dir, 2, Duration::from_secs(60));
+            touch(&r, "a");
+            touch(&r, "b");
+            touch(&r, "a"); // b is now the least recently used
+            touch(&r, "c");
+            let live = |name: &str| r.entries.borrow().contains(&key(name).id());
+            assert!(live("a") && live("c") && !live("b"), "b made room");
+            assert_eq!(r.metrics.evictions.load(Ordering::Relaxed), 1);
+            // A connected object is never evicted: with both held, a third is refused.
+            let (held_a, _) = r.open(&key("a")).expect("open a");
+            let (held_c, _) = r.open(&key("c")).expect("open c");
+            let refused = r.open(&key("b")).map(|_| ()).expect_err("no room");
+            assert_eq!(refused.code, Code::Overloaded);
+            // Released, the older of the two goes first.
+            r.close(&held_c);
+            r.close(&held_a);
+            touch(&r, "b");
+            assert!(live("a") && live("b") && !live("c"), "c was released first, so it is older");
+            assert_eq!(r.metrics.loads.load(Ordering::Relaxed), 4, "a, b, c, then b again");
+            r.evict_idle();
+            assert_eq!(r.entries.borrow().len(), 2, "nothing has been idle for a minute");
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_idle_sweep_spares_connected_objects() {
+        let dir = std::env::temp_dir().join(format!("dotdo-sweep-{}", std::process::id()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let r = registry(&dir, 10, Duration::ZERO);
+            let (held, _) = r.open(&key("held")).expect("open");
+            touch(&r, "idle");
+            touch(&r, "also-idle");
+            r.evict_idle();
+            let live: Vec<String> = r.entries.borrow().iter().map(|(k, _)| k.clone()).collect();
+            assert_eq!(live, vec![held.clone()], "only the connected object stays");
+            assert_eq!(r.metrics.evictions.load(Ordering::Relaxed), 2);
+            r.close(&held);
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

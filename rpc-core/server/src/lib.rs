@@ -5,6 +5,10 @@
 //!
 //! Each worker thread runs a single-threaded runtime; a session lives on the worker
 //! that accepted it (capabilities are `!Send`), and workers share the listeners.
+//!
+//! Every session runs inside a `tracing` span `session` (`id`, `transport`,
+//! `namespace`); its end is logged with its outcome: `debug` when it ends cleanly or the
+//! peer goes away, `warn` when the peer broke the protocol or a hard limit.
 
 use bytes::Bytes;
 use capnp::capability::Promise;
@@ -29,6 +33,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
 
 /// Which transport a session arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +126,20 @@ struct Shared {
     epoch: u64,
 }
 
+impl TransportKind {
+    /// A short name for logs: `websocket`, `http-batch` or `tcp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::WebSocket => "websocket",
+            TransportKind::HttpBatch => "http-batch",
+            TransportKind::Tcp => "tcp",
+        }
+    }
+}
+
 impl Shared {
-    fn session(&self, namespace: String, transport: TransportKind) -> capnp::capability::Client {
+    /// A new session's bootstrap capability, and the span its work runs in.
+    fn session(&self, namespace: String, transport: TransportKind) -> (capnp::capability::Client, tracing::Span) {
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
         let info = SessionInfo {
             namespace,
@@ -131,7 +148,14 @@ impl Shared {
             limits: self.limits,
             metrics: self.metrics.clone(),
         };
-        (self.factory)(&info)
+        let span = tracing::info_span!(
+            "session",
+            id = %info.session_id,
+            transport = transport.as_str(),
+            namespace = %info.namespace,
+        );
+        let bootstrap = span.in_scope(|| (self.factory)(&info));
+        (bootstrap, span)
     }
 }
 
@@ -167,7 +191,7 @@ pub fn start(config: ServerConfig, factory: BootstrapFactory) -> std::io::Result
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
-                    eprintln!("dotdo: worker {i} could not start: {e}");
+                    tracing::error!(worker = i, error = %e, "worker could not start its runtime");
                     return;
                 }
             };
@@ -198,25 +222,49 @@ async fn worker(
                 if let Ok((stream, _)) = accepted {
                     let _ = stream.set_nodelay(true);
                     Metrics::inc(&shared.metrics.tcp_sessions);
-                    let bootstrap = shared.session(rpc_core::namespace::DEFAULT_NAMESPACE.to_string(), TransportKind::Tcp);
+                    let (bootstrap, span) = shared.session(rpc_core::namespace::DEFAULT_NAMESPACE.to_string(), TransportKind::Tcp);
                     let io = StreamFrames::new(stream, shared.limits.max_frame_bytes);
-                    tokio::task::spawn_local(run_session(io, bootstrap, shared.clone()));
+                    tokio::task::spawn_local(run_session(io, bootstrap, shared.clone()).instrument(span));
                 }
             }
         }
     }
 }
 
-/// Runs one streaming session (WebSocket or TCP) until either side ends it.
+/// Runs one streaming session (WebSocket or TCP) until either side ends it, and logs
+/// how it ended (run it inside the session's span).
 async fn run_session<T: FrameIo + 'static>(io: T, bootstrap: capnp::capability::Client, shared: Arc<Shared>) {
     shared.metrics.active_sessions.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("session started");
+    let started = std::time::Instant::now();
     let link = Link::new();
     let pump = Pump::new(io, link.clone(), Guard::new(shared.limits));
     let violation = pump.violation();
     let system = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap));
-    let _ = system.await;
-    if violation.get().is_some() {
+    let result = system.await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let violation = violation.get();
+    if violation.is_some() {
         Metrics::inc(&shared.metrics.aborted_sessions);
+    }
+    let error = result.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    match (violation, result) {
+        // The transport failed under the pump: the peer went away.
+        (Some(Code::Disconnected), _) => {
+            tracing::debug!(outcome = "disconnected", code = Code::Disconnected.as_str(), %error, elapsed_ms, "session ended")
+        }
+        (Some(code), _) => tracing::warn!(
+            outcome = "aborted",
+            code = code.as_str(),
+            %error,
+            elapsed_ms,
+            "session aborted: the peer broke the protocol or a limit"
+        ),
+        (None, Ok(())) => tracing::debug!(outcome = "closed", elapsed_ms, "session ended"),
+        (None, Err(e)) => {
+            let code = RpcError::from(e).code;
+            tracing::debug!(outcome = "disconnected", code = code.as_str(), %error, elapsed_ms, "session ended")
+        }
     }
     shared.metrics.active_sessions.fetch_sub(1, Ordering::Relaxed);
 }
@@ -226,10 +274,13 @@ async fn serve_http(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         let shared = shared.clone();
         async move { Ok::<_, std::convert::Infallible>(route(req, shared).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
+    let served = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "http connection ended with an error");
+    }
 }
 
 type Body = Full<Bytes>;
@@ -256,7 +307,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         }
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(shared.metrics.prometheus())));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(rpc_core::metrics::CONTENT_TYPE));
             Ok(r)
         }
         (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
@@ -293,8 +344,13 @@ async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
     let count = rpc_core::framing::split(&body)?.len() as u64;
     Metrics::inc(&shared.metrics.http_batches);
     shared.metrics.batch_messages.fetch_add(count, Ordering::Relaxed);
-    let bootstrap = shared.session(namespace, TransportKind::HttpBatch);
-    let out = batch::serve_batch(&body, bootstrap, shared.limits).await?;
+    let (bootstrap, span) = shared.session(namespace, TransportKind::HttpBatch);
+    let out = batch::serve_batch(&body, bootstrap, shared.limits).instrument(span.clone()).await.inspect_err(|e| {
+        span.in_scope(
+            || tracing::debug!(outcome = "refused", code = e.code.as_str(), error = %e.message, "batch failed"),
+        )
+    })?;
+    span.in_scope(|| tracing::debug!(outcome = "closed", messages = count, "batch served"));
     let mut r = Response::new(Full::new(Bytes::from(out)));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(BATCH_CONTENT_TYPE));
     Ok(r)
@@ -325,13 +381,19 @@ fn upgrade(mut req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let shared = shared.clone();
     tokio::task::spawn_local(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&shared.limits)))
                 .await;
         Metrics::inc(&shared.metrics.ws_sessions);
-        let bootstrap = shared.session(namespace, TransportKind::WebSocket);
-        run_session(WsFrames::new(ws), bootstrap, shared).await;
+        let (bootstrap, span) = shared.session(namespace, TransportKind::WebSocket);
+        run_session(WsFrames::new(ws), bootstrap, shared).instrument(span).await;
     });
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -1,7 +1,8 @@
 //! Schedule specs: 5-field (`min hour dom month dow`) or 6-field (with seconds first)
 //! cron, or readable forms: `every 30 seconds`, `every 5 minutes`, `every hour`,
 //! `every day at 14:30`, `every Monday at 9am`, `every weekday at 8:00`. All times are
-//! UTC. Errors point at the bad part.
+//! UTC. Cron patterns are parsed and evaluated by `croner`; the readable forms map onto
+//! them. Errors point at the bad part.
 //!
 //! ```
 //! use do_modules::schedule::spec::Spec;
@@ -31,168 +32,81 @@ pub enum Spec {
     Cron(Cron),
 }
 
-/// The allowed values of each cron field, as bit sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A cron schedule (evaluated in UTC by `croner`), kept with the 6-field pattern it
+/// was parsed from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cron {
-    seconds: u64,
-    minutes: u64,
-    hours: u64,
-    days: u64,
-    months: u64,
-    weekdays: u64,
-    /// Both day fields were restricted: a day matches either (classic cron).
-    day_or: bool,
+    pattern: String,
+    inner: Box<croner::Cron>,
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+// `croner::Cron` compares its parsed pattern, which is `Eq`.
+impl Eq for Cron {}
+
 const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
-fn field(text: &str, name: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64, RpcError> {
-    let value = |s: &str| -> Result<u32, RpcError> {
-        let lower = s.to_ascii_lowercase();
-        if let Some(i) = names.iter().position(|n| lower.starts_with(n) && lower.len() >= 3) {
-            return Ok(i as u32 + if name == "month" { 1 } else { 0 });
-        }
-        s.parse::<u32>().map_err(|_| bad(format!("cron {name} field: {s:?} is not a number")))
-    };
-    let mut set = 0u64;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                (r, s.parse::<u32>().map_err(|_| bad(format!("cron {name} field: step {s:?} is not a number")))?)
-            }
-            None => (part, 1),
-        };
-        if step == 0 {
-            return Err(bad(format!("cron {name} field: a step of 0 in {part:?}")));
-        }
-        let (a, b) = if range == "*" {
-            (lo, hi)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (value(a)?, value(b)?)
-        } else {
-            let v = value(range)?;
-            (v, if part.contains('/') { hi } else { v })
-        };
-        // Sunday may be written 7.
-        let hi_ok = if name == "day-of-week" { 7 } else { hi };
-        if a < lo || b > hi_ok || a > b {
-            return Err(bad(format!("cron {name} field: {part:?} is outside {lo}-{hi}")));
-        }
-        let mut v = a;
-        while v <= b {
-            set |= 1 << (if name == "day-of-week" && v == 7 { 0 } else { v });
-            v = match v.checked_add(step) {
-                Some(next) => next,
-                None => break,
-            };
+/// The names of the six fields, seconds first, as errors name them.
+const FIELDS: [&str; 6] = ["second", "minute", "hour", "day-of-month", "month", "day-of-week"];
+
+/// How far ahead `next_after` looks: about five years.
+const HORIZON_MS: i64 = 5 * 366 * 86_400_000;
+
+/// The parser every spec goes through: seconds always given (a 5-field spec gets `0`
+/// in front), no year field, the two day fields OR-ed when both are restricted.
+fn parser() -> croner::parser::CronParser {
+    use croner::parser::{CronParser, Seconds, Year};
+    CronParser::builder().seconds(Seconds::Required).year(Year::Disallowed).build()
+}
+
+/// Finds which field of a pattern croner refused, by parsing each field alone.
+fn blame(fields: &[&str], whole: croner::errors::CronError) -> RpcError {
+    let p = parser();
+    for (i, name) in FIELDS.iter().enumerate() {
+        let probe: Vec<&str> = (0..FIELDS.len()).map(|j| if i == j { fields[i] } else { "*" }).collect();
+        if let Err(e) = p.parse(&probe.join(" ")) {
+            return bad(format!("cron {name} field: {:?} is not valid ({})", fields[i], reason(&e)));
         }
     }
-    Ok(set)
+    bad(format!("cron {:?} is not valid ({})", fields.join(" "), reason(&whole)))
+}
+
+/// croner's message without its prefix, lower-cased (`step cannot be zero.`).
+fn reason(e: &croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+    match e {
+        CronError::ComponentError(m) | CronError::InvalidPattern(m) | CronError::IllegalCharacters(m) => {
+            m.trim_end_matches('.').to_lowercase()
+        }
+        other => other.to_string(),
+    }
 }
 
 impl Cron {
     /// Parses 5 fields (`min hour dom month dow`) or 6 (seconds first).
     pub fn parse(text: &str) -> Result<Cron, RpcError> {
-        let f: Vec<&str> = text.split_whitespace().collect();
-        let (sec, rest) = match f.len() {
-            5 => ("0", &f[..]),
-            6 => (f[0], &f[1..]),
+        let mut fields: Vec<&str> = text.split_whitespace().collect();
+        match fields.len() {
+            5 => fields.insert(0, "0"),
+            6 => {}
             n => return Err(bad(format!("cron needs 5 or 6 fields, {text:?} has {n}"))),
-        };
-        Ok(Cron {
-            seconds: field(sec, "second", 0, 59, &[])?,
-            minutes: field(rest[0], "minute", 0, 59, &[])?,
-            hours: field(rest[1], "hour", 0, 23, &[])?,
-            days: field(rest[2], "day-of-month", 1, 31, &[])?,
-            months: field(rest[3], "month", 1, 12, &MONTHS)?,
-            weekdays: field(rest[4], "day-of-week", 0, 6, &DAYS)?,
-            day_or: rest[2] != "*" && rest[4] != "*",
-        })
+        }
+        let pattern = fields.join(" ");
+        match parser().parse(&pattern) {
+            Ok(inner) => Ok(Cron { pattern, inner: Box::new(inner) }),
+            Err(e) => Err(blame(&fields, e)),
+        }
     }
 
-    fn day_matches(&self, day: u32, weekday: u32) -> bool {
-        let d = self.days & (1 << day) != 0;
-        let w = self.weekdays & (1 << weekday) != 0;
-        if self.day_or {
-            d || w
-        } else {
-            d && w
-        }
+    /// The 6-field pattern (seconds first).
+    pub fn pattern(&self) -> &str {
+        &self.pattern
     }
 
     /// The first time strictly after `after_ms` that matches, within about five years.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
-        let mut t = after_ms.div_euclid(1000) + 1;
-        let limit = t + 5 * 366 * 86_400;
-        while t < limit {
-            let c = Civil::from_unix(t);
-            if self.months & (1 << c.month) == 0 {
-                t = Civil::days_from_civil(
-                    c.year + i64::from(c.month == 12),
-                    if c.month == 12 { 1 } else { c.month + 1 },
-                    1,
-                ) * 86_400;
-            } else if !self.day_matches(c.day, c.weekday) {
-                t = (t.div_euclid(86_400) + 1) * 86_400;
-            } else if self.hours & (1 << c.hour) == 0 {
-                t = (t.div_euclid(3600) + 1) * 3600;
-            } else if self.minutes & (1 << c.minute) == 0 {
-                t = (t.div_euclid(60) + 1) * 60;
-            } else if self.seconds & (1 << c.second) == 0 {
-                t += 1;
-            } else {
-                return Some(t * 1000);
-            }
-        }
-        None
-    }
-}
-
-/// A UTC calendar time.
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-    weekday: u32,
-}
-
-impl Civil {
-    fn from_unix(t: i64) -> Civil {
-        let days = t.div_euclid(86_400);
-        let secs = t.rem_euclid(86_400) as u32;
-        // Howard Hinnant's civil_from_days.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Civil {
-            year,
-            month,
-            day,
-            hour: secs / 3600,
-            minute: secs / 60 % 60,
-            second: secs % 60,
-            weekday: (days + 4).rem_euclid(7) as u32,
-        }
-    }
-
-    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400);
-        let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
-        let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        let start = chrono::DateTime::<chrono::Utc>::from_timestamp(after_ms.div_euclid(1000), 0)?;
+        let next = self.inner.find_next_occurrence(&start, false).ok()?.timestamp_millis();
+        (next > after_ms && next - after_ms <= HORIZON_MS).then_some(next)
     }
 }
 
@@ -323,18 +237,26 @@ mod tests {
         let c = Spec::parse("0 0 1 1 7").unwrap();
         assert!(c.next_after(JAN1_2024).is_some(), "7 is Sunday; day fields OR together");
         assert_eq!(Spec::parse("0 0 31 2 *").unwrap().next_after(JAN1_2024), None, "never fires");
-        // A huge step does not overflow: it is just the start value.
-        assert_eq!(Spec::parse("1/4294967295 * * * *").unwrap().next_after(JAN1_2024), Some(ms(0, 0, 1, 0)));
+        // Seconds given: fires on the listed seconds only.
+        let c = Spec::parse("5,35 * * * * *").unwrap();
+        assert_eq!(c.next_after(ms(0, 0, 0, 5)), Some(ms(0, 0, 0, 35)));
+        // Sub-second starts still give the next whole matching second.
+        assert_eq!(Spec::parse("* * * * * *").unwrap().next_after(JAN1_2024 + 500), Some(ms(0, 0, 0, 1)));
     }
 
     #[test]
     fn errors_point_at_the_bad_part() {
         let cases = [
             ("* * *", "5 or 6 fields"),
-            ("61 * * * *", "minute field"),
+            ("61 * * * *", "minute field: \"61\""),
             ("* 24 * * *", "hour field"),
             ("* * * 13 *", "month field"),
-            ("*/0 * * * *", "step of 0"),
+            ("*/0 * * * *", "minute field: \"*/0\""),
+            ("*/0 * * * *", "zero"),
+            ("1/4294967295 * * * *", "minute field"),
+            ("0 0 * * funday", "day-of-week field"),
+            ("0 0 32 * *", "day-of-month field: \"32\""),
+            ("61 * * * * *", "second field: \"61\""),
             ("every 5 fortnights", "fortnights"),
             ("every Funday at 9", "Funday"),
             ("every day at 25:00", "25:00"),
@@ -346,15 +268,6 @@ mod tests {
             let e = Spec::parse(spec).unwrap_err();
             assert_eq!(e.code, Code::InvalidArgument);
             assert!(e.message.to_lowercase().contains(&hint.to_lowercase()), "{spec}: {}", e.message);
-        }
-    }
-
-    #[test]
-    fn civil_round_trips() {
-        for days in [-1000i64, 0, 59, 365, 10_957, 19_723, 40_000] {
-            let c = Civil::from_unix(days * 86_400 + 3661);
-            assert_eq!(Civil::days_from_civil(c.year, c.month, c.day), days);
-            assert_eq!((c.hour, c.minute, c.second), (1, 1, 1));
         }
     }
 }
