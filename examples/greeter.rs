@@ -12,12 +12,12 @@ pub mod greeter_capnp {
 
 use capnp::capability::Rc;
 use greeter_capnp::{greeter, greeting};
-use rpc_core::Layer;
+use rpc_core::layer::Stack;
 use rpc_server::{ServerConfig, SessionInfo};
 use std::sync::Arc;
 
 struct GreeterServer {
-    layer: Layer,
+    stack: Stack,
 }
 
 impl greeter::Server for GreeterServer {
@@ -28,14 +28,14 @@ impl greeter::Server for GreeterServer {
     ) -> capnp::Result<()> {
         let name = params.get()?.get_name()?.to_string()?;
         let text = format!("hello, {name}!");
-        results.get().set_greeting(self.layer.client(GreetingServer { text, layer: self.layer }));
+        results.get().set_greeting(self.stack.server(GreetingServer { text, stack: self.stack.clone() }));
         Ok(())
     }
 }
 
 struct GreetingServer {
     text: String,
-    layer: Layer,
+    stack: Stack,
 }
 
 impl greeting::Server for GreetingServer {
@@ -45,8 +45,8 @@ impl greeting::Server for GreetingServer {
     }
 
     async fn shout(self: Rc<Self>, _: greeting::ShoutParams, mut results: greeting::ShoutResults) -> capnp::Result<()> {
-        let loud = GreetingServer { text: self.text.to_uppercase(), layer: self.layer };
-        results.get().set_greeting(self.layer.client(loud));
+        let loud = GreetingServer { text: self.text.to_uppercase(), stack: self.stack.clone() };
+        results.get().set_greeting(self.stack.server(loud));
         Ok(())
     }
 }
@@ -60,8 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..ServerConfig::default()
     };
     let factory = Arc::new(|info: &SessionInfo| {
-        let layer = Layer::new(info.limits.call_timeout);
-        layer.client::<greeter::Client, _>(GreeterServer { layer }).client
+        // Every capability the session hands out gets the session's layers.
+        let stack = info.stack();
+        stack.server::<greeter::Client, _>(GreeterServer { stack: stack.clone() }).client
     });
     let server = rpc_server::start(config, factory)?;
     let tcp = server.tcp_addr.ok_or("no tcp listener")?;

@@ -3,25 +3,26 @@
 //! and benchmarks use it to show pipelining, capability passing and release.
 
 use capnp::capability::Rc;
-use rpc_core::{Code, Layer, RpcError};
+use rpc_core::layer::Stack;
+use rpc_core::{Code, RpcError};
 use schema::demo_capnp::{callback, directory, file, tree};
 use std::cell::Cell;
 
 /// Serves `Directory` for one session.
 pub struct DirectoryServer {
-    layer: Layer,
+    stack: Stack,
     live: std::rc::Rc<Cell<u32>>,
 }
 
 impl DirectoryServer {
-    /// A directory whose files are layered with `layer`.
-    pub fn new(layer: Layer) -> Self {
-        DirectoryServer { layer, live: std::rc::Rc::new(Cell::new(0)) }
+    /// A directory whose files are served inside `stack`.
+    pub fn new(stack: Stack) -> Self {
+        DirectoryServer { stack, live: std::rc::Rc::new(Cell::new(0)) }
     }
 
     fn file(&self, name: String) -> file::Client {
         self.live.set(self.live.get() + 1);
-        self.layer.client(FileServer { name, live: self.live.clone(), layer: self.layer })
+        self.stack.server(FileServer { name, live: self.live.clone(), stack: self.stack.clone() })
     }
 }
 
@@ -129,7 +130,7 @@ impl directory::Server for DirectoryServer {
 struct FileServer {
     name: String,
     live: std::rc::Rc<Cell<u32>>,
-    layer: Layer,
+    stack: Stack,
 }
 
 impl Drop for FileServer {
@@ -147,8 +148,9 @@ impl file::Server for FileServer {
     async fn child(self: Rc<Self>, params: file::ChildParams, mut results: file::ChildResults) -> capnp::Result<()> {
         let name = text(params.get()?.get_name())?;
         self.live.set(self.live.get() + 1);
-        let child = FileServer { name: format!("{}/{name}", self.name), live: self.live.clone(), layer: self.layer };
-        results.get().set_file(self.layer.client(child));
+        let child =
+            FileServer { name: format!("{}/{name}", self.name), live: self.live.clone(), stack: self.stack.clone() };
+        results.get().set_file(self.stack.server(child));
         Ok(())
     }
 

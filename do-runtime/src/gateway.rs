@@ -5,9 +5,10 @@ use crate::demo::DirectoryServer;
 use crate::host::registry::{ObjectHost, ObjectKey};
 use capnp::capability::Rc;
 use capnp_rpc::rpc_twoparty_capnp::Side;
+use do_modules::wrap_modules::WrapModules;
 use rpc_broker::{BrokerServer, BrokerState};
+use rpc_core::layer::Stack;
 use rpc_core::negotiation::{negotiate, Offer, ServerProtocol};
-use rpc_core::Layer;
 use rpc_server::SessionInfo;
 use schema::object_capnp::object;
 use schema::session_capnp::gateway;
@@ -22,7 +23,8 @@ type ObjectConnection = (object::Client, Option<capnp_rpc::Disconnector<Side>>);
 pub struct GatewayServer {
     info: SessionInfo,
     protocol: ServerProtocol,
-    layer: Layer,
+    /// The session's layers, around every capability the gateway hands out.
+    stack: Stack,
     objects: Arc<ObjectHost>,
     broker: Arc<BrokerState>,
     /// This session's connections to objects, closed when the session ends.
@@ -32,11 +34,12 @@ pub struct GatewayServer {
 impl GatewayServer {
     /// The gateway of the session described by `info`, reaching objects in `objects`.
     pub fn new(info: SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> Self {
-        let layer = Layer::new(info.limits.call_timeout);
+        // Objects' getters hand out their modules inside the session's layers too.
+        let stack = info.stack().layer(WrapModules);
         GatewayServer {
             info,
             protocol: ServerProtocol::default(),
-            layer,
+            stack,
             objects,
             broker,
             connections: RefCell::default(),
@@ -46,8 +49,8 @@ impl GatewayServer {
     /// Serves the gateway as a layered capability.
     pub fn client(info: &SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> gateway::Client {
         let server = GatewayServer::new(info.clone(), objects, broker);
-        let layer = server.layer;
-        layer.client(server)
+        let stack = server.stack.clone();
+        stack.server(server)
     }
 
     /// This session's connection to the object (class, name) in its namespace.
@@ -153,7 +156,8 @@ impl gateway::Server for GatewayServer {
             )
             .into());
         }
-        results.get().set_object(self.open_object(&text(p.get_class())?, &text(p.get_name())?)?);
+        let object = self.open_object(&text(p.get_class())?, &text(p.get_name())?)?;
+        results.get().set_object(self.stack.client(object));
         Ok(())
     }
 
@@ -168,12 +172,12 @@ impl gateway::Server for GatewayServer {
         let resolve: rpc_broker::broker::Resolve =
             Rc::new(move |class: &str, name: &str| gateway.open_object(class, name));
         let server = BrokerServer::new(self.broker.clone(), admin, self.info.namespace.clone(), resolve);
-        results.get().set_broker(self.layer.client::<schema::broker_capnp::broker::Client, _>(server));
+        results.get().set_broker(self.stack.server::<schema::broker_capnp::broker::Client, _>(server));
         Ok(())
     }
 
     async fn demo(self: Rc<Self>, _: gateway::DemoParams, mut results: gateway::DemoResults) -> capnp::Result<()> {
-        results.get().set_directory(self.layer.client(DirectoryServer::new(self.layer)));
+        results.get().set_directory(self.stack.server(DirectoryServer::new(self.stack.clone())));
         Ok(())
     }
 }

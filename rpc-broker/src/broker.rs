@@ -224,15 +224,9 @@ impl broker::Server for BrokerServer {
             return Err(RpcError::new(Code::WrongTarget, format!("the token is for {target}, not {expected}")).into());
         }
         let object = self.open(&target)?;
-        let policy = Rc::new(Policy {
-            rights,
-            target,
-            timeout: self.state.call_timeout,
-            metrics: self.state.metrics.clone(),
-            now_ms,
-        });
+        let policy = Policy { rights, target, now_ms };
         self.state.metrics.token("redeemed", "ok");
-        results.get().set_object(wrap(object, policy));
+        results.get().set_object(wrap(object, policy, self.state.call_timeout, self.state.metrics.clone()));
         Ok(())
     }
 

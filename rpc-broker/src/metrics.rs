@@ -70,3 +70,9 @@ impl BrokerMetrics {
         out
     }
 }
+
+impl rpc_core::layer::CallObserver for BrokerMetrics {
+    fn observe_call(&self, method: &str, elapsed: Duration, outcome: Option<rpc_core::Code>) {
+        self.call(method, elapsed, outcome.is_some());
+    }
+}

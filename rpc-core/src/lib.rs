@@ -8,8 +8,10 @@
 //! transport drives, and the HTTP [`batch`] protocol. The async transports live in the
 //! `rpc-transport` crate and the listeners in `rpc-server`.
 //!
-//! With the default `timer` feature the crate also has the call-deadline [`layer`]
-//! (a tokio timer, no I/O); without it it builds for `wasm32-unknown-unknown`.
+//! Cross-cutting concerns (deadlines, metrics, tracing, error tags, token checks) are
+//! [`layer`]s stacked around capabilities. The layers that keep time (deadline, metrics,
+//! trace) and the batch protocol (a batch deadline) need the default `timer` feature;
+//! without it the crate builds for `wasm32-unknown-unknown`.
 //!
 //! ```
 //! use rpc_core::{Code, RpcError};
@@ -18,11 +20,11 @@
 //! assert_eq!(RpcError::from(on_the_wire), e);
 //! ```
 
+#[cfg(feature = "timer")]
 pub mod batch;
 pub mod error;
 pub mod framing;
 pub mod guard;
-#[cfg(feature = "timer")]
 pub mod layer;
 pub mod limits;
 pub mod metrics;
@@ -32,6 +34,5 @@ pub mod pump;
 pub mod vat;
 
 pub use error::{Code, RpcError};
-#[cfg(feature = "timer")]
-pub use layer::Layer;
+pub use layer::Stack;
 pub use limits::Limits;

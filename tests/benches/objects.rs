@@ -95,7 +95,7 @@ fn main() {
         ..ServerConfig::default()
     };
     let host = do_runtime::HostConfig { data_dir: dir.join("server"), threads: 1, ..Default::default() };
-    let (server, _) = do_runtime::serve_with(config, host).expect("server");
+    let server = do_runtime::Runtime::new(config).host(host).start().expect("server").server;
     let url = format!("ws://{}/rpc", server.http_addr);
     let (ip_create, ip_get, ip_query) = rpc_client::run(async { in_process(&dir) });
 

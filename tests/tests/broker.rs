@@ -35,7 +35,7 @@ fn start_with(dir: &std::path::Path, keys: &str, active: &str, require_tokens: b
         call_timeout: Duration::from_secs(5),
         require_tokens,
     };
-    do_runtime::serve_all(config, host, broker).expect("server").0
+    do_runtime::Runtime::new(config).host(host).broker(broker).start().expect("server").server
 }
 
 fn broker_of(g: &gateway::Client, key: &str) -> broker::Client {

@@ -14,11 +14,12 @@ use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use do_modules::host::{Alarm, Env, Task};
-use do_modules::object::{Address, Hooks, Module, ObjectServer};
+use do_modules::object::{Address, AlarmCallback, Module, ObjectServer};
 use rpc_core::guard::Guard;
+use rpc_core::layer::{Deadline, Stack, TagErrors};
 use rpc_core::pump::Pump;
 use rpc_core::vat::{rpc_system, Link};
-use rpc_core::{Code, Layer, Limits, RpcError};
+use rpc_core::{Code, Limits, RpcError};
 use schema::object_capnp::{events, object, schedule, storage};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,8 +87,9 @@ impl ObjectKey {
         Ok(ObjectKey { namespace: namespace.into(), class: class.into(), name: name.into() })
     }
 
-    /// Which of `threads` object threads hosts the object with this id.
-    pub fn shard(id: &str, threads: usize) -> usize {
+    /// Which of `threads` object threads hosts the object with this id (not to be
+    /// confused with the broker's shard objects, which are objects of their own).
+    pub fn thread_for(id: &str, threads: usize) -> usize {
         u64::from_str_radix(id.get(..8).unwrap_or("0"), 16).unwrap_or(0) as usize % threads.max(1)
     }
 
@@ -147,9 +149,9 @@ impl ObjectHost {
     /// calls on it are pipelined until the object is loaded) and the connection's
     /// disconnector. Must run inside a `LocalSet`.
     pub fn connect(&self, key: ObjectKey) -> Result<(object::Client, capnp_rpc::Disconnector<Side>), RpcError> {
-        let shard = ObjectKey::shard(&key.id(), self.senders.len());
+        let thread = ObjectKey::thread_for(&key.id(), self.senders.len());
         let (mine, theirs) = pair();
-        self.senders[shard]
+        self.senders[thread]
             .send(Open { key, io: theirs })
             .map_err(|_| RpcError::new(Code::Disconnected, "the object host has stopped"))?;
         let link = Link::new();
@@ -186,28 +188,29 @@ impl Env for NativeEnv {
 
 struct Entry {
     client: object::Client,
-    hooks: Hooks,
+    alarm: AlarmCallback,
     connections: usize,
     last_used: Instant,
 }
 
-/// The alarm of one object, kept by its thread's registry (and in the alarm index, so
+/// The alarm of one object, kept by its thread's live objects (and in the alarm index, so
 /// it survives restarts and eviction).
 struct NativeAlarm {
-    registry: Weak<Registry>,
+    objects: Weak<LiveObjects>,
     id: String,
     key: ObjectKey,
 }
 
 impl Alarm for NativeAlarm {
     fn set_alarm(&self, at_ms: Option<i64>) {
-        if let Some(r) = self.registry.upgrade() {
+        if let Some(r) = self.objects.upgrade() {
             r.set_alarm(&self.id, &self.key, at_ms);
         }
     }
 }
 
-struct Registry {
+/// The objects in memory on one object thread, with their alarms.
+struct LiveObjects {
     config: HostConfig,
     metrics: Arc<HostMetrics>,
     entries: RefCell<HashMap<String, Entry>>,
@@ -229,7 +232,7 @@ fn open_index(dir: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     Ok(c)
 }
 
-impl Registry {
+impl LiveObjects {
     fn set_alarm(&self, id: &str, key: &ObjectKey, at: Option<i64>) {
         match at {
             Some(at) => {
@@ -256,7 +259,7 @@ impl Registry {
     }
 
     /// Alarms of this thread's objects recorded before a restart.
-    fn restore_alarms(&self, shard: usize, threads: usize) {
+    fn restore_alarms(&self, thread: usize, threads: usize) {
         let Some(c) = &self.index else { return };
         let rows: Vec<(String, ObjectKey, i64)> = c
             .prepare("SELECT id, namespace, class, name, at FROM alarms")
@@ -268,7 +271,7 @@ impl Registry {
             })
             .unwrap_or_default();
         let mut alarms = self.alarms.borrow_mut();
-        for (id, key, at) in rows.into_iter().filter(|(id, ..)| ObjectKey::shard(id, threads) == shard) {
+        for (id, key, at) in rows.into_iter().filter(|(id, ..)| ObjectKey::thread_for(id, threads) == thread) {
             // The index is a file: take only keys that are valid and match their id.
             match ObjectKey::new(&key.namespace, &key.class, &key.name) {
                 Ok(k) if k.id() == id => {
@@ -295,10 +298,10 @@ impl Registry {
             .collect();
         for (id, key) in due {
             self.alarms.borrow_mut().remove(&id);
-            match self.ensure(&key) {
-                Ok(hooks) => {
+            match self.alarm_callback(&key) {
+                Ok(callback) => {
                     self.metrics.alarms_fired.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = hooks.on_alarm() {
+                    if let Err(e) = callback.fire() {
                         eprintln!("dotdo: alarm of {id} failed: {e}");
                     }
                 }
@@ -307,14 +310,15 @@ impl Registry {
         }
     }
 
-    fn load(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, Hooks), RpcError> {
+    /// Builds the object from its SQLite file (created on first use).
+    fn load_from_file(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, AlarmCallback), RpcError> {
         let path = self.config.data_dir.join(&key.namespace).join(&key.class).join(format!("{id}.sqlite"));
         let sql = Rc::new(SqliteDb::open(&path)?);
-        let layer = Layer::new(self.config.call_timeout);
+        let stack = Stack::new().layer(TagErrors).layer(Deadline::new(self.config.call_timeout));
         let wrap = |m: Module| match m {
-            Module::Storage(s) => layer.client::<storage::Client, _>(s).client,
-            Module::Events(s) => layer.client::<events::Client, _>(s).client,
-            Module::Schedule(s) => layer.client::<schedule::Client, _>(s).client,
+            Module::Storage(s) => stack.server::<storage::Client, _>(s).client,
+            Module::Events(s) => stack.server::<events::Client, _>(s).client,
+            Module::Schedule(s) => stack.server::<schedule::Client, _>(s).client,
         };
         let address = Address {
             id: id.to_string(),
@@ -322,21 +326,22 @@ impl Registry {
             class: key.class.clone(),
             name: key.name.clone(),
         };
-        let alarm = Rc::new(NativeAlarm { registry: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
-        let (server, hooks) = ObjectServer::new(address, sql, self.env.clone(), alarm, &wrap)?;
-        Ok((layer.client(server), hooks))
+        let alarm = Rc::new(NativeAlarm { objects: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
+        let (server, callback) = ObjectServer::new(address, sql, self.env.clone(), alarm, &wrap)?;
+        Ok((stack.server(server), callback))
     }
 
-    /// The object's hooks, loading it if needed (no connection counted).
-    fn ensure(self: &Rc<Self>, key: &ObjectKey) -> Result<Hooks, RpcError> {
-        let (id, _) = self.open(key)?;
-        let hooks = self.entries.borrow().get(&id).map(|e| e.hooks.clone());
-        self.close(&id);
-        hooks.ok_or_else(|| RpcError::new(Code::Internal, "object vanished while loading"))
+    /// The object's alarm callback, loading the object if needed (no connection counted).
+    fn alarm_callback(self: &Rc<Self>, key: &ObjectKey) -> Result<AlarmCallback, RpcError> {
+        let (id, _) = self.acquire(key)?;
+        let callback = self.entries.borrow().get(&id).map(|e| e.alarm.clone());
+        self.release(&id);
+        callback.ok_or_else(|| RpcError::new(Code::Internal, "object vanished while loading"))
     }
 
-    /// The object's client, loading it if needed, with one more connection counted.
-    fn open(self: &Rc<Self>, key: &ObjectKey) -> Result<(String, object::Client), RpcError> {
+    /// The object's client, loading it if needed, with one more connection counted
+    /// (until [`LiveObjects::release`]).
+    fn acquire(self: &Rc<Self>, key: &ObjectKey) -> Result<(String, object::Client), RpcError> {
         let id = key.id();
         let mut entries = self.entries.borrow_mut();
         if let Some(e) = entries.get_mut(&id) {
@@ -365,15 +370,16 @@ impl Registry {
             }
         }
         drop(entries);
-        let (client, hooks) = self.load(key, &id)?;
+        let (client, alarm) = self.load_from_file(key, &id)?;
         self.metrics.loads.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.borrow_mut();
-        entries.insert(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
+        entries.insert(id.clone(), Entry { client: client.clone(), alarm, connections: 1, last_used: Instant::now() });
         self.metrics.live.fetch_add(1, Ordering::Relaxed);
         Ok((id, client))
     }
 
-    fn close(&self, id: &str) {
+    /// One connection to the object fewer.
+    fn release(&self, id: &str) {
         if let Some(e) = self.entries.borrow_mut().get_mut(id) {
             e.connections = e.connections.saturating_sub(1);
             e.last_used = Instant::now();
@@ -395,7 +401,7 @@ fn object_thread(
     mut rx: UnboundedReceiver<Open>,
     config: HostConfig,
     metrics: Arc<HostMetrics>,
-    shard: usize,
+    thread: usize,
     threads: usize,
 ) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
@@ -410,7 +416,7 @@ fn object_thread(
                 None
             }
         };
-        let registry = Rc::new(Registry {
+        let objects = Rc::new(LiveObjects {
             config,
             metrics,
             entries: RefCell::new(HashMap::new()),
@@ -419,15 +425,15 @@ fn object_thread(
             alarm_changed: tokio::sync::Notify::new(),
             index,
         });
-        registry.restore_alarms(shard, threads);
-        let sweeper = registry.clone();
+        objects.restore_alarms(thread, threads);
+        let sweeper = objects.clone();
         tokio::task::spawn_local(async move {
             loop {
                 tokio::time::sleep(sweep).await;
                 sweeper.evict_idle();
             }
         });
-        let waker = registry.clone();
+        let waker = objects.clone();
         tokio::task::spawn_local(async move {
             loop {
                 match waker.next_alarm() {
@@ -443,17 +449,17 @@ fn object_thread(
             }
         });
         while let Some(Open { key, io }) = rx.recv().await {
-            let (id, bootstrap) = match registry.open(&key) {
+            let (id, bootstrap) = match objects.acquire(&key) {
                 Ok((id, c)) => (Some(id), c.client),
                 Err(e) => (None, capnp_rpc::new_broken_cap(e.into())),
             };
-            let registry = registry.clone();
+            let objects = objects.clone();
             tokio::task::spawn_local(async move {
                 let link = Link::new();
                 let pump = Pump::new(io, link.clone(), Guard::new(Limits::default()));
                 let _ = rpc_system(Side::Server, link, Promise::from_future(pump), Some(bootstrap)).await;
                 if let Some(id) = id {
-                    registry.close(&id);
+                    objects.release(&id);
                 }
             });
         }

@@ -56,6 +56,20 @@ pub struct SessionInfo {
     pub metrics: Arc<Metrics>,
 }
 
+impl SessionInfo {
+    /// The layers every capability this session hands out gets, outermost first: a
+    /// trace event per call (`RUST_LOG=debug`), the server's call metrics, error tags,
+    /// and the call deadline from the limits.
+    pub fn stack(&self) -> rpc_core::layer::Stack {
+        use rpc_core::layer::{Deadline, ObserveCalls, Stack, TagErrors, Trace};
+        Stack::new()
+            .layer(Trace::new(&self.session_id))
+            .layer(ObserveCalls::new(self.metrics.clone()))
+            .layer(TagErrors)
+            .layer(Deadline::new(self.limits.call_timeout))
+    }
+}
+
 /// Makes the bootstrap capability of each new session. Called on the worker thread
 /// that runs the session.
 pub type BootstrapFactory = Arc<dyn Fn(&SessionInfo) -> capnp::capability::Client + Send + Sync>;

@@ -15,7 +15,7 @@ pub fn server(limits: Limits) -> ServerHandle {
         workers: 2,
         limits,
     };
-    do_runtime::serve(config).expect("server starts")
+    do_runtime::Runtime::new(config).start().expect("server starts").server
 }
 
 /// The three URLs of a server: WebSocket, HTTP batch, TCP.
@@ -73,5 +73,6 @@ pub fn object_server(
     };
     let host =
         do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, idle_timeout: idle, ..Default::default() };
-    do_runtime::serve_with(config, host).expect("server starts")
+    let running = do_runtime::Runtime::new(config).host(host).start().expect("server starts");
+    (running.server, running.host_metrics)
 }
