@@ -4,6 +4,7 @@
 
 use capnp::capability::Rc;
 use rpc_core::layer::Stack;
+use rpc_core::params::text;
 use rpc_core::{Code, RpcError};
 use schema::demo_capnp::{callback, directory, file, tree};
 use std::cell::Cell;
@@ -24,10 +25,6 @@ impl DirectoryServer {
         self.live.set(self.live.get() + 1);
         self.stack.server(FileServer { name, live: self.live.clone(), stack: self.stack.clone() })
     }
-}
-
-fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<String> {
-    r?.to_string().map_err(|e| RpcError::new(Code::InvalidArgument, format!("text is not UTF-8: {e}")).into())
 }
 
 fn tree_depth(t: tree::Reader<'_>) -> capnp::Result<u32> {

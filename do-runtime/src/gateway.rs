@@ -9,6 +9,7 @@ use do_modules::wrap_modules::WrapModules;
 use rpc_broker::{BrokerServer, BrokerState};
 use rpc_core::layer::Stack;
 use rpc_core::negotiation::{negotiate, Offer, ServerProtocol};
+use rpc_core::params::{text, texts};
 use rpc_server::SessionInfo;
 use schema::object_capnp::object;
 use schema::session_capnp::gateway;
@@ -78,17 +79,6 @@ impl Drop for GatewayServer {
     }
 }
 
-fn strings(list: capnp::Result<capnp::text_list::Reader<'_>>) -> capnp::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for t in list? {
-        out.push(
-            t?.to_string()
-                .map_err(|e| capnp::Error::failed(format!("[INVALID_ARGUMENT] feature name is not UTF-8: {e}")))?,
-        );
-    }
-    Ok(out)
-}
-
 fn set_strings(mut list: capnp::text_list::Builder<'_>, items: &[String]) {
     for (i, s) in items.iter().enumerate() {
         list.set(i as u32, s);
@@ -106,8 +96,8 @@ impl gateway::Server for GatewayServer {
             client_id: req.get_client_id()?.to_string().unwrap_or_default(),
             min_version: req.get_min_version(),
             max_version: req.get_max_version(),
-            supported: strings(req.get_supported_features())?,
-            required: strings(req.get_required_features())?,
+            supported: texts(req.get_supported_features())?,
+            required: texts(req.get_required_features())?,
         };
         let agreed = negotiate(&self.protocol, &offer)?;
         let mut out = results.get().init_result();
@@ -146,9 +136,6 @@ impl gateway::Server for GatewayServer {
         mut results: gateway::ObjectResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let text = |t: capnp::Result<capnp::text::Reader<'_>>| -> capnp::Result<String> {
-            t?.to_string().map_err(|e| rpc_core::RpcError::new(rpc_core::Code::InvalidArgument, e.to_string()).into())
-        };
         if self.broker.require_tokens {
             return Err(rpc_core::RpcError::new(
                 rpc_core::Code::Unauthorized,

@@ -112,7 +112,8 @@ pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> 
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).try_init();
 }
 
 /// What `dotdo serve` runs until the CLI moves to [`Runtime`]: logging from `RUST_LOG`,

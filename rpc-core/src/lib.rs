@@ -4,6 +4,7 @@
 //!
 //! The pieces are plain types and functions testable without a socket: [`framing`]
 //! (message framing), [`guard`] (limits on incoming messages), [`negotiation`],
+//! the naming rules ([`ident`]), reading parameters ([`params`]),
 //! [`namespace`], [`error`], the queue [`vat`] the engine runs on, the [`pump`] that a
 //! transport drives, and the HTTP [`batch`] protocol. The async transports live in the
 //! `rpc-transport` crate and the listeners in `rpc-server`.
@@ -25,11 +26,13 @@ pub mod batch;
 pub mod error;
 pub mod framing;
 pub mod guard;
+pub mod ident;
 pub mod layer;
 pub mod limits;
 pub mod metrics;
 pub mod namespace;
 pub mod negotiation;
+pub mod params;
 pub mod pump;
 pub mod vat;
 

@@ -21,7 +21,7 @@ struct BenchEnv(Cell<u64>);
 
 impl Env for BenchEnv {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        rpc_core::params::now_ms()
     }
     fn random_u64(&self) -> u64 {
         self.0.set(self.0.get().wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use rpc_broker::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
+use rpc_core::params::now_ms;
 use rpc_core::{Code, Limits, RpcError};
 use schema::broker_capnp::broker;
 use schema::session_capnp::gateway;
@@ -154,10 +155,6 @@ fn tokens_open_exactly_what_they_allow_over_ws_and_http() {
     }
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod common;
 use capnp::capability::Rc;
 use common::*;
 use rpc_client::schedule::{every, every_n};
+use rpc_core::params::now_ms;
 use rpc_core::Code;
 use schema::object_capnp::{events, handler, schedule};
 use std::cell::Cell;
@@ -33,10 +34,6 @@ async fn ticks(ev: &events::Client, since_ms: i64) -> usize {
     req.get().set_pattern("Tick.fired");
     let r = req.send().promise.await.expect("list");
     r.get().unwrap().get_events().unwrap().iter().filter(|e| e.get_timestamp() >= since_ms).count()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[test]

@@ -19,7 +19,7 @@ use rpc_core::guard::Guard;
 use rpc_core::layer::{Deadline, Stack, TagErrors};
 use rpc_core::pump::Pump;
 use rpc_core::vat::{rpc_system, Link};
-use rpc_core::{Code, Limits, RpcError};
+use rpc_core::{ident, Code, Limits, RpcError};
 use schema::object_capnp::{events, object, schedule, storage};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -62,28 +62,19 @@ impl Default for HostConfig {
 pub struct ObjectKey {
     /// The namespace (from the session).
     pub namespace: String,
-    /// The class, an identifier.
+    /// The class ([`ident::class`]).
     pub class: String,
-    /// The name, any text up to 256 bytes.
+    /// The name ([`ident::object_name`]).
     pub name: String,
 }
 
-fn ident(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(x) if x.is_ascii_alphanumeric() || x == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == '-')
-        && s.len() <= 64
-}
-
 impl ObjectKey {
-    /// A checked key: namespace and class are identifiers, the name 1 to 256 bytes.
+    /// A checked key: by the rules of [`rpc_core::ident`] for namespaces, classes and
+    /// object names.
     pub fn new(namespace: &str, class: &str, name: &str) -> Result<ObjectKey, RpcError> {
-        if !ident(namespace) || !ident(class) || class.contains('-') {
-            return Err(RpcError::new(Code::InvalidArgument, format!("class {class:?} must be an identifier")));
-        }
-        if name.is_empty() || name.len() > 256 {
-            return Err(RpcError::new(Code::InvalidArgument, "an object name is 1 to 256 bytes"));
-        }
+        ident::namespace(namespace)?;
+        ident::class(class)?;
+        ident::object_name(name)?;
         Ok(ObjectKey { namespace: namespace.into(), class: class.into(), name: name.into() })
     }
 
@@ -172,7 +163,7 @@ struct NativeEnv {
 
 impl Env for NativeEnv {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        rpc_core::params::now_ms()
     }
 
     fn random_u64(&self) -> u64 {
