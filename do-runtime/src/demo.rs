@@ -5,7 +5,7 @@
 use capnp::capability::Rc;
 use rpc_core::layer::Stack;
 use rpc_core::params::text;
-use rpc_core::{Code, RpcError};
+use rpc_core::RpcError;
 use schema::demo_capnp::{callback, directory, file, tree};
 use std::cell::Cell;
 
@@ -43,7 +43,7 @@ impl directory::Server for DirectoryServer {
     ) -> capnp::Result<()> {
         let name = text(params.get()?.get_name())?;
         if name.is_empty() {
-            return Err(RpcError::new(Code::InvalidArgument, "a file needs a name").into());
+            return Err(RpcError::invalid_argument("a file needs a name").into());
         }
         results.get().set_file(self.file(name));
         Ok(())
@@ -64,7 +64,7 @@ impl directory::Server for DirectoryServer {
         mut results: directory::NextResults,
     ) -> capnp::Result<()> {
         let n = params.get()?.get_n();
-        let next = n.checked_add(1).ok_or_else(|| RpcError::new(Code::InvalidArgument, "n + 1 overflows"))?;
+        let next = n.checked_add(1).ok_or_else(|| RpcError::invalid_argument("n + 1 overflows"))?;
         results.get().set_n(next);
         Ok(())
     }
@@ -107,7 +107,7 @@ impl directory::Server for DirectoryServer {
     ) -> capnp::Result<()> {
         let mut total: i64 = 0;
         for v in params.get()?.get_values()? {
-            total = total.checked_add(v).ok_or_else(|| RpcError::new(Code::InvalidArgument, "sum overflows"))?;
+            total = total.checked_add(v).ok_or_else(|| RpcError::invalid_argument("sum overflows"))?;
         }
         results.get().set_total(total);
         Ok(())

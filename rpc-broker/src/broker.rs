@@ -163,7 +163,7 @@ impl BrokerServer {
     fn open(&self, target: &str) -> Result<object::Client, RpcError> {
         let (class, name) = target
             .split_once('/')
-            .ok_or_else(|| RpcError::new(Code::InvalidArgument, format!("target {target:?} is not Class/name")))?;
+            .ok_or_else(|| RpcError::invalid_argument(format!("target {target:?} is not Class/name")))?;
         (self.resolve)(class, name)
     }
 }
@@ -252,7 +252,7 @@ impl broker::Server for BrokerServer {
         self.require_admin("revoke")?;
         let id = text(params.get()?.get_token_id())?;
         if id.is_empty() {
-            return Err(RpcError::new(Code::InvalidArgument, "revoke needs a token id").into());
+            return Err(RpcError::invalid_argument("revoke needs a token id").into());
         }
         revocations::revoke(&self.state.db_path, &id, now_ms())?;
         Ok(())

@@ -93,7 +93,7 @@ fn plain_capnp_server() -> std::net::SocketAddr {
                 );
                 tokio::task::spawn_local(RpcSystem::new(Box::new(net), Some(dir.client)));
             }
-        })
+        });
     });
     addr
 }

@@ -376,7 +376,7 @@ fn calls_to_several_targets_in_one_batch_are_answered_each_on_its_own() {
         let results = futures::future::join_all(calls).await;
         assert_eq!(metric(&s, |m| &m.http_requests) - requests, 1, "one batch for the three targets");
         assert!(results[0].is_ok() && results[2].is_ok(), "the other targets are not failed by one");
-        let e: RpcError = results.into_iter().nth(1).and_then(|r| r.err()).expect("b fails").into();
+        let e: RpcError = results.into_iter().nth(1).and_then(std::result::Result::err).expect("b fails").into();
         assert_eq!(e.code, Code::InsufficientScope);
         let session = rpc_client::connect(&ws).await.expect("connect");
         let text = broker_of(&session.bootstrap, "").metrics_request().send().promise.await.expect("metrics");

@@ -49,7 +49,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             data_dir: PathBuf::from(".dotdo"),
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            threads: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(2),
             idle_timeout: Duration::from_secs(60),
             max_live: 10_000,
             call_timeout: Duration::from_secs(30),

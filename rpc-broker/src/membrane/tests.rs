@@ -127,7 +127,13 @@ fn getters_hand_out_modules_inside_the_membrane() {
         let storage = obj.storage_request().send().promise.await.expect("the getter is allowed");
         let storage = storage.get().expect("results").get_storage().expect("a capability");
         assert_eq!(
-            storage.count_request().send().promise.await.map(|r| r.get().map(|c| c.get_count()).ok()).ok(),
+            storage
+                .count_request()
+                .send()
+                .promise
+                .await
+                .map(|r| r.get().map(schema::object_capnp::storage::count_results::Reader::get_count).ok())
+                .ok(),
             Some(Some(42))
         );
         let refused = storage.create_request().send().promise.await.map(|_| ()).map_err(RpcError::from);

@@ -92,7 +92,7 @@ impl Default for ServerConfig {
         ServerConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8787)),
             tcp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8788))),
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            workers: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(2),
             limits: Limits::default(),
         }
     }
@@ -160,7 +160,7 @@ pub fn start(config: ServerConfig, factory: BootstrapFactory) -> std::io::Result
     let http = bind(config.http_addr)?;
     let tcp = config.tcp_addr.map(bind).transpose()?;
     let http_addr = http.local_addr()?;
-    let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tcp_addr = tcp.as_ref().map(std::net::TcpListener::local_addr).transpose()?;
     let metrics = Arc::new(Metrics::default());
     let epoch =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
@@ -175,7 +175,7 @@ pub fn start(config: ServerConfig, factory: BootstrapFactory) -> std::io::Result
     let mut threads = Vec::new();
     for i in 0..config.workers.max(1) {
         let http = http.try_clone()?;
-        let tcp = tcp.as_ref().map(|l| l.try_clone()).transpose()?;
+        let tcp = tcp.as_ref().map(std::net::TcpListener::try_clone).transpose()?;
         let (shared, stopped) = (shared.clone(), stopped.clone());
         let t = std::thread::Builder::new().name(format!("dotdo-worker-{i}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -275,9 +275,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         }
         (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
         (&Method::GET, "/rpc") => upgrade(req, namespace, &shared),
-        (_, "/rpc") => {
-            Err(RpcError::new(Code::InvalidArgument, "use POST /rpc for a batch or GET /rpc to open a WebSocket"))
-        }
+        (_, "/rpc") => Err(RpcError::invalid_argument("use POST /rpc for a batch or GET /rpc to open a WebSocket")),
         (_, path) => Err(RpcError::new(Code::NotFound, format!("no route for {path}"))),
     };
     result.unwrap_or_else(|e| {
@@ -300,7 +298,7 @@ async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
         if e.is::<http_body_util::LengthLimitError>() {
             RpcError::new(Code::LimitExceeded, format!("batch body exceeds the limit of {limit} bytes"))
         } else {
-            RpcError::new(Code::InvalidArgument, format!("could not read the request body: {e}"))
+            RpcError::invalid_argument(format!("could not read the request body: {e}"))
         }
     })?;
     let body = body.to_bytes();
