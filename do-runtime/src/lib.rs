@@ -16,7 +16,7 @@ pub mod gateway;
 pub mod host;
 pub mod token_cli;
 
-pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
+pub use host::registry::{HostConfig, HostMetrics, ObjectHost, ObjectKey};
 pub use rpc_broker::BrokerConfig;
 use rpc_broker::BrokerState;
 use rpc_server::{ServerConfig, ServerHandle};

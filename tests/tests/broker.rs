@@ -268,7 +268,7 @@ fn the_shard_router_and_fanout_queries_report_partial_failures() {
     let s = start(&dir, &format!("k1:{K1}"), "k1");
     let ws = format!("ws://{}/rpc", s.http_addr);
     // Break shard 2's database before anyone opens it: a directory where its file goes.
-    let broken = do_runtime::host::registry::ObjectKey::new("default", "Orders", "shard-2").expect("key").id();
+    let broken = do_runtime::ObjectKey::new("default", "Orders", "shard-2").expect("key").id();
     std::fs::create_dir_all(dir.join("default").join("Orders").join(format!("{broken}.sqlite"))).expect("dir");
     rpc_client::run(async {
         let session = rpc_client::connect(&ws).await.expect("connect");
