@@ -1,13 +1,11 @@
 //! Call deadlines: a call still running after its limit is cancelled (dropped) and
 //! answered with TIMEOUT.
 
-use super::{Call, Layer, Service, Stack};
+use super::{outcome_now, settled, Call, Layer, Service, Stack};
 use crate::error::{tag, Code, RpcError};
 use capnp::capability::{Promise, Request};
 use capnp::{any_pointer, MessageSize};
-use futures::FutureExt;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The layer that bounds every call by `limit`.
@@ -52,12 +50,8 @@ impl Service for Bounded {
         let what = call.method_name();
         let mut running = self.inner.call(call);
         // Most calls finish at once: answer those without arming a timer.
-        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        if let Poll::Ready(r) = running.poll_unpin(&mut cx) {
-            return match r {
-                Ok(()) => Promise::ok(()),
-                Err(e) => Promise::err(tag(e)),
-            };
+        if let Some(r) = outcome_now(&mut running) {
+            return settled(r.map_err(tag));
         }
         let limit = self.limit;
         Promise::from_future(async move { deadline(running, limit, &what).await })

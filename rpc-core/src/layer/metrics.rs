@@ -1,7 +1,7 @@
 //! Call metrics: every call's method, duration and outcome code, recorded by a
 //! [`CallObserver`] (the server's [`crate::metrics::Metrics`], or the broker's).
 
-use super::{Call, Layer, Service, Stack};
+use super::{outcome_now, settled, Call, Layer, Service, Stack};
 use crate::error::{Code, RpcError};
 use crate::metrics::Metrics;
 use capnp::capability::{Promise, Request};
@@ -47,16 +47,24 @@ struct Observed {
     observer: Arc<dyn CallObserver + Send + Sync>,
 }
 
+fn record(observer: &dyn CallObserver, method: &str, started: Instant, r: &Result<(), capnp::Error>) {
+    let outcome = r.as_ref().err().map(|e| RpcError::from(e.clone()).code);
+    observer.observe_call(method, started.elapsed(), outcome);
+}
+
 impl Service for Observed {
     fn call(&self, call: Call) -> Promise<(), capnp::Error> {
         let started = Instant::now();
         let method = call.method_name();
-        let running = self.inner.call(call);
+        let mut running = self.inner.call(call);
+        if let Some(r) = outcome_now(&mut running) {
+            record(&*self.observer, &method, started, &r);
+            return settled(r);
+        }
         let observer = self.observer.clone();
         Promise::from_future(async move {
             let r = running.await;
-            let outcome = r.as_ref().err().map(|e| RpcError::from(e.clone()).code);
-            observer.observe_call(&method, started.elapsed(), outcome);
+            record(&*observer, &method, started, &r);
             r
         })
     }

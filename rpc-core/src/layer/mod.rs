@@ -35,7 +35,10 @@ pub use trace::Trace;
 use capnp::capability::{FromClientHook, FromServer, Promise, Request};
 use capnp::private::capability::{ClientHook, ParamsHook, ResultsHook};
 use capnp::{any_pointer, MessageSize};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::OnceLock;
 
 /// One call arriving at a capability.
 pub struct Call {
@@ -51,20 +54,29 @@ pub struct Call {
 
 impl Call {
     /// `storage.get`: the method as `interface.method`, from the schema.
-    pub fn method_name(&self) -> String {
+    pub fn method_name(&self) -> Cow<'static, str> {
         method_name(self.interface_id, self.method_id)
     }
 }
 
 /// `storage.get` for (Storage's id, 1): the interface's short name in lower case, a dot,
 /// and the method's name, from the schema; `0x…@N` when the schema does not know it.
-pub fn method_name(interface_id: u64, method_id: u16) -> String {
-    match schema::method(interface_id, method_id) {
-        Some((iface, method)) => {
+/// Names of the schema's methods are made once and then borrowed.
+pub fn method_name(interface_id: u64, method_id: u16) -> Cow<'static, str> {
+    static NAMES: OnceLock<HashMap<(u64, u16), String>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let mut names = HashMap::new();
+        for iface in schema::INTERFACES {
             let short = iface.name.rsplit(':').next().unwrap_or(iface.name).to_ascii_lowercase();
-            format!("{short}.{}", method.name)
+            for m in iface.methods {
+                names.insert((iface.id, m.ordinal), format!("{short}.{}", m.name));
+            }
         }
-        None => format!("{interface_id:#x}@{method_id}"),
+        names
+    });
+    match names.get(&(interface_id, method_id)) {
+        Some(name) => Cow::Borrowed(name.as_str()),
+        None => Cow::Owned(format!("{interface_id:#x}@{method_id}")),
     }
 }
 
@@ -215,6 +227,26 @@ impl ClientHook for Layered {
 
     fn when_resolved(&self) -> Promise<(), capnp::Error> {
         Promise::ok(())
+    }
+}
+
+/// The outcome of `promise` if it is already known: most calls finish when first
+/// polled, and layers answer those without boxing another future. Polling with a no-op
+/// waker is harmless: a promise still pending registers the real waker when polled again.
+pub(crate) fn outcome_now(promise: &mut Promise<(), capnp::Error>) -> Option<Result<(), capnp::Error>> {
+    use futures::FutureExt;
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    match promise.poll_unpin(&mut cx) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// A promise of `result`, already settled.
+pub(crate) fn settled(result: Result<(), capnp::Error>) -> Promise<(), capnp::Error> {
+    match result {
+        Ok(()) => Promise::ok(()),
+        Err(e) => Promise::err(e),
     }
 }
 

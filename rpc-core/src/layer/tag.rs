@@ -1,7 +1,7 @@
 //! Error tagging: every error leaving a server carries a `[CODE]` prefix, so its
 //! [`crate::Code`] survives the trip across the wire.
 
-use super::{Call, Layer, Service, Stack};
+use super::{outcome_now, settled, Call, Layer, Service, Stack};
 use crate::error::tag;
 use capnp::capability::{Promise, Request};
 use capnp::{any_pointer, MessageSize};
@@ -22,7 +22,11 @@ struct Tagged(Rc<dyn Service>);
 
 impl Service for Tagged {
     fn call(&self, call: Call) -> Promise<(), capnp::Error> {
-        Promise::from_future(self.0.call(call).map_err(tag))
+        let mut running = self.0.call(call);
+        match outcome_now(&mut running) {
+            Some(r) => settled(r.map_err(tag)),
+            None => Promise::from_future(running.map_err(tag)),
+        }
     }
 
     fn new_call(
