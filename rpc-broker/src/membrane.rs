@@ -5,8 +5,8 @@
 //! in the same stack, so the membrane covers everything reached through it.
 //! Pipelining works through it like through any capability.
 //!
-//! [`stack`] is the whole stack a redeemed capability gets: metrics, the membrane, a
-//! deadline and error tags.
+//! [`stack`] is the whole stack a redeemed capability gets: metrics, the membrane, the
+//! object's modules kept inside it, a deadline and error tags.
 
 use crate::metrics::BrokerMetrics;
 use crate::token::{Rights, Scope};
