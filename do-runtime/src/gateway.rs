@@ -17,8 +17,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A session's connection to one object: its capability and how to close it.
-type ObjectConnection = (object::Client, Option<capnp_rpc::Disconnector<Side>>);
+/// A session's connection to one object.
+struct ObjectConnection {
+    /// The object's capability as the host hands it out (the broker wraps it in a membrane).
+    plain: object::Client,
+    /// The same inside the session's layers: what `gateway.object` returns, one
+    /// capability (one identity) per object for the whole session.
+    layered: object::Client,
+    /// Closes the connection.
+    disconnector: Option<capnp_rpc::Disconnector<Side>>,
+}
 
 /// Serves `Gateway` for one session.
 pub struct GatewayServer {
@@ -54,23 +62,27 @@ impl GatewayServer {
         stack.server(server)
     }
 
-    /// This session's connection to the object (class, name) in its namespace.
-    fn open_object(&self, class: &str, name: &str) -> Result<object::Client, rpc_core::RpcError> {
+    /// This session's connection to the object (class, name) in its namespace: the
+    /// plain capability and the layered one.
+    fn open_object(&self, class: &str, name: &str) -> Result<(object::Client, object::Client), rpc_core::RpcError> {
         let key = ObjectKey::new(&self.info.namespace, class, name)?;
-        let existing = self.connections.borrow().get(&key).map(|(c, _)| c.clone());
+        let existing = self.connections.borrow().get(&key).map(|c| (c.plain.clone(), c.layered.clone()));
         if let Some(c) = existing {
             return Ok(c);
         }
-        let (client, disconnector) = self.objects.connect(key.clone())?;
-        self.connections.borrow_mut().insert(key, (client.clone(), Some(disconnector)));
-        Ok(client)
+        let (plain, disconnector) = self.objects.connect(key.clone())?;
+        let layered = self.stack.client(plain.clone());
+        let connection =
+            ObjectConnection { plain: plain.clone(), layered: layered.clone(), disconnector: Some(disconnector) };
+        self.connections.borrow_mut().insert(key, connection);
+        Ok((plain, layered))
     }
 }
 
 impl Drop for GatewayServer {
     fn drop(&mut self) {
-        for (_, (_, disconnector)) in self.connections.borrow_mut().drain() {
-            if let Some(d) = disconnector {
+        for (_, connection) in self.connections.borrow_mut().drain() {
+            if let Some(d) = connection.disconnector {
                 tokio::task::spawn_local(async move {
                     let _ = d.await;
                 });
@@ -143,8 +155,8 @@ impl gateway::Server for GatewayServer {
             )
             .into());
         }
-        let object = self.open_object(&text(p.get_class())?, &text(p.get_name())?)?;
-        results.get().set_object(self.stack.client(object));
+        let (_, layered) = self.open_object(&text(p.get_class())?, &text(p.get_name())?)?;
+        results.get().set_object(layered);
         Ok(())
     }
 
@@ -157,7 +169,7 @@ impl gateway::Server for GatewayServer {
         let admin = self.broker.admin(&key);
         let gateway = self.clone();
         let resolve: rpc_broker::broker::Resolve =
-            Rc::new(move |class: &str, name: &str| gateway.open_object(class, name));
+            Rc::new(move |class: &str, name: &str| gateway.open_object(class, name).map(|(plain, _)| plain));
         let server = BrokerServer::new(self.broker.clone(), admin, self.info.namespace.clone(), resolve);
         results.get().set_broker(self.stack.server::<schema::broker_capnp::broker::Client, _>(server));
         Ok(())
