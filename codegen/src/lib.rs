@@ -123,7 +123,7 @@ impl Builder {
 /// `dotdo codegen`: generates capnpc's modules and the typed client layer for `files`
 /// into `out_dir`, and returns the paths written.
 pub fn generate(files: &[PathBuf], import_paths: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>, CodegenError> {
-    import_paths.iter().fold(configure().out_dir(out_dir), |b, p| b.import_path(p)).compile(files)
+    import_paths.iter().fold(configure().out_dir(out_dir), Builder::import_path).compile(files)
 }
 
 /// The built-in schema files (`schema/capnp/`).

@@ -238,8 +238,12 @@ impl Model {
                             doc: member_doc(i),
                         });
                     }
-                    let superclasses =
-                        iface.get_superclasses().map_err(fail)?.iter().map(|s| s.get_id()).collect::<Vec<_>>();
+                    let superclasses = iface
+                        .get_superclasses()
+                        .map_err(fail)?
+                        .iter()
+                        .map(capnp::schema_capnp::superclass::Reader::get_id)
+                        .collect::<Vec<_>>();
                     Kind::Interface { methods, superclasses }
                 }
                 _ => Kind::Other,

@@ -3,13 +3,15 @@
 //! and benchmarks use it to show pipelining, capability passing and release.
 
 use capnp::capability::Rc;
-use rpc_core::{Code, Layer, RpcError};
+use rpc_core::layer::Stack;
+use rpc_core::params::text;
+use rpc_core::RpcError;
 use schema::demo_capnp::{callback, directory, file, tree};
 use std::cell::Cell;
 
 /// Serves `Directory` for one session.
 pub struct DirectoryServer {
-    layer: Layer,
+    stack: Stack,
     live: std::rc::Rc<Cell<u32>>,
     /// `sleep` calls running now.
     sleeping: std::rc::Rc<Cell<u32>>,
@@ -32,19 +34,15 @@ impl Drop for Running {
 }
 
 impl DirectoryServer {
-    /// A directory whose files are layered with `layer`.
-    pub fn new(layer: Layer) -> Self {
-        DirectoryServer { layer, live: std::rc::Rc::default(), sleeping: std::rc::Rc::default() }
+    /// A directory whose files are served inside `stack`.
+    pub fn new(stack: Stack) -> Self {
+        DirectoryServer { stack, live: std::rc::Rc::default(), sleeping: std::rc::Rc::default() }
     }
 
     fn file(&self, name: String) -> file::Client {
         self.live.set(self.live.get() + 1);
-        self.layer.client(FileServer { name, live: self.live.clone(), layer: self.layer })
+        self.stack.server(FileServer { name, live: self.live.clone(), stack: self.stack.clone() })
     }
-}
-
-fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<String> {
-    r?.to_string().map_err(|e| RpcError::new(Code::InvalidArgument, format!("text is not UTF-8: {e}")).into())
 }
 
 fn tree_depth(t: tree::Reader<'_>) -> capnp::Result<u32> {
@@ -63,7 +61,7 @@ impl directory::Server for DirectoryServer {
     ) -> capnp::Result<()> {
         let name = text(params.get()?.get_name())?;
         if name.is_empty() {
-            return Err(RpcError::new(Code::InvalidArgument, "a file needs a name").into());
+            return Err(RpcError::invalid_argument("a file needs a name").into());
         }
         results.get().set_file(self.file(name));
         Ok(())
@@ -84,7 +82,7 @@ impl directory::Server for DirectoryServer {
         mut results: directory::NextResults,
     ) -> capnp::Result<()> {
         let n = params.get()?.get_n();
-        let next = n.checked_add(1).ok_or_else(|| RpcError::new(Code::InvalidArgument, "n + 1 overflows"))?;
+        let next = n.checked_add(1).ok_or_else(|| RpcError::invalid_argument("n + 1 overflows"))?;
         results.get().set_n(next);
         Ok(())
     }
@@ -137,7 +135,7 @@ impl directory::Server for DirectoryServer {
     ) -> capnp::Result<()> {
         let mut total: i64 = 0;
         for v in params.get()?.get_values()? {
-            total = total.checked_add(v).ok_or_else(|| RpcError::new(Code::InvalidArgument, "sum overflows"))?;
+            total = total.checked_add(v).ok_or_else(|| RpcError::invalid_argument("sum overflows"))?;
         }
         results.get().set_total(total);
         Ok(())
@@ -157,7 +155,7 @@ impl directory::Server for DirectoryServer {
 struct FileServer {
     name: String,
     live: std::rc::Rc<Cell<u32>>,
-    layer: Layer,
+    stack: Stack,
 }
 
 impl Drop for FileServer {
@@ -175,8 +173,9 @@ impl file::Server for FileServer {
     async fn child(self: Rc<Self>, params: file::ChildParams, mut results: file::ChildResults) -> capnp::Result<()> {
         let name = text(params.get()?.get_name())?;
         self.live.set(self.live.get() + 1);
-        let child = FileServer { name: format!("{}/{name}", self.name), live: self.live.clone(), layer: self.layer };
-        results.get().set_file(self.layer.client(child));
+        let child =
+            FileServer { name: format!("{}/{name}", self.name), live: self.live.clone(), stack: self.stack.clone() };
+        results.get().set_file(self.stack.server(child));
         Ok(())
     }
 

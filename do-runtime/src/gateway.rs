@@ -5,9 +5,11 @@ use crate::demo::DirectoryServer;
 use crate::host::registry::{ObjectHost, ObjectKey};
 use capnp::capability::Rc;
 use capnp_rpc::rpc_twoparty_capnp::Side;
+use do_modules::wrap_modules::WrapModules;
 use rpc_broker::{BrokerServer, BrokerState};
+use rpc_core::layer::Stack;
 use rpc_core::negotiation::{negotiate, Offer, ServerProtocol};
-use rpc_core::Layer;
+use rpc_core::params::{text, texts};
 use rpc_server::SessionInfo;
 use schema::object_capnp::object;
 use schema::session_capnp::gateway;
@@ -15,14 +17,23 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A session's connection to one object: its capability and how to close it.
-type ObjectConnection = (object::Client, Option<capnp_rpc::Disconnector<Side>>);
+/// A session's connection to one object.
+struct ObjectConnection {
+    /// The object's capability as the host hands it out (the broker wraps it in a membrane).
+    plain: object::Client,
+    /// The same inside the session's layers: what `gateway.object` returns, one
+    /// capability (one identity) per object for the whole session.
+    layered: object::Client,
+    /// Closes the connection.
+    disconnector: Option<capnp_rpc::Disconnector<Side>>,
+}
 
 /// Serves `Gateway` for one session.
 pub struct GatewayServer {
     info: SessionInfo,
     protocol: ServerProtocol,
-    layer: Layer,
+    /// The session's layers, around every capability the gateway hands out.
+    stack: Stack,
     objects: Arc<ObjectHost>,
     broker: Arc<BrokerState>,
     /// This session's connections to objects, closed when the session ends.
@@ -32,11 +43,12 @@ pub struct GatewayServer {
 impl GatewayServer {
     /// The gateway of the session described by `info`, reaching objects in `objects`.
     pub fn new(info: SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> Self {
-        let layer = Layer::new(info.limits.call_timeout);
+        // Objects' getters hand out their modules inside the session's layers too.
+        let stack = info.stack().layer(WrapModules);
         GatewayServer {
             info,
             protocol: ServerProtocol::default(),
-            layer,
+            stack,
             objects,
             broker,
             connections: RefCell::default(),
@@ -46,44 +58,37 @@ impl GatewayServer {
     /// Serves the gateway as a layered capability.
     pub fn client(info: &SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> gateway::Client {
         let server = GatewayServer::new(info.clone(), objects, broker);
-        let layer = server.layer;
-        layer.client(server)
+        let stack = server.stack.clone();
+        stack.server(server)
     }
 
-    /// This session's connection to the object (class, name) in its namespace.
-    fn open_object(&self, class: &str, name: &str) -> Result<object::Client, rpc_core::RpcError> {
+    /// This session's connection to the object (class, name) in its namespace: the
+    /// plain capability and the layered one.
+    fn open_object(&self, class: &str, name: &str) -> Result<(object::Client, object::Client), rpc_core::RpcError> {
         let key = ObjectKey::new(&self.info.namespace, class, name)?;
-        let existing = self.connections.borrow().get(&key).map(|(c, _)| c.clone());
+        let existing = self.connections.borrow().get(&key).map(|c| (c.plain.clone(), c.layered.clone()));
         if let Some(c) = existing {
             return Ok(c);
         }
-        let (client, disconnector) = self.objects.connect(key.clone())?;
-        self.connections.borrow_mut().insert(key, (client.clone(), Some(disconnector)));
-        Ok(client)
+        let (plain, disconnector) = self.objects.connect(key.clone())?;
+        let layered = self.stack.client(plain.clone());
+        let connection =
+            ObjectConnection { plain: plain.clone(), layered: layered.clone(), disconnector: Some(disconnector) };
+        self.connections.borrow_mut().insert(key, connection);
+        Ok((plain, layered))
     }
 }
 
 impl Drop for GatewayServer {
     fn drop(&mut self) {
-        for (_, (_, disconnector)) in self.connections.borrow_mut().drain() {
-            if let Some(d) = disconnector {
+        for (_, connection) in self.connections.borrow_mut().drain() {
+            if let Some(d) = connection.disconnector {
                 tokio::task::spawn_local(async move {
                     let _ = d.await;
                 });
             }
         }
     }
-}
-
-fn strings(list: capnp::Result<capnp::text_list::Reader<'_>>) -> capnp::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for t in list? {
-        out.push(
-            t?.to_string()
-                .map_err(|e| capnp::Error::failed(format!("[INVALID_ARGUMENT] feature name is not UTF-8: {e}")))?,
-        );
-    }
-    Ok(out)
 }
 
 fn set_strings(mut list: capnp::text_list::Builder<'_>, items: &[String]) {
@@ -103,8 +108,8 @@ impl gateway::Server for GatewayServer {
             client_id: req.get_client_id()?.to_string().unwrap_or_default(),
             min_version: req.get_min_version(),
             max_version: req.get_max_version(),
-            supported: strings(req.get_supported_features())?,
-            required: strings(req.get_required_features())?,
+            supported: texts(req.get_supported_features())?,
+            required: texts(req.get_required_features())?,
         };
         let agreed = negotiate(&self.protocol, &offer)?;
         let mut out = results.get().init_result();
@@ -143,9 +148,6 @@ impl gateway::Server for GatewayServer {
         mut results: gateway::ObjectResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let text = |t: capnp::Result<capnp::text::Reader<'_>>| -> capnp::Result<String> {
-            t?.to_string().map_err(|e| rpc_core::RpcError::new(rpc_core::Code::InvalidArgument, e.to_string()).into())
-        };
         if self.broker.require_tokens {
             return Err(rpc_core::RpcError::new(
                 rpc_core::Code::Unauthorized,
@@ -153,7 +155,8 @@ impl gateway::Server for GatewayServer {
             )
             .into());
         }
-        results.get().set_object(self.open_object(&text(p.get_class())?, &text(p.get_name())?)?);
+        let (_, layered) = self.open_object(&text(p.get_class())?, &text(p.get_name())?)?;
+        results.get().set_object(layered);
         Ok(())
     }
 
@@ -166,14 +169,14 @@ impl gateway::Server for GatewayServer {
         let admin = self.broker.admin(&key);
         let gateway = self.clone();
         let resolve: rpc_broker::broker::Resolve =
-            Rc::new(move |class: &str, name: &str| gateway.open_object(class, name));
+            Rc::new(move |class: &str, name: &str| gateway.open_object(class, name).map(|(plain, _)| plain));
         let server = BrokerServer::new(self.broker.clone(), admin, self.info.namespace.clone(), resolve);
-        results.get().set_broker(self.layer.client::<schema::broker_capnp::broker::Client, _>(server));
+        results.get().set_broker(self.stack.server::<schema::broker_capnp::broker::Client, _>(server));
         Ok(())
     }
 
     async fn demo(self: Rc<Self>, _: gateway::DemoParams, mut results: gateway::DemoResults) -> capnp::Result<()> {
-        results.get().set_directory(self.layer.client(DirectoryServer::new(self.layer)));
+        results.get().set_directory(self.stack.server(DirectoryServer::new(self.stack.clone())));
         Ok(())
     }
 }

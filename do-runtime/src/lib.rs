@@ -5,9 +5,9 @@
 //!
 //! ```no_run
 //! // Serve on 127.0.0.1:8787 (HTTP: batch, WebSocket, health) and :8788 (TCP).
-//! let server = do_runtime::serve(rpc_server::ServerConfig::default()).unwrap();
-//! println!("listening on http://{}", server.http_addr);
-//! server.wait();
+//! let running = do_runtime::Runtime::new(rpc_server::ServerConfig::default()).start().unwrap();
+//! println!("listening on http://{}", running.server.http_addr);
+//! running.server.wait();
 //! ```
 
 pub mod cli;
@@ -18,29 +18,89 @@ pub mod logging;
 pub mod token_cli;
 
 pub use host::clock::Clock;
-pub use host::registry::{HostConfig, HostMetrics, ObjectHost};
+pub use host::registry::{HostConfig, HostMetrics, ObjectHost, ObjectKey};
 pub use rpc_broker::BrokerConfig;
 use rpc_broker::BrokerState;
 use rpc_server::{ServerConfig, ServerHandle};
 use std::sync::Arc;
 
-/// Starts a dotdo server whose sessions bootstrap into a [`gateway::GatewayServer`],
-/// with objects stored under `./.dotdo`.
-pub fn serve(config: ServerConfig) -> std::io::Result<ServerHandle> {
-    serve_with(config, HostConfig::default()).map(|(s, _)| s)
+/// A dotdo server to start: where to listen, how objects are hosted, and the broker.
+///
+/// ```no_run
+/// use do_runtime::{HostConfig, Runtime};
+/// let running = Runtime::new(rpc_server::ServerConfig::default())
+///     .host(HostConfig { data_dir: "/tmp/dotdo".into(), ..HostConfig::default() })
+///     .start()
+///     .unwrap();
+/// println!("{} objects loaded", running.host_metrics.loads.load(std::sync::atomic::Ordering::Relaxed));
+/// running.server.stop();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// Listeners, workers and limits.
+    pub server: ServerConfig,
+    /// The object host (objects under `./.dotdo` by default).
+    pub host: HostConfig,
+    /// The broker; `None` reads it from the environment ([`broker_from_env`], with a
+    /// 5 s call timeout) when the runtime starts.
+    pub broker: Option<BrokerConfig>,
 }
 
-/// Like [`serve`], with the object host configured by `host` and the broker's keys from
-/// the environment (`DOTDO_TOKEN_KEY_FILE` or `DOTDO_TOKEN_KEYS`, `DOTDO_ADMIN_KEY`);
-/// also returns the host's counters (objects loaded, evicted, live).
-pub fn serve_with(config: ServerConfig, host: HostConfig) -> std::io::Result<(ServerHandle, Arc<HostMetrics>)> {
-    let broker = broker_from_env(&host, std::time::Duration::from_secs(5))?;
-    serve_all(config, host, broker)
+/// A started [`Runtime`].
+pub struct Running {
+    /// The listeners and workers; `stop` or `wait` on it.
+    pub server: ServerHandle,
+    /// The object host's counters (objects loaded, evicted, live, alarms fired).
+    pub host_metrics: Arc<HostMetrics>,
+}
+
+impl Runtime {
+    /// A runtime serving with `server`, the default host and the broker from the environment.
+    pub fn new(server: ServerConfig) -> Self {
+        Runtime { server, host: HostConfig::default(), broker: None }
+    }
+
+    /// Hosts objects as `host` says.
+    #[must_use]
+    pub fn host(mut self, host: HostConfig) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Runs the broker configured by `broker` instead of the environment's.
+    #[must_use]
+    pub fn broker(mut self, broker: BrokerConfig) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Starts the object host, the broker and the listeners; every session bootstraps
+    /// into a [`gateway::GatewayServer`].
+    pub fn start(self) -> std::io::Result<Running> {
+        let broker = match self.broker {
+            Some(b) => b,
+            None => broker_from_env(&self.host, std::time::Duration::from_secs(5))?,
+        };
+        let objects = ObjectHost::start(self.host)?;
+        let host_metrics = objects.metrics.clone();
+        let broker = BrokerState::new(broker);
+        let shared = broker.clone();
+        let server = rpc_server::start(
+            self.server,
+            Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone(), shared.clone()).client),
+        )?;
+        let host = host_metrics.clone();
+        server.metrics.set_extra(Arc::new(move |registry: &mut rpc_core::metrics::Registry| {
+            broker.metrics.register(registry);
+            host.register(registry);
+        }));
+        Ok(Running { server, host_metrics })
+    }
 }
 
 /// The broker's configuration from the environment: keys from `DOTDO_TOKEN_KEY_FILE` or
 /// `DOTDO_TOKEN_KEYS` (+ `DOTDO_TOKEN_ACTIVE_KEY`), the admin API key from
-/// `DOTDO_ADMIN_KEY`, revocations beside the objects.
+/// `DOTDO_ADMIN_KEY`, `DOTDO_REQUIRE_TOKENS`, revocations beside the objects.
 pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> std::io::Result<BrokerConfig> {
     let require_tokens = std::env::var("DOTDO_REQUIRE_TOKENS").is_ok_and(|v| v == "1" || v == "true");
     Ok(BrokerConfig {
@@ -50,26 +110,4 @@ pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> 
         call_timeout,
         require_tokens,
     })
-}
-
-/// Like [`serve_with`], with the broker configured by `broker`.
-pub fn serve_all(
-    config: ServerConfig,
-    host: HostConfig,
-    broker: BrokerConfig,
-) -> std::io::Result<(ServerHandle, Arc<HostMetrics>)> {
-    let objects = ObjectHost::start(host)?;
-    let metrics = objects.metrics.clone();
-    let broker = BrokerState::new(broker);
-    let shared = broker.clone();
-    let server = rpc_server::start(
-        config,
-        Arc::new(move |info| gateway::GatewayServer::client(info, objects.clone(), shared.clone()).client),
-    )?;
-    let host = metrics.clone();
-    server.metrics.set_extra(Arc::new(move |registry: &mut rpc_core::metrics::Registry| {
-        broker.metrics.register(registry);
-        host.register(registry);
-    }));
-    Ok((server, metrics))
 }

@@ -27,7 +27,8 @@ pub fn filter(rust_log: Option<&str>) -> Result<EnvFilter, String> {
 /// already installed.
 pub fn init(format: LogFormat) -> Result<(), String> {
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref())?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).try_init(),

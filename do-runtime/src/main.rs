@@ -41,10 +41,10 @@ fn main() {
             let data = serve.host.data_dir.clone();
             let started = do_runtime::broker_from_env(&serve.host, serve.broker_timeout).and_then(|mut broker| {
                 broker.require_tokens |= serve.require_tokens;
-                do_runtime::serve_all(serve.server, serve.host, broker)
+                do_runtime::Runtime::new(serve.server).host(serve.host).broker(broker).start()
             });
             let server = match started {
-                Ok((s, _)) => s,
+                Ok(running) => running.server,
                 Err(e) => {
                     eprintln!("dotdo serve: cannot listen: {e}");
                     std::process::exit(1);
@@ -59,7 +59,7 @@ fn main() {
             let _ = writeln!(out, "  POST /rpc   HTTP batch (application/x-capnp)");
             let _ = writeln!(out, "  GET  /rpc   WebSocket (subprotocol capnp-rpc)");
             let _ = writeln!(out, "  GET  /health");
-            let _ = writeln!(out, "  GET  /metrics   Prometheus text");
+            let _ = writeln!(out, "  GET  /metrics   OpenMetrics text");
             if let Some(tcp) = server.tcp_addr {
                 let _ = writeln!(out, "  tcp://{tcp}   Cap'n Proto stream");
             }

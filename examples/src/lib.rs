@@ -25,7 +25,7 @@ pub fn target() -> std::io::Result<Target> {
     };
     let data = std::env::temp_dir().join(format!("dotdo-example-{}", std::process::id()));
     let host = do_runtime::HostConfig { data_dir: data, ..Default::default() };
-    let (server, _) = do_runtime::serve_with(config, host)?;
+    let server = do_runtime::Runtime::new(config).host(host).start()?.server;
     let tcp = server.tcp_addr.expect("the config asks for a tcp listener");
     let urls = vec![
         format!("ws://{}/rpc", server.http_addr),

@@ -2,14 +2,18 @@
 //! target), verify, revoke (admin, persisted), metrics, the shard router and fan-out
 //! queries (admin).
 
-use crate::fanout::{merge, Row};
+use crate::fanout::merge;
 use crate::membrane::{wrap, Policy};
 use crate::metrics::BrokerMetrics;
 use crate::revocations;
 use crate::ring::ShardRing;
 use crate::token::{KeyRing, MintRequest, Rights, Scope};
 use capnp::capability::Rc as CapRc;
+use do_modules::storage::query::Query;
+use do_modules::storage::things::Thing;
 use futures::StreamExt;
+use rpc_core::params::now_ms;
+use rpc_core::params::text;
 use rpc_core::{Code, RpcError};
 use schema::broker_capnp::broker;
 use schema::object_capnp::object;
@@ -51,10 +55,6 @@ pub struct BrokerState {
 
 /// Opens an object `Class/name` in the caller's namespace.
 pub type Resolve = Rc<dyn Fn(&str, &str) -> Result<object::Client, RpcError>>;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 fn random_id() -> String {
     use ring::rand::SecureRandom;
@@ -161,13 +161,9 @@ impl BrokerServer {
     fn open(&self, target: &str) -> Result<object::Client, RpcError> {
         let (class, name) = target
             .split_once('/')
-            .ok_or_else(|| RpcError::new(Code::InvalidArgument, format!("target {target:?} is not Class/name")))?;
+            .ok_or_else(|| RpcError::invalid_argument(format!("target {target:?} is not Class/name")))?;
         (self.resolve)(class, name)
     }
-}
-
-fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, RpcError> {
-    r?.to_string().map_err(|e| RpcError::new(Code::InvalidArgument, format!("text is not UTF-8: {e}")))
 }
 
 impl broker::Server for BrokerServer {
@@ -222,15 +218,9 @@ impl broker::Server for BrokerServer {
             return Err(RpcError::new(Code::WrongTarget, format!("the token is for {target}, not {expected}")).into());
         }
         let object = self.open(&target)?;
-        let policy = Rc::new(Policy {
-            rights,
-            target,
-            timeout: self.state.call_timeout,
-            metrics: self.state.metrics.clone(),
-            now_ms,
-        });
+        let policy = Policy { rights, target, now_ms };
         self.state.metrics.token("redeemed", "ok");
-        results.get().set_object(wrap(object, policy));
+        results.get().set_object(wrap(object, policy, self.state.call_timeout, self.state.metrics.clone()));
         Ok(())
     }
 
@@ -260,7 +250,7 @@ impl broker::Server for BrokerServer {
         self.require_admin("revoke")?;
         let id = text(params.get()?.get_token_id())?;
         if id.is_empty() {
-            return Err(RpcError::new(Code::InvalidArgument, "revoke needs a token id").into());
+            return Err(RpcError::invalid_argument("revoke needs a token id").into());
         }
         revocations::revoke(&self.state.db_path, &id, now_ms())?;
         Ok(())
@@ -300,18 +290,8 @@ impl broker::Server for BrokerServer {
         let p = params.get()?;
         let (class, query, shards) = (text(p.get_class())?, text(p.get_query())?, p.get_shards().clamp(1, 1024));
         let budget = p.get_budget().clamp(1, 64) as usize;
-        let parsed: serde_json::Value = if query.trim().is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::from_str(&query)
-                .map_err(|e| RpcError::new(Code::InvalidArgument, format!("query is not JSON: {e}")))?
-        };
-        let sort: Vec<String> = parsed
-            .get("sort")
-            .and_then(|s| s.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-            .unwrap_or_default();
-        let limit = parsed.get("limit").and_then(|l| l.as_u64()).unwrap_or(100) as usize;
+        // The storage module's own parser: a bad query fails here, before any shard is asked.
+        let parsed = Query::parse(&query)?;
         let timeout = self.state.call_timeout;
         let calls = (0..shards).map(|i| {
             let opened = self.open(&format!("{class}/shard-{i}"));
@@ -322,19 +302,7 @@ impl broker::Server for BrokerServer {
                     let mut req = storage.query_request();
                     req.get().set_query(&query);
                     let resp = req.send().promise.await?;
-                    let mut rows = Vec::new();
-                    for t in resp.get()?.get_things()? {
-                        rows.push(Row {
-                            id: text(t.get_id())?,
-                            type_: text(t.get_type())?,
-                            data: serde_json::from_str(&text(t.get_data())?).unwrap_or(serde_json::Value::Null),
-                            created_at: t.get_created_at(),
-                            updated_at: t.get_updated_at(),
-                            deleted_at: t.get_deleted_at(),
-                            version: t.get_version(),
-                        });
-                    }
-                    Ok::<_, RpcError>(rows)
+                    resp.get()?.get_things()?.iter().map(Thing::read).collect::<Result<Vec<Thing>, RpcError>>()
                 };
                 let r = match tokio::time::timeout(timeout, run).await {
                     Ok(r) => r,
@@ -343,29 +311,22 @@ impl broker::Server for BrokerServer {
                 (i, r)
             }
         });
-        let outcomes: Vec<(u32, Result<Vec<Row>, RpcError>)> =
+        let outcomes: Vec<(u32, Result<Vec<Thing>, RpcError>)> =
             futures::stream::iter(calls).buffer_unordered(budget).collect().await;
         let mut pages = Vec::new();
         let mut failures = Vec::new();
         for (i, r) in outcomes {
             match r {
-                Ok(rows) => pages.push(rows),
+                Ok(things) => pages.push(things),
                 Err(e) => failures.push(format!("shard-{i}: {e}")),
             }
         }
         failures.sort();
-        let rows = merge(pages, &sort, limit);
+        let things = merge(pages, &parsed);
         let mut out = results.get();
-        let mut list = out.reborrow().init_things(rows.len() as u32);
-        for (i, r) in rows.iter().enumerate() {
-            let mut t = list.reborrow().get(i as u32);
-            t.set_id(&r.id);
-            t.set_type(&r.type_);
-            t.set_data(r.data.to_string());
-            t.set_created_at(r.created_at);
-            t.set_updated_at(r.updated_at);
-            t.set_deleted_at(r.deleted_at);
-            t.set_version(r.version);
+        let mut list = out.reborrow().init_things(things.len() as u32);
+        for (i, t) in things.iter().enumerate() {
+            t.write(list.reborrow().get(i as u32));
         }
         let mut f = out.init_failures(failures.len() as u32);
         for (i, s) in failures.iter().enumerate() {

@@ -87,6 +87,12 @@ impl BrokerMetrics {
     }
 }
 
+impl rpc_core::layer::CallObserver for BrokerMetrics {
+    fn observe_call(&self, method: &str, elapsed: Duration, outcome: Option<rpc_core::Code>) {
+        self.call(method, elapsed, outcome.is_some());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -476,7 +476,7 @@ mod tests {
     fn mint(methods: &[&str], scope: Scope) -> String {
         let req = MintRequest {
             target: "Customer/acme".into(),
-            methods: methods.iter().map(|s| s.to_string()).collect(),
+            methods: methods.iter().map(std::string::ToString::to_string).collect(),
             scope,
             ttl_ms: 10_000,
             subject: "ann".into(),

@@ -59,8 +59,8 @@ pub async fn negotiate(
         client_id: client_id.to_string(),
         min_version: 1,
         max_version: rpc_core::negotiation::PROTOCOL_VERSION,
-        supported_features: supported.iter().map(|s| s.to_string()).collect(),
-        required_features: required.iter().map(|s| s.to_string()).collect(),
+        supported_features: supported.iter().map(std::string::ToString::to_string).collect(),
+        required_features: required.iter().map(std::string::ToString::to_string).collect(),
     };
     let n = gateway.negotiate(&request).await?.result;
     Ok(Negotiated {

@@ -158,6 +158,11 @@ impl RpcError {
         RpcError { code, message: message.into() }
     }
 
+    /// An INVALID_ARGUMENT error: the request is malformed or an argument is invalid.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        RpcError::new(Code::InvalidArgument, message)
+    }
+
     /// The `reason` text this error travels as: `[CODE] message`.
     pub fn wire_reason(&self) -> String {
         format!("[{}] {}", self.code, self.message)

@@ -20,7 +20,7 @@ pub fn message_len(buf: &[u8]) -> Result<Option<usize>, RpcError> {
     }
     let count = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize + 1;
     if count > MAX_SEGMENTS {
-        return Err(RpcError::new(Code::InvalidArgument, format!("malformed message: {count} segments")));
+        return Err(RpcError::invalid_argument(format!("malformed message: {count} segments")));
     }
     let table = (4 * (count + 1)).div_ceil(8) * 8;
     if buf.len() < 4 + 4 * count {
@@ -53,10 +53,10 @@ pub fn decode(bytes: &[u8], options: ReaderOptions) -> Result<Reader<OwnedSegmen
                 format!("malformed message: {} trailing bytes", bytes.len() - n),
             ))
         }
-        None => return Err(RpcError::new(Code::InvalidArgument, "truncated message header")),
+        None => return Err(RpcError::invalid_argument("truncated message header")),
     }
     capnp::serialize::read_message(&mut &bytes[..], options)
-        .map_err(|e| RpcError::new(Code::InvalidArgument, format!("malformed message: {e}")))
+        .map_err(|e| RpcError::invalid_argument(format!("malformed message: {e}")))
 }
 
 /// Splits a body of back-to-back messages into one slice per message.
@@ -69,7 +69,7 @@ pub fn split(mut body: &[u8]) -> Result<Vec<&[u8]>, RpcError> {
                 out.push(head);
                 body = tail;
             }
-            _ => return Err(RpcError::new(Code::InvalidArgument, "truncated message in body")),
+            _ => return Err(RpcError::invalid_argument("truncated message in body")),
         }
     }
     Ok(out)

@@ -71,7 +71,7 @@ impl Guard {
                 ),
             )
         });
-        match self.classify(&msg) {
+        match Self::classify(&msg) {
             Ok(Kind::Question { id, pipelined_on }) => {
                 let refusal = if let Some(e) = oversize {
                     Some(e)
@@ -106,7 +106,7 @@ impl Guard {
                 Inbound::Fatal(oversize.unwrap_or_else(|| RpcError::new(Code::LimitExceeded, "")))
             }
             Ok(_) => Inbound::Deliver(msg),
-            Err(e) => Inbound::Fatal(RpcError::new(Code::InvalidArgument, format!("malformed rpc message: {e}"))),
+            Err(e) => Inbound::Fatal(RpcError::invalid_argument(format!("malformed rpc message: {e}"))),
         }
     }
 
@@ -119,7 +119,7 @@ impl Guard {
         }
     }
 
-    fn classify(&self, msg: &Reader<OwnedSegments>) -> capnp::Result<Kind> {
+    fn classify(msg: &Reader<OwnedSegments>) -> capnp::Result<Kind> {
         let root: message::Reader = msg.get_root()?;
         Ok(match root.which()? {
             message::Call(c) => {

@@ -4,12 +4,15 @@
 //!
 //! The pieces are plain types and functions testable without a socket: [`framing`]
 //! (message framing), [`guard`] (limits on incoming messages), [`negotiation`],
+//! the naming rules ([`ident`]), reading parameters ([`params`]),
 //! [`namespace`], [`error`], the queue [`vat`] the engine runs on, the [`pump`] that a
 //! transport drives, and the HTTP [`batch`] protocol. The async transports live in the
 //! `rpc-transport` crate and the listeners in `rpc-server`.
 //!
-//! With the default `timer` feature the crate also has the call-deadline [`layer`]
-//! (a tokio timer, no I/O); without it it builds for `wasm32-unknown-unknown`.
+//! Cross-cutting concerns (deadlines, metrics, tracing, error tags, token checks) are
+//! [`layer`]s stacked around capabilities. The layers that keep time (deadline, metrics,
+//! trace) and the batch protocol (a batch deadline) need the default `timer` feature;
+//! without it the crate builds for `wasm32-unknown-unknown`.
 //!
 //! ```
 //! use rpc_core::{Code, RpcError};
@@ -18,22 +21,21 @@
 //! assert_eq!(RpcError::from(on_the_wire), e);
 //! ```
 
-// The batch session has a deadline (a tokio timer).
 #[cfg(feature = "timer")]
 pub mod batch;
 pub mod error;
 pub mod framing;
 pub mod guard;
-#[cfg(feature = "timer")]
+pub mod ident;
 pub mod layer;
 pub mod limits;
 pub mod metrics;
 pub mod namespace;
 pub mod negotiation;
+pub mod params;
 pub mod pump;
 pub mod vat;
 
 pub use error::{Code, RpcError};
-#[cfg(feature = "timer")]
-pub use layer::Layer;
+pub use layer::Stack;
 pub use limits::Limits;

@@ -25,7 +25,7 @@ pub fn from_host(host: Option<&str>) -> String {
     }
     let labels: Vec<&str> = name.split('.').collect();
     let first = labels[0].to_ascii_lowercase();
-    let valid = !first.is_empty() && first.len() <= 63 && first.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let valid = crate::ident::is_namespace(&first);
     if labels.len() > 2 && valid {
         first
     } else {

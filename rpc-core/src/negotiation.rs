@@ -33,7 +33,7 @@ impl Default for ServerProtocol {
         ServerProtocol {
             min_version: 1,
             max_version: PROTOCOL_VERSION,
-            features: FEATURES.iter().map(|s| s.to_string()).collect(),
+            features: FEATURES.iter().map(std::string::ToString::to_string).collect(),
         }
     }
 }

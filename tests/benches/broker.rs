@@ -64,7 +64,7 @@ fn main() {
         call_timeout: Duration::from_secs(5),
         require_tokens: false,
     };
-    let (server, _) = do_runtime::serve_all(config, host, broker_config).expect("server");
+    let server = do_runtime::Runtime::new(config).host(host).broker(broker_config).start().expect("server").server;
     let url = format!("ws://{}/rpc", server.http_addr);
 
     rpc_client::run(async move {

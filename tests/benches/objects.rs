@@ -21,7 +21,7 @@ struct BenchEnv(Cell<u64>);
 
 impl Env for BenchEnv {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        rpc_core::params::now_ms()
     }
     fn random_u64(&self) -> u64 {
         self.0.set(self.0.get().wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));
@@ -95,7 +95,7 @@ fn main() {
         ..ServerConfig::default()
     };
     let host = do_runtime::HostConfig { data_dir: dir.join("server"), threads: 1, ..Default::default() };
-    let (server, _) = do_runtime::serve_with(config, host).expect("server");
+    let server = do_runtime::Runtime::new(config).host(host).start().expect("server").server;
     let url = format!("ws://{}/rpc", server.http_addr);
     let (ip_create, ip_get, ip_query) = rpc_client::run(async { in_process(&dir) });
 

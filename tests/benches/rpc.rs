@@ -79,11 +79,12 @@ fn plain_capnp_server() -> std::net::SocketAddr {
         rpc_client::run(async move {
             l.set_nonblocking(true).expect("nonblocking");
             let l = tokio::net::TcpListener::from_std(l).expect("listener");
-            let layer = rpc_core::Layer::new(Duration::from_secs(30));
+            let stack = rpc_core::layer::Stack::new().layer(rpc_core::layer::Deadline::new(Duration::from_secs(30)));
             loop {
                 let Ok((s, _)) = l.accept().await else { return };
                 s.set_nodelay(true).expect("nodelay");
-                let dir: directory::Client = capnp_rpc::new_client(do_runtime::demo::DirectoryServer::new(layer));
+                let dir: directory::Client =
+                    capnp_rpc::new_client(do_runtime::demo::DirectoryServer::new(stack.clone()));
                 let (r, w) = tokio_util::compat::TokioAsyncReadCompatExt::compat(s).split();
                 let net = twoparty::VatNetwork::new(
                     futures::io::BufReader::new(r),
@@ -93,7 +94,7 @@ fn plain_capnp_server() -> std::net::SocketAddr {
                 );
                 tokio::task::spawn_local(RpcSystem::new(Box::new(net), Some(dir.client)));
             }
-        })
+        });
     });
     addr
 }
@@ -241,7 +242,7 @@ fn main() {
         workers: 1,
         limits: Limits::default(),
     };
-    let server = do_runtime::serve(config).expect("server");
+    let server = do_runtime::Runtime::new(config).start().expect("server").server;
     let ws = format!("ws://{}/rpc", server.http_addr);
     let http = format!("http://{}/rpc", server.http_addr);
     let tcp = format!("tcp://{}", server.tcp_addr.expect("tcp"));

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use rpc_broker::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
+use rpc_core::params::now_ms;
 use rpc_core::{Code, Limits, RpcError};
 use schema::broker_capnp::broker;
 use schema::session_capnp::gateway;
@@ -35,7 +36,7 @@ fn start_with(dir: &std::path::Path, keys: &str, active: &str, require_tokens: b
         call_timeout: Duration::from_secs(5),
         require_tokens,
     };
-    do_runtime::serve_all(config, host, broker).expect("server").0
+    do_runtime::Runtime::new(config).host(host).broker(broker).start().expect("server").server
 }
 
 fn broker_of(g: &gateway::Client, key: &str) -> broker::Client {
@@ -170,10 +171,6 @@ fn tokens_open_exactly_what_they_allow_over_ws_and_http() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 #[test]
 fn attenuation_narrows_and_revocation_and_admin_rules_hold() {
     let dir = data_dir("attenuate");
@@ -285,7 +282,7 @@ fn the_shard_router_and_fanout_queries_report_partial_failures() {
     let s = start(&dir, &format!("k1:{K1}"), "k1");
     let ws = format!("ws://{}/rpc", s.http_addr);
     // Break shard 2's database before anyone opens it: a directory where its file goes.
-    let broken = do_runtime::host::registry::ObjectKey::new("default", "Orders", "shard-2").expect("key").id();
+    let broken = do_runtime::ObjectKey::new("default", "Orders", "shard-2").expect("key").id();
     std::fs::create_dir_all(dir.join("default").join("Orders").join(format!("{broken}.sqlite"))).expect("dir");
     rpc_client::run(async {
         let session = rpc_client::connect(&ws).await.expect("connect");
@@ -405,7 +402,7 @@ fn calls_to_several_targets_in_one_batch_are_answered_each_on_its_own() {
         let results = futures::future::join_all(calls).await;
         assert_eq!(metric(&s, |m| &m.http_requests) - requests, 1, "one batch for the three targets");
         assert!(results[0].is_ok() && results[2].is_ok(), "the other targets are not failed by one");
-        let e: RpcError = results.into_iter().nth(1).and_then(|r| r.err()).expect("b fails").into();
+        let e: RpcError = results.into_iter().nth(1).and_then(std::result::Result::err).expect("b fails").into();
         assert_eq!(e.code, Code::InsufficientScope);
         let session = rpc_client::connect(&ws).await.expect("connect");
         let text = broker_of(&session.bootstrap, "").metrics_request().send().promise.await.expect("metrics");

@@ -68,7 +68,7 @@ async fn send(ev: &events::Client, t: &str) {
 
 /// Waits until `f` holds, checking it after each recorded event.
 async fn until(what: &str, f: impl Fn() -> bool) {
-    let recorded = RECORDED.with(|n| n.clone());
+    let recorded = RECORDED.with(std::clone::Clone::clone);
     within(what, async {
         loop {
             let mut next = std::pin::pin!(recorded.notified());

@@ -103,7 +103,7 @@ fn calls_over_the_in_flight_limit_are_overloaded() {
             let ok = results.iter().filter(|r| r.is_ok()).count();
             let overloaded = results
                 .into_iter()
-                .filter_map(|r| r.err())
+                .filter_map(std::result::Result::err)
                 .filter(|e| rpc_core::RpcError::from(e.clone()).code == Code::Overloaded)
                 .count();
             assert_eq!((ok, overloaded), (4, 8), "over {url}");

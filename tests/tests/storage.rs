@@ -389,7 +389,8 @@ fn live_objects_are_bounded() {
         limits: rpc_core::Limits::default(),
     };
     let host = do_runtime::HostConfig { data_dir: dir.clone(), threads: 1, max_live: 1, ..Default::default() };
-    let (s, metrics) = do_runtime::serve_with(config, host).expect("server");
+    let do_runtime::Running { server: s, host_metrics: metrics } =
+        do_runtime::Runtime::new(config).host(host).start().expect("server");
     let ws = format!("ws://{}/rpc", s.http_addr);
     rpc_client::run(async {
         let holder = rpc_client::connect(&ws).await.expect("connect");

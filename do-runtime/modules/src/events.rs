@@ -10,6 +10,8 @@
 
 use crate::host::{Env, Sql, SqlValue};
 use capnp::capability::Rc as CapRc;
+use rpc_core::ident;
+use rpc_core::params::text;
 use rpc_core::{Code, RpcError};
 use schema::object_capnp::{event, events, handler, subscription};
 use std::cell::RefCell;
@@ -26,22 +28,11 @@ pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, noun TEXT NOT NULL, verb TEXT NOT NULL,
     data TEXT NOT NULL, ts INTEGER NOT NULL, source TEXT NOT NULL)";
 
-fn bad(msg: impl Into<String>) -> RpcError {
-    RpcError::new(Code::InvalidArgument, msg)
-}
-
-fn ident(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(x) if x.is_ascii_alphabetic() || x == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
-        && s.len() <= 64
-}
-
 /// Splits and checks an event type `Noun.verb`.
 pub fn parse_type(t: &str) -> Result<(String, String), RpcError> {
     match t.split_once('.') {
-        Some((n, v)) if ident(n) && ident(v) => Ok((n.to_string(), v.to_string())),
-        _ => Err(bad(format!("event type {t:?} must be Noun.verb (identifiers)"))),
+        Some((n, v)) if ident::noun(n).is_ok() && ident::verb(v).is_ok() => Ok((n.to_string(), v.to_string())),
+        _ => Err(RpcError::invalid_argument(format!("event type {t:?} must be Noun.verb (identifiers)"))),
     }
 }
 
@@ -58,14 +49,16 @@ impl Pattern {
         if p.is_empty() || p == "*" {
             return Ok(Pattern { noun: None, verb: None });
         }
-        let (n, v) = p
-            .split_once('.')
-            .ok_or_else(|| bad(format!("pattern {p:?} must be Noun.verb, *.verb, Noun.*, *.* or *")))?;
+        let (n, v) = p.split_once('.').ok_or_else(|| {
+            RpcError::invalid_argument(format!("pattern {p:?} must be Noun.verb, *.verb, Noun.*, *.* or *"))
+        })?;
         let part = |s: &str| -> Result<Option<String>, RpcError> {
             match s {
                 "*" => Ok(None),
-                s if ident(s) => Ok(Some(s.to_string())),
-                _ => Err(bad(format!("pattern {p:?} must be Noun.verb, *.verb, Noun.*, *.* or *"))),
+                s if ident::is_identifier(s) => Ok(Some(s.to_string())),
+                _ => Err(RpcError::invalid_argument(format!(
+                    "pattern {p:?} must be Noun.verb, *.verb, Noun.*, *.* or *"
+                ))),
             }
         };
         Ok(Pattern { noun: part(n)?, verb: part(v)? })
@@ -146,7 +139,8 @@ impl EventHub {
     pub fn record(&self, type_: &str, data: &str) -> Result<Event, RpcError> {
         let (noun, verb) = parse_type(type_)?;
         let data = if data.trim().is_empty() { "null".to_string() } else { data.to_string() };
-        serde_json::from_str::<serde_json::Value>(&data).map_err(|e| bad(format!("event data is not JSON: {e}")))?;
+        serde_json::from_str::<serde_json::Value>(&data)
+            .map_err(|e| RpcError::invalid_argument(format!("event data is not JSON: {e}")))?;
         if data.len() > crate::storage::things::MAX_DOC_BYTES {
             return Err(RpcError::new(Code::LimitExceeded, "event data is over the document size limit"));
         }
@@ -287,10 +281,6 @@ impl EventHub {
             })
             .collect()
     }
-}
-
-fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, RpcError> {
-    r?.to_string().map_err(|e| bad(format!("text is not UTF-8: {e}")))
 }
 
 /// Serves `Events` for one object.

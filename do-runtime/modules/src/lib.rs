@@ -9,3 +9,4 @@ pub mod host;
 pub mod object;
 pub mod schedule;
 pub mod storage;
+pub mod wrap_modules;

@@ -30,36 +30,38 @@ pub struct ObjectServer {
     schedule: schedule::Client,
 }
 
-/// What the host keeps of an object besides its capability: the alarm callback.
+/// What the host keeps of an object besides its capability: the way to wake it when
+/// its alarm (set through [`Alarm`]) comes due.
 #[derive(Clone)]
-pub struct Hooks {
+pub struct AlarmCallback {
     scheduler: Rc<Scheduler>,
 }
 
-impl Hooks {
+impl AlarmCallback {
     /// Call when the object's alarm fires; returns how many schedules ran.
-    pub fn on_alarm(&self) -> Result<usize, RpcError> {
+    pub fn fire(&self) -> Result<usize, RpcError> {
         self.scheduler.on_alarm()
     }
 }
 
 impl ObjectServer {
     /// Builds the object's modules over its database; `wrap` turns each module server into
-    /// a client (the host's layer: deadlines and typed errors).
+    /// a client (the host's layers: deadlines and typed errors). Also returns the callback
+    /// the host runs when the object's alarm fires.
     pub fn new(
         address: Address,
         sql: Rc<dyn Sql>,
         env: Rc<dyn Env>,
         alarm: Rc<dyn Alarm>,
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
-    ) -> Result<(Self, Hooks), RpcError> {
+    ) -> Result<(Self, AlarmCallback), RpcError> {
         let hub = EventHub::new(sql.clone(), env.clone(), address.id.clone())?;
         let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), alarm)?;
         let storage = StorageServer::new(sql, env, hub.clone())?;
         let storage = storage::Client { client: wrap(Module::Storage(storage)) };
         let events = events::Client { client: wrap(Module::Events(EventsServer::new(hub))) };
         let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };
-        Ok((ObjectServer { address, storage, events, schedule }, Hooks { scheduler }))
+        Ok((ObjectServer { address, storage, events, schedule }, AlarmCallback { scheduler }))
     }
 }
 

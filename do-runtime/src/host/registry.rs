@@ -15,11 +15,12 @@ use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use do_modules::host::{Alarm, Env, Task};
-use do_modules::object::{Address, Hooks, Module, ObjectServer};
+use do_modules::object::{Address, AlarmCallback, Module, ObjectServer};
 use rpc_core::guard::Guard;
+use rpc_core::layer::{Deadline, Stack, TagErrors};
 use rpc_core::pump::Pump;
 use rpc_core::vat::{rpc_system, Link};
-use rpc_core::{Code, Layer, Limits, RpcError};
+use rpc_core::{ident, Code, Limits, RpcError};
 use schema::object_capnp::{events, object, schedule, storage};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -52,7 +53,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             data_dir: PathBuf::from(".dotdo"),
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            threads: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(2),
             idle_timeout: Duration::from_secs(60),
             max_live: 10_000,
             call_timeout: Duration::from_secs(30),
@@ -66,33 +67,25 @@ impl Default for HostConfig {
 pub struct ObjectKey {
     /// The namespace (from the session).
     pub namespace: String,
-    /// The class, an identifier.
+    /// The class ([`ident::class`]).
     pub class: String,
-    /// The name, any text up to 256 bytes.
+    /// The name ([`ident::object_name`]).
     pub name: String,
 }
 
-fn ident(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(x) if x.is_ascii_alphanumeric() || x == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == '-')
-        && s.len() <= 64
-}
-
 impl ObjectKey {
-    /// A checked key: namespace and class are identifiers, the name 1 to 256 bytes.
+    /// A checked key: by the rules of [`rpc_core::ident`] for namespaces, classes and
+    /// object names.
     pub fn new(namespace: &str, class: &str, name: &str) -> Result<ObjectKey, RpcError> {
-        if !ident(namespace) || !ident(class) || class.contains('-') {
-            return Err(RpcError::new(Code::InvalidArgument, format!("class {class:?} must be an identifier")));
-        }
-        if name.is_empty() || name.len() > 256 {
-            return Err(RpcError::new(Code::InvalidArgument, "an object name is 1 to 256 bytes"));
-        }
+        ident::namespace(namespace)?;
+        ident::class(class)?;
+        ident::object_name(name)?;
         Ok(ObjectKey { namespace: namespace.into(), class: class.into(), name: name.into() })
     }
 
-    /// Which of `threads` object threads hosts the object with this id.
-    pub fn shard(id: &str, threads: usize) -> usize {
+    /// Which of `threads` object threads hosts the object with this id (not to be
+    /// confused with the broker's shard objects, which are objects of their own).
+    pub fn thread_for(id: &str, threads: usize) -> usize {
         u64::from_str_radix(id.get(..8).unwrap_or("0"), 16).unwrap_or(0) as usize % threads.max(1)
     }
 
@@ -201,9 +194,9 @@ impl ObjectHost {
     /// calls on it are pipelined until the object is loaded) and the connection's
     /// disconnector. Must run inside a `LocalSet`.
     pub fn connect(&self, key: ObjectKey) -> Result<(object::Client, capnp_rpc::Disconnector<Side>), RpcError> {
-        let shard = ObjectKey::shard(&key.id(), self.senders.len());
+        let thread = ObjectKey::thread_for(&key.id(), self.senders.len());
         let (mine, theirs) = pair();
-        self.senders[shard]
+        self.senders[thread]
             .send(Open { key, io: theirs })
             .map_err(|_| RpcError::new(Code::Disconnected, "the object host has stopped"))?;
         let link = Link::new();
@@ -241,28 +234,29 @@ impl Env for NativeEnv {
 
 struct Entry {
     client: object::Client,
-    hooks: Hooks,
+    alarm: AlarmCallback,
     connections: usize,
     last_used: Instant,
 }
 
-/// The alarm of one object, kept by its thread's registry (and in the alarm index, so
+/// The alarm of one object, kept by its thread's live objects (and in the alarm index, so
 /// it survives restarts and eviction).
 struct NativeAlarm {
-    registry: Weak<Registry>,
+    objects: Weak<LiveObjects>,
     id: String,
     key: ObjectKey,
 }
 
 impl Alarm for NativeAlarm {
     fn set_alarm(&self, at_ms: Option<i64>) {
-        if let Some(r) = self.registry.upgrade() {
+        if let Some(r) = self.objects.upgrade() {
             r.set_alarm(&self.id, &self.key, at_ms);
         }
     }
 }
 
-struct Registry {
+/// The objects in memory on one object thread, with their alarms.
+struct LiveObjects {
     config: HostConfig,
     metrics: Arc<HostMetrics>,
     /// Live objects by id, most recently used first (every open and close touches).
@@ -285,7 +279,7 @@ fn open_index(dir: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     Ok(c)
 }
 
-impl Registry {
+impl LiveObjects {
     fn set_alarm(&self, id: &str, key: &ObjectKey, at: Option<i64>) {
         match at {
             Some(at) => {
@@ -312,7 +306,7 @@ impl Registry {
     }
 
     /// Alarms of this thread's objects recorded before a restart.
-    fn restore_alarms(&self, shard: usize, threads: usize) {
+    fn restore_alarms(&self, thread: usize, threads: usize) {
         let Some(c) = &self.index else { return };
         let rows: Vec<(String, ObjectKey, i64)> = c
             .prepare("SELECT id, namespace, class, name, at FROM alarms")
@@ -324,7 +318,7 @@ impl Registry {
             })
             .unwrap_or_default();
         let mut alarms = self.alarms.borrow_mut();
-        for (id, key, at) in rows.into_iter().filter(|(id, ..)| ObjectKey::shard(id, threads) == shard) {
+        for (id, key, at) in rows.into_iter().filter(|(id, ..)| ObjectKey::thread_for(id, threads) == thread) {
             // The index is a file: take only keys that are valid and match their id.
             match ObjectKey::new(&key.namespace, &key.class, &key.name) {
                 Ok(k) if k.id() == id => {
@@ -351,28 +345,29 @@ impl Registry {
             .collect();
         for (id, key) in due {
             self.alarms.borrow_mut().remove(&id);
-            match self.ensure(&key) {
-                Ok(hooks) => {
-                    if let Err(e) = hooks.on_alarm() {
+            match self.alarm_callback(&key) {
+                Ok(callback) => {
+                    if let Err(e) = callback.fire() {
                         tracing::warn!(object = %id, code = e.code.as_str(), error = %e.message, "alarm failed");
                     }
                     self.metrics.bump(&self.metrics.alarms_fired, true, 1);
                 }
                 Err(e) => {
-                    tracing::warn!(object = %id, code = e.code.as_str(), error = %e.message, "cannot wake the object for its alarm")
+                    tracing::warn!(object = %id, code = e.code.as_str(), error = %e.message, "cannot wake the object for its alarm");
                 }
             }
         }
     }
 
-    fn load(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, Hooks), RpcError> {
+    /// Builds the object from its SQLite file (created on first use).
+    fn load_from_file(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, AlarmCallback), RpcError> {
         let path = self.config.data_dir.join(&key.namespace).join(&key.class).join(format!("{id}.sqlite"));
         let sql = Rc::new(SqliteDb::open(&path)?);
-        let layer = Layer::new(self.config.call_timeout);
+        let stack = Stack::new().layer(TagErrors).layer(Deadline::new(self.config.call_timeout));
         let wrap = |m: Module| match m {
-            Module::Storage(s) => layer.client::<storage::Client, _>(s).client,
-            Module::Events(s) => layer.client::<events::Client, _>(s).client,
-            Module::Schedule(s) => layer.client::<schedule::Client, _>(s).client,
+            Module::Storage(s) => stack.server::<storage::Client, _>(s).client,
+            Module::Events(s) => stack.server::<events::Client, _>(s).client,
+            Module::Schedule(s) => stack.server::<schedule::Client, _>(s).client,
         };
         let address = Address {
             id: id.to_string(),
@@ -380,21 +375,22 @@ impl Registry {
             class: key.class.clone(),
             name: key.name.clone(),
         };
-        let alarm = Rc::new(NativeAlarm { registry: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
-        let (server, hooks) = ObjectServer::new(address, sql, self.env.clone(), alarm, &wrap)?;
-        Ok((layer.client(server), hooks))
+        let alarm = Rc::new(NativeAlarm { objects: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
+        let (server, callback) = ObjectServer::new(address, sql, self.env.clone(), alarm, &wrap)?;
+        Ok((stack.server(server), callback))
     }
 
-    /// The object's hooks, loading it if needed (no connection counted).
-    fn ensure(self: &Rc<Self>, key: &ObjectKey) -> Result<Hooks, RpcError> {
-        let (id, _) = self.open(key)?;
-        let hooks = self.entries.borrow().peek(&id).map(|e| e.hooks.clone());
-        self.close(&id);
-        hooks.ok_or_else(|| RpcError::new(Code::Internal, "object vanished while loading"))
+    /// The object's alarm callback, loading the object if needed (no connection counted).
+    fn alarm_callback(self: &Rc<Self>, key: &ObjectKey) -> Result<AlarmCallback, RpcError> {
+        let (id, _) = self.acquire(key)?;
+        let callback = self.entries.borrow().peek(&id).map(|e| e.alarm.clone());
+        self.release(&id);
+        callback.ok_or_else(|| RpcError::new(Code::Internal, "object vanished while loading"))
     }
 
-    /// The object's client, loading it if needed, with one more connection counted.
-    fn open(self: &Rc<Self>, key: &ObjectKey) -> Result<(String, object::Client), RpcError> {
+    /// The object's client, loading it if needed, with one more connection counted
+    /// (until [`LiveObjects::release`]).
+    fn acquire(self: &Rc<Self>, key: &ObjectKey) -> Result<(String, object::Client), RpcError> {
         let id = key.id();
         let mut entries = self.entries.borrow_mut();
         if let Some(e) = entries.get_mut(&id) {
@@ -422,17 +418,18 @@ impl Registry {
             }
         }
         drop(entries);
-        let (client, hooks) = self.load(key, &id)?;
+        let (client, alarm) = self.load_from_file(key, &id)?;
         self.metrics.loads.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.borrow_mut();
-        entries.put(id.clone(), Entry { client: client.clone(), hooks, connections: 1, last_used: Instant::now() });
+        entries.put(id.clone(), Entry { client: client.clone(), alarm, connections: 1, last_used: Instant::now() });
         tracing::debug!(object = %id, class = %key.class, namespace = %key.namespace, "object loaded");
         self.metrics.bump(&self.metrics.connections, true, 1);
         self.metrics.bump(&self.metrics.live, true, 1);
         Ok((id, client))
     }
 
-    fn close(&self, id: &str) {
+    /// One connection to the object fewer.
+    fn release(&self, id: &str) {
         if let Some(e) = self.entries.borrow_mut().get_mut(id) {
             e.connections = e.connections.saturating_sub(1);
             e.last_used = Instant::now();
@@ -468,7 +465,7 @@ fn object_thread(
     mut rx: UnboundedReceiver<Open>,
     config: HostConfig,
     metrics: Arc<HostMetrics>,
-    shard: usize,
+    thread: usize,
     threads: usize,
 ) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
@@ -483,7 +480,7 @@ fn object_thread(
                 None
             }
         };
-        let registry = Rc::new(Registry {
+        let objects = Rc::new(LiveObjects {
             config,
             metrics,
             entries: RefCell::new(lru::LruCache::unbounded()),
@@ -492,15 +489,15 @@ fn object_thread(
             alarm_changed: tokio::sync::Notify::new(),
             index,
         });
-        registry.restore_alarms(shard, threads);
-        let sweeper = registry.clone();
+        objects.restore_alarms(thread, threads);
+        let sweeper = objects.clone();
         tokio::task::spawn_local(async move {
             loop {
                 tokio::time::sleep(sweep).await;
                 sweeper.evict_idle();
             }
         });
-        let waker = registry.clone();
+        let waker = objects.clone();
         tokio::task::spawn_local(async move {
             loop {
                 match waker.next_alarm() {
@@ -515,11 +512,11 @@ fn object_thread(
             }
         });
         while let Some(Open { key, io }) = rx.recv().await {
-            let (id, bootstrap) = match registry.open(&key) {
+            let (id, bootstrap) = match objects.acquire(&key) {
                 Ok((id, c)) => (Some(id), c.client),
                 Err(e) => (None, capnp_rpc::new_broken_cap(e.into())),
             };
-            let registry = registry.clone();
+            let objects = objects.clone();
             tokio::task::spawn_local(async move {
                 let link = Link::new();
                 let pump = Pump::new(io, link.clone(), Guard::new(Limits::default()));
@@ -527,7 +524,7 @@ fn object_thread(
                     tracing::debug!(object = ?id, error = %e, "object connection ended with an error");
                 }
                 if let Some(id) = id {
-                    registry.close(&id);
+                    objects.release(&id);
                 }
             });
         }
@@ -538,10 +535,10 @@ fn object_thread(
 mod tests {
     use super::*;
 
-    fn registry(dir: &std::path::Path, max_live: usize, idle_timeout: Duration) -> Rc<Registry> {
+    fn registry(dir: &std::path::Path, max_live: usize, idle_timeout: Duration) -> Rc<LiveObjects> {
         let config =
             HostConfig { data_dir: dir.to_path_buf(), threads: 1, max_live, idle_timeout, ..HostConfig::default() };
-        Rc::new(Registry {
+        Rc::new(LiveObjects {
             config,
             metrics: Arc::default(),
             entries: RefCell::new(lru::LruCache::unbounded()),
@@ -557,9 +554,9 @@ mod tests {
     }
 
     /// Opens and closes `name` (a use that leaves it idle).
-    fn touch(r: &Rc<Registry>, name: &str) {
-        let (id, _) = r.open(&key(name)).expect("open");
-        r.close(&id);
+    fn touch(r: &Rc<LiveObjects>, name: &str) {
+        let (id, _) = r.acquire(&key(name)).expect("open");
+        r.release(&id);
     }
 
     #[test]
@@ -576,13 +573,13 @@ mod tests {
             assert!(live("a") && live("c") && !live("b"), "b made room");
             assert_eq!(r.metrics.evictions.load(Ordering::Relaxed), 1);
             // A connected object is never evicted: with both held, a third is refused.
-            let (held_a, _) = r.open(&key("a")).expect("open a");
-            let (held_c, _) = r.open(&key("c")).expect("open c");
-            let refused = r.open(&key("b")).map(|_| ()).expect_err("no room");
+            let (held_a, _) = r.acquire(&key("a")).expect("open a");
+            let (held_c, _) = r.acquire(&key("c")).expect("open c");
+            let refused = r.acquire(&key("b")).map(|_| ()).expect_err("no room");
             assert_eq!(refused.code, Code::Overloaded);
             // Released, the older of the two goes first.
-            r.close(&held_c);
-            r.close(&held_a);
+            r.release(&held_c);
+            r.release(&held_a);
             touch(&r, "b");
             assert!(live("a") && live("b") && !live("c"), "c was released first, so it is older");
             assert_eq!(r.metrics.loads.load(Ordering::Relaxed), 4, "a, b, c, then b again");
@@ -598,14 +595,14 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         tokio::task::LocalSet::new().block_on(&rt, async {
             let r = registry(&dir, 10, Duration::ZERO);
-            let (held, _) = r.open(&key("held")).expect("open");
+            let (held, _) = r.acquire(&key("held")).expect("open");
             touch(&r, "idle");
             touch(&r, "also-idle");
             r.evict_idle();
             let live: Vec<String> = r.entries.borrow().iter().map(|(k, _)| k.clone()).collect();
             assert_eq!(live, vec![held.clone()], "only the connected object stays");
             assert_eq!(r.metrics.evictions.load(Ordering::Relaxed), 2);
-            r.close(&held);
+            r.release(&held);
         });
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -16,7 +16,7 @@ fn sql_error(e: rusqlite::Error) -> RpcError {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
             RpcError::new(Code::Overloaded, format!("database busy: {e}"))
         }
-        rusqlite::Error::UserFunctionError(u) => RpcError::new(Code::InvalidArgument, u.to_string()),
+        rusqlite::Error::UserFunctionError(u) => RpcError::invalid_argument(u.to_string()),
         _ => RpcError::new(Code::Internal, format!("sqlite: {e}")),
     }
 }

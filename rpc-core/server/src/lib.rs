@@ -61,6 +61,20 @@ pub struct SessionInfo {
     pub metrics: Arc<Metrics>,
 }
 
+impl SessionInfo {
+    /// The layers every capability this session hands out gets, outermost first: a
+    /// trace event per call (`RUST_LOG=debug`), the server's call metrics, error tags,
+    /// and the call deadline from the limits.
+    pub fn stack(&self) -> rpc_core::layer::Stack {
+        use rpc_core::layer::{Deadline, ObserveCalls, Stack, TagErrors, Trace};
+        Stack::new()
+            .layer(Trace::new(&self.session_id))
+            .layer(ObserveCalls::new(self.metrics.clone()))
+            .layer(TagErrors)
+            .layer(Deadline::new(self.limits.call_timeout))
+    }
+}
+
 /// Makes the bootstrap capability of each new session. Called on the worker thread
 /// that runs the session.
 pub type BootstrapFactory = Arc<dyn Fn(&SessionInfo) -> capnp::capability::Client + Send + Sync>;
@@ -83,7 +97,7 @@ impl Default for ServerConfig {
         ServerConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8787)),
             tcp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8788))),
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            workers: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(2),
             limits: Limits::default(),
         }
     }
@@ -170,7 +184,7 @@ pub fn start(config: ServerConfig, factory: BootstrapFactory) -> std::io::Result
     let http = bind(config.http_addr)?;
     let tcp = config.tcp_addr.map(bind).transpose()?;
     let http_addr = http.local_addr()?;
-    let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tcp_addr = tcp.as_ref().map(std::net::TcpListener::local_addr).transpose()?;
     let metrics = Arc::new(Metrics::default());
     let epoch =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
@@ -185,7 +199,7 @@ pub fn start(config: ServerConfig, factory: BootstrapFactory) -> std::io::Result
     let mut threads = Vec::new();
     for i in 0..config.workers.max(1) {
         let http = http.try_clone()?;
-        let tcp = tcp.as_ref().map(|l| l.try_clone()).transpose()?;
+        let tcp = tcp.as_ref().map(std::net::TcpListener::try_clone).transpose()?;
         let (shared, stopped) = (shared.clone(), stopped.clone());
         let t = std::thread::Builder::new().name(format!("dotdo-worker-{i}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -247,11 +261,11 @@ async fn run_session<T: FrameIo + 'static>(io: T, bootstrap: capnp::capability::
     if violation.is_some() {
         Metrics::inc(&shared.metrics.aborted_sessions);
     }
-    let error = result.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    let error = result.as_ref().err().map(std::string::ToString::to_string).unwrap_or_default();
     match (violation, result) {
         // The transport failed under the pump: the peer went away.
         (Some(Code::Disconnected), _) => {
-            tracing::debug!(outcome = "disconnected", code = Code::Disconnected.as_str(), %error, elapsed_ms, "session ended")
+            tracing::debug!(outcome = "disconnected", code = Code::Disconnected.as_str(), %error, elapsed_ms, "session ended");
         }
         (Some(code), _) => tracing::warn!(
             outcome = "aborted",
@@ -263,7 +277,7 @@ async fn run_session<T: FrameIo + 'static>(io: T, bootstrap: capnp::capability::
         (None, Ok(())) => tracing::debug!(outcome = "closed", elapsed_ms, "session ended"),
         (None, Err(e)) => {
             let code = RpcError::from(e).code;
-            tracing::debug!(outcome = "disconnected", code = code.as_str(), %error, elapsed_ms, "session ended")
+            tracing::debug!(outcome = "disconnected", code = code.as_str(), %error, elapsed_ms, "session ended");
         }
     }
     shared.metrics.active_sessions.fetch_sub(1, Ordering::Relaxed);
@@ -312,9 +326,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         }
         (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
         (&Method::GET, "/rpc") => upgrade(req, namespace, &shared),
-        (_, "/rpc") => {
-            Err(RpcError::new(Code::InvalidArgument, "use POST /rpc for a batch or GET /rpc to open a WebSocket"))
-        }
+        (_, "/rpc") => Err(RpcError::invalid_argument("use POST /rpc for a batch or GET /rpc to open a WebSocket")),
         (_, path) => Err(RpcError::new(Code::NotFound, format!("no route for {path}"))),
     };
     result.unwrap_or_else(|e| {
@@ -337,7 +349,7 @@ async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
         if e.is::<http_body_util::LengthLimitError>() {
             RpcError::new(Code::LimitExceeded, format!("batch body exceeds the limit of {limit} bytes"))
         } else {
-            RpcError::new(Code::InvalidArgument, format!("could not read the request body: {e}"))
+            RpcError::invalid_argument(format!("could not read the request body: {e}"))
         }
     })?;
     let body = body.to_bytes();
@@ -348,7 +360,7 @@ async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
     let out = batch::serve_batch(&body, bootstrap, shared.limits).instrument(span.clone()).await.inspect_err(|e| {
         span.in_scope(
             || tracing::debug!(outcome = "refused", code = e.code.as_str(), error = %e.message, "batch failed"),
-        )
+        );
     })?;
     span.in_scope(|| tracing::debug!(outcome = "closed", messages = count, "batch served"));
     let mut r = Response::new(Full::new(Bytes::from(out)));

@@ -70,7 +70,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FrameIo for StreamFrames<S> {
                 return Poll::Ready(if self.rstart == self.rend {
                     None
                 } else {
-                    Some(Err(RpcError::new(Code::InvalidArgument, "truncated message at end of stream")))
+                    Some(Err(RpcError::invalid_argument("truncated message at end of stream")))
                 });
             }
             if self.rend == self.rbuf.len() {

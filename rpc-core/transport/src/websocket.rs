@@ -30,7 +30,7 @@ fn ws_error(e: WsError) -> RpcError {
         WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
             RpcError::new(Code::Disconnected, "the peer went away without closing the websocket")
         }
-        other => RpcError::new(Code::InvalidArgument, format!("websocket protocol error: {other}")),
+        other => RpcError::invalid_argument(format!("websocket protocol error: {other}")),
     }
 }
 

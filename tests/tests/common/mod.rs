@@ -15,7 +15,7 @@ pub fn server(limits: Limits) -> ServerHandle {
         workers: 2,
         limits,
     };
-    do_runtime::serve(config).expect("server starts")
+    do_runtime::Runtime::new(config).start().expect("server starts").server
 }
 
 /// The three URLs of a server: WebSocket, HTTP batch, TCP.
@@ -100,7 +100,8 @@ pub fn object_server_with_clock(
         clock,
         ..Default::default()
     };
-    do_runtime::serve_with(config, host).expect("server starts")
+    let running = do_runtime::Runtime::new(config).host(host).start().expect("server starts");
+    (running.server, running.host_metrics)
 }
 
 /// Waits for `what` with a generous bound, so a broken signal fails the test instead of

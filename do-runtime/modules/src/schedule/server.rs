@@ -10,6 +10,7 @@ use super::spec::Spec;
 use crate::events::{parse_type, EventHub};
 use crate::host::{Alarm, Env, Sql, SqlValue};
 use capnp::capability::Rc as CapRc;
+use rpc_core::params::text;
 use rpc_core::{Code, RpcError};
 use schema::object_capnp::{handler, schedule, schedule_entry};
 use std::cell::RefCell;
@@ -60,10 +61,6 @@ pub struct Scheduler {
     handlers: RefCell<HashMap<String, handler::Client>>,
 }
 
-fn bad(msg: impl Into<String>) -> RpcError {
-    RpcError::new(Code::InvalidArgument, msg)
-}
-
 impl Scheduler {
     /// The scheduler over the object's database; migrates and arms the alarm.
     pub fn new(
@@ -95,7 +92,8 @@ impl Scheduler {
         let spec = Spec::parse(spec_text)?;
         parse_type(action)?;
         let data = if data.trim().is_empty() { "null".to_string() } else { data.to_string() };
-        serde_json::from_str::<serde_json::Value>(&data).map_err(|e| bad(format!("schedule data is not JSON: {e}")))?;
+        serde_json::from_str::<serde_json::Value>(&data)
+            .map_err(|e| RpcError::invalid_argument(format!("schedule data is not JSON: {e}")))?;
         if data.len() > crate::storage::things::MAX_DOC_BYTES {
             return Err(RpcError::new(Code::LimitExceeded, "schedule data is over the document size limit"));
         }
@@ -103,7 +101,8 @@ impl Scheduler {
             return Err(RpcError::new(Code::LimitExceeded, format!("an object has at most {MAX_SCHEDULES} schedules")));
         }
         let now = self.env.now_ms();
-        let next_run = spec.next_after(now).ok_or_else(|| bad(format!("{spec_text:?} never fires")))?;
+        let next_run =
+            spec.next_after(now).ok_or_else(|| RpcError::invalid_argument(format!("{spec_text:?} never fires")))?;
         let id = format!("s{:011x}{:06x}", now, self.env.random_u64() as u32 & 0xff_ffff);
         self.sql.execute(
             "INSERT INTO schedules (id, spec, action, data, next_run, last_run, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
@@ -214,10 +213,6 @@ impl Scheduler {
             None => Ok(ran),
         }
     }
-}
-
-fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, RpcError> {
-    r?.to_string().map_err(|e| bad(format!("text is not UTF-8: {e}")))
 }
 
 /// Serves `Schedule` for one object.

@@ -1,5 +1,6 @@
 //! The storage module: Things with CRUD, a query language, optimistic concurrency.
 
+pub mod order;
 pub mod patch;
 pub mod query;
 pub mod server;

@@ -4,16 +4,12 @@
 //! `{"$unset": ["a.b"]}` removes one; `{"$push": {"tags": "x"}}` appends to an array.
 
 use super::query::Field;
-use rpc_core::{Code, RpcError};
+use rpc_core::RpcError;
 use serde_json::{Map, Value};
-
-fn bad(msg: impl Into<String>) -> RpcError {
-    RpcError::new(Code::InvalidArgument, msg)
-}
 
 /// Applies `patch` to `doc` (both JSON objects).
 pub fn apply(doc: &mut Value, patch: &Value) -> Result<(), RpcError> {
-    let patch = patch.as_object().ok_or_else(|| bad("a patch must be a JSON object"))?;
+    let patch = patch.as_object().ok_or_else(|| RpcError::invalid_argument("a patch must be a JSON object"))?;
     let mut plain = Map::new();
     for (k, v) in patch {
         match k.as_str() {
@@ -31,15 +27,18 @@ pub fn apply(doc: &mut Value, patch: &Value) -> Result<(), RpcError> {
                     *s = Value::Array(vec![val.clone()]);
                     Ok(())
                 }
-                _ => Err(bad(format!("$push: {path} is not an array"))),
+                _ => Err(RpcError::invalid_argument(format!("$push: {path} is not an array"))),
             })?,
             "$unset" => {
-                let paths = v.as_array().ok_or_else(|| bad("$unset takes an array of field paths"))?;
+                let paths =
+                    v.as_array().ok_or_else(|| RpcError::invalid_argument("$unset takes an array of field paths"))?;
                 for p in paths {
-                    unset(doc, p.as_str().ok_or_else(|| bad("$unset takes field paths"))?)?;
+                    unset(doc, p.as_str().ok_or_else(|| RpcError::invalid_argument("$unset takes field paths"))?)?;
                 }
             }
-            op if op.starts_with('$') => return Err(bad(format!("unknown patch operator {op:?}"))),
+            op if op.starts_with('$') => {
+                return Err(RpcError::invalid_argument(format!("unknown patch operator {op:?}")))
+            }
             _ => {
                 plain.insert(k.clone(), v.clone());
             }
@@ -71,7 +70,9 @@ fn merge(doc: &mut Value, patch: &Value) {
 }
 
 fn each_path(v: &Value, mut f: impl FnMut(&str, &Value) -> Result<(), RpcError>) -> Result<(), RpcError> {
-    let obj = v.as_object().ok_or_else(|| bad("patch operators take an object of {\"field.path\": value}"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| RpcError::invalid_argument("patch operators take an object of {\"field.path\": value}"))?;
     for (path, val) in obj {
         f(path, val)?;
     }
@@ -81,7 +82,9 @@ fn each_path(v: &Value, mut f: impl FnMut(&str, &Value) -> Result<(), RpcError>)
 fn segments(path: &str) -> Result<Vec<String>, RpcError> {
     match Field::parse(path)? {
         Field::Data(p) => Ok(p.trim_start_matches("$.").split('.').map(String::from).collect()),
-        Field::Column(_) => Err(bad(format!("{path} is a built-in field and cannot be patched"))),
+        Field::Column(_) => {
+            Err(RpcError::invalid_argument(format!("{path} is a built-in field and cannot be patched")))
+        }
     }
 }
 
@@ -94,7 +97,7 @@ fn slot<'a>(doc: &'a mut Value, path: &str) -> Result<&'a mut Value, RpcError> {
         }
         cur = match cur {
             Value::Object(m) => m.entry(s).or_insert(Value::Null),
-            _ => return Err(bad(format!("{path}: a parent is not an object"))),
+            _ => return Err(RpcError::invalid_argument(format!("{path}: a parent is not an object"))),
         };
     }
     Ok(cur)
@@ -104,10 +107,12 @@ fn increment(doc: &mut Value, path: &str, by: &Value) -> Result<(), RpcError> {
     let s = slot(doc, path)?;
     let cur = if s.is_null() { Value::from(0) } else { s.clone() };
     *s = match (cur.as_i64(), by.as_i64()) {
-        (Some(a), Some(b)) => Value::from(a.checked_add(b).ok_or_else(|| bad(format!("$inc overflows {path}")))?),
+        (Some(a), Some(b)) => {
+            Value::from(a.checked_add(b).ok_or_else(|| RpcError::invalid_argument(format!("$inc overflows {path}")))?)
+        }
         _ => match (cur.as_f64(), by.as_f64()) {
             (Some(a), Some(b)) => Value::from(a + b),
-            _ => return Err(bad(format!("$inc: {path} and the increment must be numbers"))),
+            _ => return Err(RpcError::invalid_argument(format!("$inc: {path} and the increment must be numbers"))),
         },
     };
     Ok(())
@@ -115,7 +120,7 @@ fn increment(doc: &mut Value, path: &str, by: &Value) -> Result<(), RpcError> {
 
 fn unset(doc: &mut Value, path: &str) -> Result<(), RpcError> {
     let segs = segments(path)?;
-    let (last, parents) = segs.split_last().ok_or_else(|| bad("empty path"))?;
+    let (last, parents) = segs.split_last().ok_or_else(|| RpcError::invalid_argument("empty path"))?;
     let mut cur = doc;
     for s in parents {
         match cur.get_mut(s) {
@@ -132,6 +137,7 @@ fn unset(doc: &mut Value, path: &str) -> Result<(), RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rpc_core::Code;
     use serde_json::json;
 
     #[test]

@@ -32,11 +32,7 @@ pub mod limits {
     /// Most sort keys.
     pub const MAX_SORT: usize = 4;
     /// Most segments in a field path.
-    pub const MAX_PATH_SEGMENTS: usize = 8;
-}
-
-fn bad(msg: impl Into<String>) -> RpcError {
-    RpcError::new(Code::InvalidArgument, msg)
+    pub const MAX_PATH_SEGMENTS: usize = rpc_core::ident::MAX_FIELD_SEGMENTS;
 }
 
 fn too_much(msg: impl Into<String>) -> RpcError {
@@ -53,7 +49,7 @@ pub enum Field {
 }
 
 impl Field {
-    /// Parses `createdAt`, `data.a.b` or `a.b`; segments are `[A-Za-z_][A-Za-z0-9_]*`.
+    /// Parses `createdAt`, `data.a.b` or `a.b`; the path follows [`rpc_core::ident::field_path`].
     pub fn parse(name: &str) -> Result<Field, RpcError> {
         let column = match name {
             "id" => Some("id"),
@@ -68,21 +64,7 @@ impl Field {
             return Ok(Field::Column(c));
         }
         let path = name.strip_prefix("data.").unwrap_or(name);
-        let segments: Vec<&str> = path.split('.').collect();
-        if segments.len() > limits::MAX_PATH_SEGMENTS {
-            return Err(too_much(format!("field {name:?} has more than {} segments", limits::MAX_PATH_SEGMENTS)));
-        }
-        for s in &segments {
-            let mut chars = s.chars();
-            let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && s.len() <= 64;
-            if !ok {
-                return Err(bad(format!(
-                    "field name {name:?} is not allowed: use letters, digits and _ separated by dots"
-                )));
-            }
-        }
+        rpc_core::ident::field_path(path)?;
         Ok(Field::Data(format!("$.{path}")))
     }
 
@@ -145,7 +127,7 @@ impl Op {
             "$exists" => Op::Exists,
             "$regex" => Op::Regex,
             "$contains" => Op::Contains,
-            other => return Err(bad(format!("unknown operator {other:?}"))),
+            other => return Err(RpcError::invalid_argument(format!("unknown operator {other:?}"))),
         })
     }
 }
@@ -176,18 +158,22 @@ fn parse_object(v: &Value, depth: usize, budget: &mut Budget) -> Result<Filter, 
     if depth > limits::MAX_DEPTH {
         return Err(too_much(format!("filter nested deeper than {}", limits::MAX_DEPTH)));
     }
-    let obj = v.as_object().ok_or_else(|| bad("a filter must be a JSON object"))?;
+    let obj = v.as_object().ok_or_else(|| RpcError::invalid_argument("a filter must be a JSON object"))?;
     let mut parts = Vec::new();
     for (k, val) in obj {
         match k.as_str() {
             "$and" | "$or" => {
-                let items = val.as_array().ok_or_else(|| bad(format!("{k} takes an array of filters")))?;
+                let items = val
+                    .as_array()
+                    .ok_or_else(|| RpcError::invalid_argument(format!("{k} takes an array of filters")))?;
                 let subs = items.iter().map(|i| parse_object(i, depth + 1, budget)).collect::<Result<Vec<_>, _>>()?;
                 parts.push(if k == "$and" { Filter::And(subs) } else { Filter::Or(subs) });
             }
             "$not" => parts.push(Filter::Not(Box::new(parse_object(val, depth + 1, budget)?))),
             op if op.starts_with('$') => {
-                return Err(bad(format!("operator {op} needs a field: {{\"field\": {{\"{op}\": ...}}}}")))
+                return Err(RpcError::invalid_argument(format!(
+                    "operator {op} needs a field: {{\"field\": {{\"{op}\": ...}}}}"
+                )))
             }
             field => {
                 let field = Field::parse(field)?;
@@ -213,7 +199,7 @@ fn condition(field: Field, op: Op, arg: &Value, budget: &mut Budget) -> Result<F
     let scalar = |v: &Value| !v.is_array() && !v.is_object();
     match op {
         Op::In | Op::Nin => {
-            let items = arg.as_array().ok_or_else(|| bad("$in and $nin take an array"))?;
+            let items = arg.as_array().ok_or_else(|| RpcError::invalid_argument("$in and $nin take an array"))?;
             if items.len() > limits::MAX_IN {
                 return Err(too_much(format!(
                     "$in list of {} items is over the limit of {}",
@@ -222,12 +208,12 @@ fn condition(field: Field, op: Op, arg: &Value, budget: &mut Budget) -> Result<F
                 )));
             }
             if !items.iter().all(scalar) {
-                return Err(bad("$in and $nin take an array of scalars"));
+                return Err(RpcError::invalid_argument("$in and $nin take an array of scalars"));
             }
         }
-        Op::Exists if !arg.is_boolean() => return Err(bad("$exists takes true or false")),
+        Op::Exists if !arg.is_boolean() => return Err(RpcError::invalid_argument("$exists takes true or false")),
         Op::Regex => {
-            let p = arg.as_str().ok_or_else(|| bad("$regex takes a string"))?;
+            let p = arg.as_str().ok_or_else(|| RpcError::invalid_argument("$regex takes a string"))?;
             if p.len() > limits::MAX_REGEX {
                 return Err(too_much(format!(
                     "$regex of {} chars is over the limit of {}",
@@ -238,10 +224,10 @@ fn condition(field: Field, op: Op, arg: &Value, budget: &mut Budget) -> Result<F
             compile_regex(p)?;
         }
         Op::Contains if !scalar(arg) || arg.is_null() => {
-            return Err(bad("$contains takes a string, number or boolean"))
+            return Err(RpcError::invalid_argument("$contains takes a string, number or boolean"))
         }
         Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte if !scalar(arg) => {
-            return Err(bad("comparison operators take a string, number, boolean or null"))
+            return Err(RpcError::invalid_argument("comparison operators take a string, number, boolean or null"))
         }
         _ => {}
     }
@@ -250,7 +236,10 @@ fn condition(field: Field, op: Op, arg: &Value, budget: &mut Budget) -> Result<F
 
 /// Compiles a `$regex` pattern with Rust's linear-time engine and a size cap.
 pub fn compile_regex(p: &str) -> Result<regex::Regex, RpcError> {
-    regex::RegexBuilder::new(p).size_limit(1 << 20).build().map_err(|e| bad(format!("bad $regex {p:?}: {e}")))
+    regex::RegexBuilder::new(p)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| RpcError::invalid_argument(format!("bad $regex {p:?}: {e}")))
 }
 
 /// The SQL parameter for a JSON scalar (booleans as SQLite's json_extract gives them).
@@ -392,29 +381,32 @@ impl Query {
         let v: Value = if text.trim().is_empty() {
             Value::Object(Map::new())
         } else {
-            serde_json::from_str(text).map_err(|e| bad(format!("query is not valid JSON: {e}")))?
+            serde_json::from_str(text)
+                .map_err(|e| RpcError::invalid_argument(format!("query is not valid JSON: {e}")))?
         };
-        let obj = v.as_object().ok_or_else(|| bad("a query must be a JSON object"))?;
+        let obj = v.as_object().ok_or_else(|| RpcError::invalid_argument("a query must be a JSON object"))?;
         for k in obj.keys() {
             if !["type", "where", "sort", "limit", "offset", "cursor", "includeDeleted"].contains(&k.as_str()) {
-                return Err(bad(format!("unknown query key {k:?}")));
+                return Err(RpcError::invalid_argument(format!("unknown query key {k:?}")));
             }
         }
         let type_ = match obj.get("type") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(bad("type must be a string")),
+            Some(_) => return Err(RpcError::invalid_argument("type must be a string")),
         };
         let filter = obj.get("where").map(parse_filter).transpose()?;
         let mut sort = Vec::new();
         let mut names = Vec::new();
         if let Some(s) = obj.get("sort") {
-            let items = s.as_array().ok_or_else(|| bad("sort takes an array like [\"-createdAt\", \"data.name\"]"))?;
+            let items = s.as_array().ok_or_else(|| {
+                RpcError::invalid_argument("sort takes an array like [\"-createdAt\", \"data.name\"]")
+            })?;
             if items.len() > limits::MAX_SORT {
                 return Err(too_much(format!("more than {} sort keys", limits::MAX_SORT)));
             }
             for item in items {
-                let name = item.as_str().ok_or_else(|| bad("sort keys are strings"))?;
+                let name = item.as_str().ok_or_else(|| RpcError::invalid_argument("sort keys are strings"))?;
                 let (desc, field) = match name.strip_prefix('-') {
                     Some(f) => (true, f),
                     None => (false, name.strip_prefix('+').unwrap_or(name)),
@@ -426,25 +418,28 @@ impl Query {
         let number = |key: &str, default: u64| -> Result<u64, RpcError> {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(default),
-                Some(v) => v.as_u64().ok_or_else(|| bad(format!("{key} must be a non-negative integer"))),
+                Some(v) => v
+                    .as_u64()
+                    .ok_or_else(|| RpcError::invalid_argument(format!("{key} must be a non-negative integer"))),
             }
         };
         let limit = number("limit", 100)?;
         if limit > u64::from(limits::MAX_LIMIT) {
             return Err(too_much(format!("limit {limit} is over the page size limit of {}", limits::MAX_LIMIT)));
         }
-        let offset = u32::try_from(number("offset", 0)?).map_err(|_| bad("offset is too large"))?;
+        let offset =
+            u32::try_from(number("offset", 0)?).map_err(|_| RpcError::invalid_argument("offset is too large"))?;
         let include_deleted = match obj.get("includeDeleted") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad("includeDeleted must be true or false")),
+            Some(_) => return Err(RpcError::invalid_argument("includeDeleted must be true or false")),
         };
         let signature = names.join(",");
         let cursor = match obj.get("cursor") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.is_empty() => None,
             Some(Value::String(s)) => Some(decode_cursor(s, &signature, sort.len())?),
-            Some(_) => return Err(bad("cursor must be a string")),
+            Some(_) => return Err(RpcError::invalid_argument("cursor must be a string")),
         };
         Ok(Query { type_, filter, sort, signature, limit: limit as u32, offset, cursor, include_deleted })
     }
@@ -553,7 +548,8 @@ impl Query {
 }
 
 fn decode_cursor(s: &str, signature: &str, keys: usize) -> Result<Cursor, RpcError> {
-    let invalid = || bad("invalid cursor: pass back the cursor a query returned, with the same sort");
+    let invalid =
+        || RpcError::invalid_argument("invalid cursor: pass back the cursor a query returned, with the same sort");
     let raw = b64().decode(s).map_err(|_| invalid())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
     if v.get("s").and_then(Value::as_str) != Some(signature) {

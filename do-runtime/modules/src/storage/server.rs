@@ -6,7 +6,8 @@ use super::things::{Change, Store, Thing};
 use crate::events::EventHub;
 use crate::host::{Env, Sql};
 use capnp::capability::Rc as CapRc;
-use rpc_core::{Code, RpcError};
+use rpc_core::params::text;
+use rpc_core::RpcError;
 use schema::object_capnp::{storage, thing};
 use std::rc::Rc;
 
@@ -36,18 +37,32 @@ impl StorageServer {
     }
 }
 
-fn fill(t: &Thing, mut b: thing::Builder<'_>) {
-    b.set_id(&t.id);
-    b.set_type(&t.type_);
-    b.set_data(t.data.to_string());
-    b.set_created_at(t.created_at);
-    b.set_updated_at(t.updated_at);
-    b.set_deleted_at(t.deleted_at.unwrap_or(0));
-    b.set_version(t.version as u64);
-}
+impl Thing {
+    /// Writes the thing as the wire's `Thing` (`deletedAt` 0 when live).
+    pub fn write(&self, mut b: thing::Builder<'_>) {
+        b.set_id(&self.id);
+        b.set_type(&self.type_);
+        b.set_data(self.data.to_string());
+        b.set_created_at(self.created_at);
+        b.set_updated_at(self.updated_at);
+        b.set_deleted_at(self.deleted_at.unwrap_or(0));
+        b.set_version(u64::try_from(self.version).unwrap_or(0));
+    }
 
-fn text(r: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, RpcError> {
-    r?.to_string().map_err(|e| RpcError::new(Code::InvalidArgument, format!("text is not UTF-8: {e}")))
+    /// Reads a wire `Thing`, e.g. one another object returned.
+    pub fn read(t: thing::Reader<'_>) -> Result<Thing, RpcError> {
+        let deleted_at = t.get_deleted_at();
+        Ok(Thing {
+            id: text(t.get_id())?,
+            type_: text(t.get_type())?,
+            data: serde_json::from_str(&text(t.get_data())?)
+                .map_err(|e| RpcError::invalid_argument(format!("a thing's data is not JSON: {e}")))?,
+            created_at: t.get_created_at(),
+            updated_at: t.get_updated_at(),
+            deleted_at: (deleted_at != 0).then_some(deleted_at),
+            version: i64::try_from(t.get_version()).unwrap_or(i64::MAX),
+        })
+    }
 }
 
 impl storage::Server for StorageServer {
@@ -59,13 +74,13 @@ impl storage::Server for StorageServer {
         let p = params.get()?;
         let t = self.store().create(&text(p.get_type())?, &text(p.get_id())?, &text(p.get_data())?)?;
         self.emit(Change::Created, &t);
-        fill(&t, results.get().init_thing());
+        t.write(results.get().init_thing());
         Ok(())
     }
 
     async fn get(self: CapRc<Self>, params: storage::GetParams, mut results: storage::GetResults) -> capnp::Result<()> {
         let t = self.store().get(&text(params.get()?.get_id())?)?;
-        fill(&t, results.get().init_thing());
+        t.write(results.get().init_thing());
         Ok(())
     }
 
@@ -77,7 +92,7 @@ impl storage::Server for StorageServer {
         let p = params.get()?;
         let t = self.store().update(&text(p.get_id())?, &text(p.get_patch())?, p.get_expected_version())?;
         self.emit(Change::Updated, &t);
-        fill(&t, results.get().init_thing());
+        t.write(results.get().init_thing());
         Ok(())
     }
 
@@ -89,7 +104,7 @@ impl storage::Server for StorageServer {
         let p = params.get()?;
         let t = self.store().replace(&text(p.get_id())?, &text(p.get_data())?, p.get_expected_version())?;
         self.emit(Change::Updated, &t);
-        fill(&t, results.get().init_thing());
+        t.write(results.get().init_thing());
         Ok(())
     }
 
@@ -114,7 +129,7 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let t = self.store().restore(&text(params.get()?.get_id())?)?;
         self.emit(Change::Updated, &t);
-        fill(&t, results.get().init_thing());
+        t.write(results.get().init_thing());
         Ok(())
     }
 
@@ -129,7 +144,7 @@ impl storage::Server for StorageServer {
         r.set_cursor(cursor.unwrap_or_default());
         let mut list = r.init_things(things.len() as u32);
         for (i, t) in things.iter().enumerate() {
-            fill(t, list.reborrow().get(i as u32));
+            t.write(list.reborrow().get(i as u32));
         }
         Ok(())
     }
@@ -145,7 +160,7 @@ impl storage::Server for StorageServer {
         let mut r = results.get();
         r.set_found(!things.is_empty());
         if let Some(t) = things.first() {
-            fill(t, r.init_thing());
+            t.write(r.init_thing());
         }
         Ok(())
     }
@@ -173,7 +188,7 @@ impl storage::Server for StorageServer {
         let mut list = results.get().init_things(things.len() as u32);
         for (i, t) in things.iter().enumerate() {
             self.emit(Change::Created, t);
-            fill(t, list.reborrow().get(i as u32));
+            t.write(list.reborrow().get(i as u32));
         }
         Ok(())
     }
@@ -214,7 +229,7 @@ impl storage::Server for StorageServer {
         self.emit(if created { Change::Created } else { Change::Updated }, &t);
         let mut r = results.get();
         r.set_created(created);
-        fill(&t, r.init_thing());
+        t.write(r.init_thing());
         Ok(())
     }
 }

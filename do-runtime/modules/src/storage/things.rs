@@ -64,30 +64,13 @@ impl Change {
     }
 }
 
-fn bad(msg: impl Into<String>) -> RpcError {
-    RpcError::new(Code::InvalidArgument, msg)
-}
-
 fn internal(msg: &str) -> RpcError {
     RpcError::new(Code::Internal, msg.to_string())
 }
 
-/// Checks a type name: an identifier of at most 64 characters.
-pub fn check_type(t: &str) -> Result<(), RpcError> {
-    let mut c = t.chars();
-    let ok = matches!(c.next(), Some(x) if x.is_ascii_alphabetic() || x == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
-        && t.len() <= 64;
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!("type {t:?} must be an identifier (letters, digits, _) of at most 64 characters")))
-    }
-}
-
 fn check_id(id: &str) -> Result<(), RpcError> {
     if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-        return Err(bad("an id is 1 to 128 printable characters"));
+        return Err(RpcError::invalid_argument("an id is 1 to 128 printable characters"));
     }
     Ok(())
 }
@@ -101,9 +84,10 @@ pub fn parse_data(text: &str) -> Result<Value, RpcError> {
         ));
     }
     let text = if text.trim().is_empty() { "{}" } else { text };
-    let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("data is not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| RpcError::invalid_argument(format!("data is not valid JSON: {e}")))?;
     if !v.is_object() {
-        return Err(bad("data must be a JSON object"));
+        return Err(RpcError::invalid_argument("data must be a JSON object"));
     }
     Ok(v)
 }
@@ -170,7 +154,7 @@ impl Store<'_> {
     }
 
     fn insert(&self, type_: &str, id: Option<&str>, data: Value) -> Result<Thing, RpcError> {
-        check_type(type_)?;
+        rpc_core::ident::noun(type_)?;
         let id = match id.filter(|i| !i.is_empty()) {
             Some(i) => {
                 check_id(i)?;
@@ -232,7 +216,8 @@ impl Store<'_> {
 
     /// Applies a merge patch (with operators); `expected` 0 skips the version check.
     pub fn update(&self, id: &str, patch_text: &str, expected: u64) -> Result<Thing, RpcError> {
-        let p: Value = serde_json::from_str(patch_text).map_err(|e| bad(format!("patch is not valid JSON: {e}")))?;
+        let p: Value = serde_json::from_str(patch_text)
+            .map_err(|e| RpcError::invalid_argument(format!("patch is not valid JSON: {e}")))?;
         self.atomically(|s| {
             let t = s.live(id)?;
             let mut data = t.data.clone();
@@ -335,7 +320,8 @@ impl Store<'_> {
 
     /// Patches every matching thing in one transaction; returns them.
     pub fn bulk_update(&self, q: &Query, patch_text: &str) -> Result<Vec<Thing>, RpcError> {
-        let p: Value = serde_json::from_str(patch_text).map_err(|e| bad(format!("patch is not valid JSON: {e}")))?;
+        let p: Value = serde_json::from_str(patch_text)
+            .map_err(|e| RpcError::invalid_argument(format!("patch is not valid JSON: {e}")))?;
         self.atomically(|s| {
             let mut out = Vec::new();
             for t in s.matching(q)? {

@@ -1,0 +1,96 @@
+//! The layer that keeps an object's modules inside the stack the object is in: the
+//! `Object` getters (`storage`, `events`, `schedule`) answer with the module wrapped in
+//! the same [`Stack`], so whatever the stack does (trace, metrics, a token membrane)
+//! covers the module calls too. Getters are recognised by name from the schema.
+
+use capnp::capability::{Promise, Request, Results};
+use capnp::traits::HasTypeId;
+use capnp::{any_pointer, MessageSize};
+use rpc_core::layer::{Call, Layer, Service, Stack};
+use schema::object_capnp::object;
+use std::rc::Rc;
+
+/// An `Object` getter that hands out a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Getter {
+    /// `Object.storage`.
+    Storage,
+    /// `Object.events`.
+    Events,
+    /// `Object.schedule`.
+    Schedule,
+}
+
+impl Getter {
+    /// The getter with these ids, if the call is one (by the method's name in the schema).
+    pub fn of(interface_id: u64, method_id: u16) -> Option<Getter> {
+        if interface_id != object::Client::TYPE_ID {
+            return None;
+        }
+        match schema::method(interface_id, method_id)?.1.name {
+            "storage" => Some(Getter::Storage),
+            "events" => Some(Getter::Events),
+            "schedule" => Some(Getter::Schedule),
+            _ => None,
+        }
+    }
+}
+
+/// The layer; put it inside the layers whose coverage must reach the modules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WrapModules;
+
+impl Layer for WrapModules {
+    fn layer(&self, inner: Rc<dyn Service>, stack: &Stack) -> Rc<dyn Service> {
+        Rc::new(Wrapping { inner, stack: stack.clone() })
+    }
+}
+
+struct Wrapping {
+    inner: Rc<dyn Service>,
+    stack: Stack,
+}
+
+impl Service for Wrapping {
+    fn call(&self, call: Call) -> Promise<(), capnp::Error> {
+        let Some(getter) = Getter::of(call.interface_id, call.method_id) else {
+            return self.inner.call(call);
+        };
+        // Ask the object for the module (getters take no parameters), then answer.
+        let request = self.inner.new_call(call.interface_id, call.method_id, None);
+        let (stack, results) = (self.stack.clone(), call.results);
+        Promise::from_future(async move {
+            match getter {
+                Getter::Storage => {
+                    let req: Request<object::storage_params::Owned, object::storage_results::Owned> =
+                        Request::new(request.hook);
+                    let module = req.send().promise.await?.get()?.get_storage()?;
+                    Results::<object::storage_results::Owned>::new(results).get().set_storage(stack.client(module));
+                }
+                Getter::Events => {
+                    let req: Request<object::events_params::Owned, object::events_results::Owned> =
+                        Request::new(request.hook);
+                    let module = req.send().promise.await?.get()?.get_events()?;
+                    Results::<object::events_results::Owned>::new(results).get().set_events(stack.client(module));
+                }
+                Getter::Schedule => {
+                    let req: Request<object::schedule_params::Owned, object::schedule_results::Owned> =
+                        Request::new(request.hook);
+                    let module = req.send().promise.await?.get()?.get_schedule()?;
+                    Results::<object::schedule_results::Owned>::new(results).get().set_schedule(stack.client(module));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn new_call(
+        &self,
+        interface_id: u64,
+        method_id: u16,
+        size_hint: Option<MessageSize>,
+    ) -> Request<any_pointer::Owned, any_pointer::Owned> {
+        // In-process callers get the module as the object hands it out.
+        self.inner.new_call(interface_id, method_id, size_hint)
+    }
+}
