@@ -65,22 +65,55 @@ pub struct Call<P: Pipelined + Owned + 'static, T> {
 }
 
 impl<P: Pipelined + Owned + 'static, T: FromResults<P>> Call<P, T> {
-    /// A call of a sent request.
+    /// A call of a sent request (what generated clients do for each method).
+    ///
+    /// ```no_run
+    /// # async fn example(raw: schema::demo_capnp::directory::Client) -> Result<(), rpc_client::RpcError> {
+    /// use rpc_client::api::demo::directory::EchoReply;
+    /// let mut request = raw.echo_request();
+    /// request.get().set_x(5);
+    /// let call: rpc_client::Call<_, EchoReply> = rpc_client::Call::new(request.send(), Default::default());
+    /// assert_eq!(call.await?.x, 5);
+    /// # Ok(()) }
+    /// ```
     pub fn new(remote: RemotePromise<P>, options: CallOptions) -> Self {
         Call { remote, options, reply: PhantomData }
     }
 
     /// The results' pipeline: capabilities of the results, callable before they arrive.
+    ///
+    /// ```no_run
+    /// # async fn example(dir: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call = dir.open("docs").into_call();
+    /// let file = call.pipeline().get_file(); // capnpc's raw pipeline
+    /// let text = file.read_request().send().promise.await?;
+    /// # let _ = text;
+    /// # Ok(()) }
+    /// ```
     pub fn pipeline(&self) -> &P::Pipeline {
         &self.remote.pipeline
     }
 
     /// The options this call was made with.
+    ///
+    /// ```no_run
+    /// # async fn example(dir: rpc_client::api::demo::Directory) {
+    /// let dir = dir.with_deadline(std::time::Duration::from_secs(1));
+    /// assert_eq!(dir.echo(1).options().deadline, Some(std::time::Duration::from_secs(1)));
+    /// # }
+    /// ```
     pub fn options(&self) -> CallOptions {
         self.options
     }
 
     /// The raw capnp promise and pipeline, for anything the typed reply does not cover.
+    ///
+    /// ```no_run
+    /// # async fn example(dir: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let raw = dir.echo(9).into_raw();
+    /// assert_eq!(raw.promise.await?.get()?.get_x(), 9);
+    /// # Ok(()) }
+    /// ```
     pub fn into_raw(self) -> RemotePromise<P> {
         self.remote
     }
@@ -101,6 +134,16 @@ impl<P: Pipelined + Owned + 'static, T: FromResults<P>> IntoFuture for Call<P, T
 }
 
 /// The future of an awaited [`Call`].
+///
+/// ```no_run
+/// # async fn example(dir: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+/// use std::future::IntoFuture;
+/// let futures: Vec<_> = (0..3).map(|i| dir.echo(i).into_future()).collect();
+/// for (i, reply) in futures::future::join_all(futures).await.into_iter().enumerate() {
+///     assert_eq!(reply?.x, i as u64);
+/// }
+/// # Ok(()) }
+/// ```
 pub struct CallFuture<P: Pipelined + Owned + 'static, T> {
     promise: capnp::capability::Promise<capnp::capability::Response<P>, capnp::Error>,
     deadline: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,

@@ -26,7 +26,7 @@
 pub mod api;
 mod call;
 pub mod codegen;
-pub mod http;
+mod http;
 pub mod schedule;
 mod session;
 pub mod url;
@@ -74,6 +74,13 @@ pub async fn negotiate(
 }
 
 /// The outcome of [`negotiate`].
+///
+/// ```no_run
+/// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+/// let n: rpc_client::Negotiated = rpc_client::negotiate(&gateway, "me", &["pipelining"], &[]).await?;
+/// assert!(n.enabled.iter().all(|f| n.available.contains(f)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
     /// The agreed protocol version.
@@ -91,6 +98,14 @@ pub struct Negotiated {
 }
 
 /// One interface the server offers, from `describe`.
+///
+/// ```no_run
+/// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+/// let all: Vec<rpc_client::Interface> = rpc_client::describe(&gateway).await?;
+/// let gw = all.iter().find(|i| i.name == "session.capnp:Gateway").expect("listed");
+/// assert!(gw.methods.contains(&("negotiate".to_string(), 0)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
     /// Its display name, e.g. `demo.capnp:Directory`.

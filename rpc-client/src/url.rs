@@ -4,6 +4,11 @@
 use rpc_core::{Code, RpcError};
 
 /// The transport a URL selects.
+///
+/// ```
+/// use rpc_client::{Scheme, Target};
+/// assert_eq!(Target::parse("tcp://127.0.0.1:8788").unwrap().scheme, Scheme::Tcp);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     /// `ws://host:port[/rpc]`: a WebSocket session.
@@ -15,6 +20,11 @@ pub enum Scheme {
 }
 
 /// A parsed server address.
+///
+/// ```
+/// let t = rpc_client::Target::parse("ws://127.0.0.1:8787").unwrap();
+/// assert_eq!((t.authority.as_str(), t.path.as_str()), ("127.0.0.1:8787", "/rpc"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Which transport.
@@ -33,6 +43,13 @@ impl Target {
     /// Parses `url` (with the `url` crate); an unknown scheme, a missing host or a
     /// `tcp://` address without a port is INVALID_ARGUMENT. `ws://` and `http://` default
     /// to port 80.
+    ///
+    /// ```
+    /// use rpc_client::{Code, Target};
+    /// assert_eq!(Target::parse("http://example.com/api").unwrap().authority, "example.com:80");
+    /// assert_eq!(Target::parse("ftp://x:1").unwrap_err().code, Code::InvalidArgument);
+    /// assert_eq!(Target::parse("tcp://x").unwrap_err().code, Code::InvalidArgument);
+    /// ```
     pub fn parse(url: &str) -> Result<Target, RpcError> {
         if !url.contains("://") {
             return Err(invalid(format!("{url:?} has no scheme: use ws://, http:// or tcp://")));

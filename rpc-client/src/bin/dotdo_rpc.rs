@@ -7,6 +7,7 @@
 //! ```
 
 use clap::{Parser, Subcommand};
+use rpc_client::api::session::Gateway;
 
 /// A small client for dotdo servers: negotiate, list interfaces, call.
 #[derive(Debug, Parser)]
@@ -21,7 +22,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Sub {
-    /// Read <file>/<child> of the demo directory with one pipelined chain.
+    /// Read FILE/CHILD of the demo directory with one pipelined chain.
     Chain {
         /// The server (ws://, http:// or tcp://).
         url: String,
@@ -44,13 +45,13 @@ fn main() {
 
 async fn info(url: &str) -> i32 {
     let result = async {
-        let session = rpc_client::connect(url).await?;
-        let n = rpc_client::negotiate(&session.bootstrap, "dotdo-rpc", &["pipelining"], &[]).await?;
+        let gateway: Gateway = rpc_client::bootstrap(url).await?;
+        let n = rpc_client::negotiate(&gateway, "dotdo-rpc", &["pipelining"], &[]).await?;
         println!("protocol v{} session {} namespace {}", n.version, n.session_id, n.namespace);
         println!("features: {}", n.available.join(", "));
         // Over HTTP a session is one batch: describe needs a new one.
-        let session = rpc_client::connect(url).await?;
-        for i in rpc_client::describe(&session.bootstrap).await? {
+        let gateway: Gateway = rpc_client::bootstrap(url).await?;
+        for i in rpc_client::describe(&gateway).await? {
             let methods: Vec<String> = i.methods.iter().map(|(m, o)| format!("{m}@{o}")).collect();
             println!("{} ({:#x}): {}", i.name, i.id, methods.join(" "));
         }
@@ -62,21 +63,8 @@ async fn info(url: &str) -> i32 {
 
 async fn chain(url: &str, name: &str, child: &str) -> i32 {
     let result = async {
-        let session = rpc_client::connect(url).await?;
-        let dir = session.bootstrap.demo_request().send().pipeline.get_directory();
-        let mut open = dir.open_request();
-        open.get().set_name(name);
-        let mut sub = open.send().pipeline.get_file().child_request();
-        sub.get().set_name(child);
-        let read = sub.send().pipeline.get_file().read_request().send();
-        let resp = read.promise.await?;
-        println!(
-            "{}",
-            resp.get()?
-                .get_text()?
-                .to_str()
-                .map_err(|e| rpc_core::RpcError::new(rpc_core::Code::InvalidArgument, e.to_string()))?
-        );
+        let gateway: Gateway = rpc_client::bootstrap(url).await?;
+        println!("{}", gateway.demo().open(name).child(child).read().await?.text);
         Ok::<_, rpc_core::RpcError>(())
     }
     .await;
