@@ -25,7 +25,7 @@ fn start(dir: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dotdo"))
         .args(["serve", "--port", "0", "--tcp-port", "0", "--log-format", "json", "--data"])
         .arg(dir)
-        .env("RUST_LOG", "info,rpc_server=debug")
+        .env("RUST_LOG", "info,rpc_server=debug,rpc_core::layer::trace=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -84,6 +84,16 @@ fn sessions_are_spans_and_their_ends_are_logged() {
         let n = rpc_client::negotiate(&session.bootstrap, "logging-test", &[], &[]).await.expect("negotiate");
         n.session_id
     });
+    // Each call of the session is logged with a correlation id under the session's id.
+    let call = wait_for(&server.logs, |v| {
+        v["fields"]["message"] == "done"
+            && v["fields"]["method"] == "gateway.negotiate"
+            && v["span"]["id"] == *session_id
+    });
+    assert_eq!(call["level"], "DEBUG");
+    assert_eq!(call["fields"]["code"], "OK");
+    let id = call["fields"]["call"].as_str().expect("a correlation id");
+    assert!(id.starts_with(&format!("{session_id}-")), "{id} is not under session {session_id}");
     let ended = wait_for(&server.logs, |v| v["fields"]["message"] == "session ended" && v["span"]["id"] == *session_id);
     assert_eq!(ended["level"], "DEBUG");
     assert_eq!(ended["span"]["name"], "session");
