@@ -78,6 +78,30 @@ fn doc_lines(out: &mut String, indent: &str, text: &str) {
     }
 }
 
+/// A compile-checked example of calling one method: the example function's parameters,
+/// the call expression, and the path of the module holding its call and reply types.
+struct Example {
+    signature: String,
+    call: String,
+    types: String,
+}
+
+impl Example {
+    /// The example as doc lines at `indent`, running `body` (lines; `{call}` and `{types}`
+    /// are replaced).
+    fn doc(&self, indent: &str, body: &str) -> String {
+        let mut o = format!(
+            "{indent}///\n{indent}/// ```no_run\n{indent}/// # async fn example({}) -> Result<(), rpc_client::RpcError> {{\n",
+            self.signature
+        );
+        for line in body.replace("{call}", &self.call).replace("{types}", &self.types).lines() {
+            let _ = writeln!(o, "{indent}/// {line}");
+        }
+        let _ = writeln!(o, "{indent}/// # Ok(()) }}\n{indent}/// ```");
+        o
+    }
+}
+
 /// The names of one wrapped method's pieces.
 struct Signature<'a> {
     /// The module holding the interface's call and reply types.
@@ -90,6 +114,10 @@ struct Signature<'a> {
     params: Vec<&'a crate::model::Field>,
     /// The results that carry something.
     results: Vec<&'a crate::model::Field>,
+    /// The method's example, if it has one.
+    example: Option<Example>,
+    /// The example's body: the call, awaited for its reply.
+    awaited: String,
 }
 
 struct File<'m> {
@@ -265,6 +293,8 @@ impl File<'_> {
             d.display, d.plain, d.plain
         );
         o.push_str("/// from and to its Cap'n Proto form.\n");
+        let example = self.round_trip(d, &fields, "");
+        o.push_str(&example);
         let _ = writeln!(o, "{}\npub struct {} {{", self.derives(&fields), d.plain);
         for f in &fields {
             match &f.doc {
@@ -279,10 +309,11 @@ impl File<'_> {
         let _ = writeln!(o, "impl {} {{", d.plain);
         let _ = writeln!(
             o,
-            "    /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.\n    \
+            "    /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.\n{example}    \
              pub fn read(r: {raw}::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {{\n        \
              let _ = options;\n        Ok({} {{",
-            d.plain
+            d.plain,
+            example = self.round_trip(d, &fields, "    ")
         );
         for f in &fields {
             let getter = format!("r.get_{}()", snake(&f.name));
@@ -292,7 +323,8 @@ impl File<'_> {
         o.push_str("        })\n    }\n\n");
         let _ = writeln!(
             o,
-            "    /// Writes this value into a Cap'n Proto builder.\n    pub fn write(&self, b: {raw}::Builder<'_>) {{"
+            "    /// Writes this value into a Cap'n Proto builder.\n{}    pub fn write(&self, b: {raw}::Builder<'_>) {{",
+            self.round_trip(d, &fields, "    ")
         );
         if fields.is_empty() {
             o.push_str("        let _ = b;\n");
@@ -305,6 +337,32 @@ impl File<'_> {
         }
         o.push_str("    }\n}\n\n");
         self.out.push_str(&o);
+    }
+
+    /// A doc example writing a default value of plain struct `d` and reading it back,
+    /// when it has a default and the layer is reachable from doc tests.
+    fn round_trip(&self, d: &Decl, fields: &[&crate::model::Field], indent: &str) -> String {
+        let Some(root) = &self.paths.doc_root else { return String::new() };
+        if fields.iter().any(|f| self.model.holds_caps(&f.ty) || self.model.holds_enum(&f.ty)) {
+            return String::new();
+        }
+        let path = format!("{root}::{}::{}", self.stem, d.plain);
+        let raw = format!("::schema::{}", d.raw_path);
+        let lines = [
+            "```".to_string(),
+            "use rpc_client::codegen::capnp;".to_string(),
+            format!("let value = {path}::default();"),
+            "let mut message = capnp::message::Builder::new_default();".to_string(),
+            format!("value.write(message.init_root::<{raw}::Builder<'_>>());"),
+            format!("let reader = message.get_root_as_reader::<{raw}::Reader<'_>>().unwrap();"),
+            format!("assert_eq!({path}::read(reader, &Default::default()).unwrap(), value);"),
+            "```".to_string(),
+        ];
+        let mut o = format!("{indent}///\n");
+        for l in lines {
+            let _ = writeln!(o, "{indent}/// {l}");
+        }
+        o
     }
 
     /// Whether the typed client of interface type `t` has a method named `name`.
@@ -379,29 +437,7 @@ impl File<'_> {
             "#[derive(Clone)]\npub struct {name} {{\n    raw: {raw}::Client,\n    options: rt::CallOptions,\n}}\n"
         );
         let _ = writeln!(o, "impl {name} {{");
-        let _ = writeln!(
-            o,
-            "    /// Wraps a raw capnp client.\n    pub fn new(raw: {raw}::Client) -> Self {{\n        \
-             {name} {{ raw, options: rt::CallOptions::default() }}\n    }}\n\n    \
-             /// Serves `server` in this process and returns a typed client of it.\n    \
-             pub fn serve<S: {raw}::Server + 'static>(server: S) -> Self {{\n        \
-             Self::new(rt::capnp_rpc::new_client(server))\n    }}\n\n    \
-             /// The raw capnp client, for anything this typed client does not cover.\n    \
-             pub fn raw(&self) -> &{raw}::Client {{\n        &self.raw\n    }}\n\n    \
-             /// The raw capnp client, by value.\n    pub fn into_raw(self) -> {raw}::Client {{\n        self.raw\n    }}\n\n    \
-             /// The options its calls are made with.\n    pub fn options(&self) -> rt::CallOptions {{\n        self.options\n    }}\n\n    \
-             /// The same capability, making its calls (and those of capabilities it hands out)\n    \
-             /// with `options`.\n    pub fn with_options(mut self, options: rt::CallOptions) -> Self {{\n        \
-             self.options = options;\n        self\n    }}\n\n    \
-             /// The same capability with a deadline on each call: a call still running after\n    \
-             /// `deadline` fails with `TIMEOUT` and is cancelled on the server.\n    \
-             pub fn with_deadline(self, deadline: std::time::Duration) -> Self {{\n        \
-             let mut options = self.options;\n        options.deadline = Some(deadline);\n        self.with_options(options)\n    }}\n\n    \
-             /// The same capability as another interface (a class seen through a base it\n    \
-             /// extends, or the reverse); calls the object does not implement fail.\n    \
-             pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {{\n        \
-             T::new(self.raw.client.hook.add_ref())\n    }}"
-        );
+        o.push_str(&self.helpers(d));
         for s in superclasses {
             let base = self.decl(*s);
             if matches!(base.kind, Kind::Interface { .. }) && !base.generic {
@@ -444,7 +480,7 @@ impl File<'_> {
 
     /// A compile-checked example of calling `m`, when every argument has a sample value
     /// or can be a parameter of the example function.
-    fn example(&self, d: &Decl, fname: &str, params: &[&crate::model::Field]) -> Option<String> {
+    fn example(&self, d: &Decl, fname: &str, params: &[&crate::model::Field]) -> Option<Example> {
         let root = self.paths.doc_root.as_ref()?;
         let var = snake(&d.name);
         let mut hidden = vec![format!("{var}: {root}::{}::{}", self.stem, d.plain)];
@@ -468,12 +504,86 @@ impl File<'_> {
             args.push(if matches!(p.ty, Ty::Enum(_)) { n.clone() } else { format!("&{n}") });
             hidden.push(format!("{n}: {ty}"));
         }
-        Some(format!(
-            "    ///\n    /// ```no_run\n    /// # async fn example({}) -> Result<(), rpc_client::RpcError> {{\n    \
-             /// let reply = {var}.{fname}({}).await?;\n    /// # let _ = reply;\n    /// # Ok(()) }}\n    /// ```\n",
-            hidden.join(", "),
-            args.join(", ")
-        ))
+        Some(Example {
+            signature: hidden.join(", "),
+            call: format!("{var}.{fname}({})", args.join(", ")),
+            types: format!("{root}::{}::{}", self.stem, module_name(&d.name)),
+        })
+    }
+
+    /// The typed client's own methods (wrapping, options, casting), each with an
+    /// example when the layer is reachable from doc tests.
+    fn helpers(&self, d: &Decl) -> String {
+        let raw = self.raw(d);
+        let name = &d.plain;
+        let var = snake(&d.name);
+        let path = self.paths.doc_root.as_ref().map(|root| format!("{root}::{}::{name}", self.stem));
+        let items: [(&str, &str, String); 8] = [
+            (
+                "Wraps a raw capnp client.",
+                "let again = {path}::new({var}.raw().clone());\nassert_eq!(again.options(), {var}.options());",
+                format!("pub fn new(raw: {raw}::Client) -> Self {{\n        {name} {{ raw, options: rt::CallOptions::default() }}\n    }}"),
+            ),
+            (
+                "Serves `server` in this process and returns a typed client of it.",
+                "let local = {path}::serve(server);\n# let _ = local;",
+                format!("pub fn serve<S: {raw}::Server + 'static>(server: S) -> Self {{\n        Self::new(rt::capnp_rpc::new_client(server))\n    }}"),
+            ),
+            (
+                "The raw capnp client, for anything this typed client does not cover.",
+                "let raw: &{raw_doc}::Client = {var}.raw();\n# let _ = raw;",
+                format!("pub fn raw(&self) -> &{raw}::Client {{\n        &self.raw\n    }}"),
+            ),
+            (
+                "The raw capnp client, by value.",
+                "let raw: {raw_doc}::Client = {var}.into_raw();\n# let _ = raw;",
+                format!("pub fn into_raw(self) -> {raw}::Client {{\n        self.raw\n    }}"),
+            ),
+            (
+                "The options its calls are made with.",
+                "assert_eq!({var}.options().deadline, None);",
+                "pub fn options(&self) -> rt::CallOptions {\n        self.options\n    }".to_string(),
+            ),
+            (
+                "The same capability, making its calls (and those of capabilities it hands out)\nwith `options`.",
+                "let options = rpc_client::CallOptions {{ deadline: Some(std::time::Duration::from_secs(2)) }};\nassert_eq!({var}.with_options(options).options(), options);",
+                "pub fn with_options(mut self, options: rt::CallOptions) -> Self {\n        self.options = options;\n        self\n    }".to_string(),
+            ),
+            (
+                "The same capability with a deadline on each call: a call still running after\n`deadline` fails with `TIMEOUT` and is cancelled on the server.",
+                "let hurried = {var}.with_deadline(std::time::Duration::from_millis(100));\nassert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));",
+                "pub fn with_deadline(self, deadline: std::time::Duration) -> Self {\n        let mut options = self.options;\n        options.deadline = Some(deadline);\n        self.with_options(options)\n    }".to_string(),
+            ),
+            (
+                "The same capability as another interface (a class seen through a base it\nextends, or the reverse); calls the object does not implement fail.",
+                "let same: {path} = {var}.cast();\n# let _ = same;",
+                "pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {\n        T::new(self.raw.client.hook.add_ref())\n    }".to_string(),
+            ),
+        ];
+        let mut o = String::new();
+        for (i, (doc, example, code)) in items.iter().enumerate() {
+            if i > 0 {
+                o.push('\n');
+            }
+            doc_lines(&mut o, "    ", doc);
+            if let Some(path) = &path {
+                let raw_doc = format!("::schema::{}", d.raw_path);
+                let body = example.replace("{path}", path).replace("{var}", &var).replace("{raw_doc}", &raw_doc);
+                let body = body.replace("{{", "{").replace("}}", "}");
+                let signature = if body.contains("::serve(server)") {
+                    format!("<S: {raw_doc}::Server + 'static>(server: S)")
+                } else {
+                    format!("({var}: {path})")
+                };
+                let _ = writeln!(o, "    ///\n    /// ```no_run\n    /// # fn example{signature} {{");
+                for line in body.lines() {
+                    let _ = writeln!(o, "    /// {line}");
+                }
+                o.push_str("    /// # }\n    /// ```\n");
+            }
+            let _ = writeln!(o, "    {code}");
+        }
+        o
     }
 
     fn method(&self, o: &mut String, sub: &mut String, d: &Decl, m: &Method) {
@@ -499,15 +609,21 @@ impl File<'_> {
             "    ///\n    /// Method @{} of `{}`; one round trip, or none more when pipelined.",
             m.ordinal, d.display
         );
-        if let Some(example) = self.example(d, &fname, &params) {
-            o.push_str(&example);
+        let example = self.example(d, &fname, &params);
+        let reply_ty = if results.is_empty() { "()".to_string() } else { format!("{{types}}::{base}Reply") };
+        let awaited = format!(
+            "let call: {{types}}::{base}Call = {{call}};\nlet reply: {reply_ty} = call.await?;\n# let _ = reply;"
+        );
+        if let Some(e) = &example {
+            o.push_str(&e.doc("    ", &awaited));
         }
-        let call = Signature { module, base, fname, params, results };
+        let call = Signature { module, base, fname, params, results, example, awaited };
         self.method_body(o, sub, d, m, &call);
     }
 
     fn method_body(&self, o: &mut String, sub: &mut String, d: &Decl, m: &Method, sig: &Signature<'_>) {
-        let Signature { module, base, fname, params, results } = sig;
+        let Signature { module, base, fname, params, results, example, awaited } = sig;
+        let ex = |indent: &str, body: &str| example.as_ref().map(|e| e.doc(indent, body)).unwrap_or_default();
         let raw = self.raw(d);
         let snake_m = snake(&m.name);
         let results_owned = format!("{raw}::{}_results::Owned", module_name(&m.name));
@@ -549,9 +665,10 @@ impl File<'_> {
         if caps.is_empty() {
             let _ = writeln!(
                 sub,
-                "\n    /// The call of `{who}` in flight: `.await` it for the reply.\n    \
+                "\n    /// The call of `{who}` in flight: `.await` it for the reply.\n{example}    \
                  pub type {base}Call = rt::Call<{results_owned}, {reply_in}>;",
-                reply_in = if results.is_empty() { "()".to_string() } else { format!("{base}Reply") }
+                reply_in = if results.is_empty() { "()".to_string() } else { format!("{base}Reply") },
+                example = ex("    ", awaited)
             );
         } else {
             let (field, deref) = match only {
@@ -572,8 +689,9 @@ impl File<'_> {
             let _ = writeln!(
                 sub,
                 "\n    /// The call of `{who}` in flight: `.await` it for the reply, or call the\n    \
-                 /// capabilities it returns before it arrives (pipelining).\n    \
-                 pub struct {base}Call(rt::Call<{results_owned}, {base}Reply>{field});\n\n    impl {base}Call {{"
+                 /// capabilities it returns before it arrives (pipelining).\n{example}    \
+                 pub struct {base}Call(rt::Call<{results_owned}, {base}Reply>{field});\n\n    impl {base}Call {{",
+                example = ex("    ", awaited)
             );
             let made = match only {
                 Some(f) => {
@@ -588,10 +706,14 @@ impl File<'_> {
             };
             let _ = writeln!(
                 sub,
-                "        /// Wraps a call in flight.\n        pub fn new(call: rt::Call<{results_owned}, {base}Reply>) -> Self {{\n            \
+                "        /// Wraps a call in flight.\n{rewrap}        pub fn new(call: rt::Call<{results_owned}, {base}Reply>) -> Self {{\n            \
                  {made}\n        }}\n\n        \
-                 /// The untyped call, for its raw pipeline or promise.\n        \
-                 pub fn into_call(self) -> rt::Call<{results_owned}, {base}Reply> {{\n            self.0\n        }}"
+                 /// The untyped call, for its raw pipeline or promise.\n{rewrap}        \
+                 pub fn into_call(self) -> rt::Call<{results_owned}, {base}Reply> {{\n            self.0\n        }}",
+                rewrap = ex(
+                    "        ",
+                    &format!("let untyped = {{call}}.into_call();\nlet again = {{types}}::{base}Call::new(untyped);\n# let _ = again;")
+                )
             );
             for f in caps {
                 let t = self.owned(&f.ty);
@@ -605,12 +727,14 @@ impl File<'_> {
                 } else {
                     format!("{t}::new(self.0.pipeline().get_{}()).with_options(self.0.options())", snake(&f.name))
                 };
+                let accessor = ident(&f.name);
                 let _ = writeln!(
                     sub,
-                    "\n        /// `{}` of the reply, usable before the reply arrives.\n        \
-                     pub fn {}(&self) -> {t} {{\n            {body}\n        }}",
+                    "\n        /// `{}` of the reply, usable before the reply arrives.\n{example}        \
+                     pub fn {accessor}(&self) -> {t} {{\n            {body}\n        }}",
                     f.name,
-                    ident(&f.name),
+                    example =
+                        ex("        ", &format!("let capability = {{call}}.{accessor}();\n# let _ = capability;")),
                 );
             }
             let from = match only {
@@ -636,8 +760,9 @@ impl File<'_> {
         if !results.is_empty() {
             let _ = writeln!(
                 sub,
-                "\n    /// What `{who}` returns.\n    {}\n    pub struct {base}Reply {{",
-                self.derives(results)
+                "\n    /// What `{who}` returns.\n{example}    {}\n    pub struct {base}Reply {{",
+                self.derives(results),
+                example = ex("    ", awaited)
             );
             for f in results {
                 match &f.doc {

@@ -73,3 +73,28 @@ fn a_bad_schema_is_a_compiler_error_with_its_message() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_build_script_path_writes_what_dotdo_codegen_writes() {
+    if !compiler_or_skip() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(format!("dotdo-build-rs-{}", std::process::id()));
+    // As a build script would call it (with out_dir standing in for $OUT_DIR).
+    let written = dotdo_codegen::configure()
+        .out_dir(&out)
+        .compile(&[root.join("examples/schema/greeter.capnp")])
+        .expect("compile");
+    assert_eq!(written, vec![out.join("greeter_capnp.rs"), out.join("greeter_client.rs")]);
+    compare(&out, &root.join("examples/generated"), &["greeter_capnp.rs".into(), "greeter_client.rs".into()]);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn without_out_dir_outside_a_build_script_the_error_says_so() {
+    // Cargo sets OUT_DIR only for crates with a build script; this one has none.
+    assert!(std::env::var_os("OUT_DIR").is_none());
+    let err = dotdo_codegen::configure().compile(&["whatever.capnp"]).expect_err("no output directory");
+    assert!(matches!(err, dotdo_codegen::CodegenError::NoOutDir), "{err}");
+}

@@ -24,32 +24,73 @@ pub struct Broker {
 
 impl Broker {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(broker: rpc_client::api::broker::Broker) {
+    /// let again = rpc_client::api::broker::Broker::new(broker.raw().clone());
+    /// assert_eq!(again.options(), broker.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::broker_capnp::broker::Client) -> Self {
         Broker { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::broker_capnp::broker::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::broker::Broker::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::broker_capnp::broker::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(broker: rpc_client::api::broker::Broker) {
+    /// let raw: &::schema::broker_capnp::broker::Client = broker.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::broker_capnp::broker::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(broker: rpc_client::api::broker::Broker) {
+    /// let raw: ::schema::broker_capnp::broker::Client = broker.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::broker_capnp::broker::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(broker: rpc_client::api::broker::Broker) {
+    /// assert_eq!(broker.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(broker: rpc_client::api::broker::Broker) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(broker.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -57,6 +98,13 @@ impl Broker {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(broker: rpc_client::api::broker::Broker) {
+    /// let hurried = broker.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -65,6 +113,13 @@ impl Broker {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(broker: rpc_client::api::broker::Broker) {
+    /// let same: rpc_client::api::broker::Broker = broker.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -75,7 +130,8 @@ impl Broker {
     ///
     /// ```no_run
     /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
-    /// let reply = broker.mint(&Default::default()).await?;
+    /// let call: rpc_client::api::broker::broker::MintCall = broker.mint(&Default::default());
+    /// let reply: rpc_client::api::broker::broker::MintReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -96,7 +152,8 @@ impl Broker {
     ///
     /// ```no_run
     /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
-    /// let reply = broker.redeem("", "").await?;
+    /// let call: rpc_client::api::broker::broker::RedeemCall = broker.redeem("", "");
+    /// let reply: rpc_client::api::broker::broker::RedeemReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -116,7 +173,8 @@ impl Broker {
     ///
     /// ```no_run
     /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
-    /// let reply = broker.verify("").await?;
+    /// let call: rpc_client::api::broker::broker::VerifyCall = broker.verify("");
+    /// let reply: rpc_client::api::broker::broker::VerifyReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -135,7 +193,8 @@ impl Broker {
     ///
     /// ```no_run
     /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
-    /// let reply = broker.revoke("").await?;
+    /// let call: rpc_client::api::broker::broker::RevokeCall = broker.revoke("");
+    /// let reply: () = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -154,7 +213,8 @@ impl Broker {
     ///
     /// ```no_run
     /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
-    /// let reply = broker.metrics().await?;
+    /// let call: rpc_client::api::broker::broker::MetricsCall = broker.metrics();
+    /// let reply: rpc_client::api::broker::broker::MetricsReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -170,7 +230,8 @@ impl Broker {
     ///
     /// ```no_run
     /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
-    /// let reply = broker.shard("", 0, "").await?;
+    /// let call: rpc_client::api::broker::broker::ShardCall = broker.shard("", 0, "");
+    /// let reply: rpc_client::api::broker::broker::ShardReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -192,7 +253,8 @@ impl Broker {
     ///
     /// ```no_run
     /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
-    /// let reply = broker.fanout("", 0, "", 0).await?;
+    /// let call: rpc_client::api::broker::broker::FanoutCall = broker.fanout("", 0, "", 0);
+    /// let reply: rpc_client::api::broker::broker::FanoutReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -247,9 +309,25 @@ pub mod broker {
     use super::*;
 
     /// The call of `Broker.mint` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::MintCall = broker.mint(&Default::default());
+    /// let reply: rpc_client::api::broker::broker::MintReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type MintCall = rt::Call<::schema::broker_capnp::broker::mint_results::Owned, MintReply>;
 
     /// What `Broker.mint` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::MintCall = broker.mint(&Default::default());
+    /// let reply: rpc_client::api::broker::broker::MintReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct MintReply {
         /// `token`.
@@ -267,21 +345,52 @@ pub mod broker {
 
     /// The call of `Broker.redeem` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::RedeemCall = broker.redeem("", "");
+    /// let reply: rpc_client::api::broker::broker::RedeemReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct RedeemCall(rt::Call<::schema::broker_capnp::broker::redeem_results::Owned, RedeemReply>, crate::api::object::Object);
 
     impl RedeemCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = broker.redeem("", "").into_call();
+        /// let again = rpc_client::api::broker::broker::RedeemCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::broker_capnp::broker::redeem_results::Owned, RedeemReply>) -> Self {
             let only = crate::api::object::Object::new(call.pipeline().get_object()).with_options(call.options());
             RedeemCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = broker.redeem("", "").into_call();
+        /// let again = rpc_client::api::broker::broker::RedeemCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::broker_capnp::broker::redeem_results::Owned, RedeemReply> {
             self.0
         }
 
         /// `object` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+        /// let capability = broker.redeem("", "").object();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn object(&self) -> crate::api::object::Object {
             self.1.clone()
         }
@@ -311,6 +420,14 @@ pub mod broker {
     }
 
     /// What `Broker.redeem` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::RedeemCall = broker.redeem("", "");
+    /// let reply: rpc_client::api::broker::broker::RedeemReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct RedeemReply {
         /// `object`.
@@ -327,9 +444,25 @@ pub mod broker {
     }
 
     /// The call of `Broker.verify` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::VerifyCall = broker.verify("");
+    /// let reply: rpc_client::api::broker::broker::VerifyReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type VerifyCall = rt::Call<::schema::broker_capnp::broker::verify_results::Owned, VerifyReply>;
 
     /// What `Broker.verify` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::VerifyCall = broker.verify("");
+    /// let reply: rpc_client::api::broker::broker::VerifyReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct VerifyReply {
         /// `claims`.
@@ -346,12 +479,36 @@ pub mod broker {
     }
 
     /// The call of `Broker.revoke` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::RevokeCall = broker.revoke("");
+    /// let reply: () = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type RevokeCall = rt::Call<::schema::broker_capnp::broker::revoke_results::Owned, ()>;
 
     /// The call of `Broker.metrics` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::MetricsCall = broker.metrics();
+    /// let reply: rpc_client::api::broker::broker::MetricsReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type MetricsCall = rt::Call<::schema::broker_capnp::broker::metrics_results::Owned, MetricsReply>;
 
     /// What `Broker.metrics` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::MetricsCall = broker.metrics();
+    /// let reply: rpc_client::api::broker::broker::MetricsReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct MetricsReply {
         /// `text`.
@@ -369,20 +526,51 @@ pub mod broker {
 
     /// The call of `Broker.shard` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::ShardCall = broker.shard("", 0, "");
+    /// let reply: rpc_client::api::broker::broker::ShardReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct ShardCall(rt::Call<::schema::broker_capnp::broker::shard_results::Owned, ShardReply>);
 
     impl ShardCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = broker.shard("", 0, "").into_call();
+        /// let again = rpc_client::api::broker::broker::ShardCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::broker_capnp::broker::shard_results::Owned, ShardReply>) -> Self {
             ShardCall(call)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = broker.shard("", 0, "").into_call();
+        /// let again = rpc_client::api::broker::broker::ShardCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::broker_capnp::broker::shard_results::Owned, ShardReply> {
             self.0
         }
 
         /// `object` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+        /// let capability = broker.shard("", 0, "").object();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn object(&self) -> crate::api::object::Object {
             crate::api::object::Object::new(self.0.pipeline().get_object()).with_options(self.0.options())
         }
@@ -397,6 +585,14 @@ pub mod broker {
     }
 
     /// What `Broker.shard` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::ShardCall = broker.shard("", 0, "");
+    /// let reply: rpc_client::api::broker::broker::ShardReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct ShardReply {
         /// `object`.
@@ -416,9 +612,25 @@ pub mod broker {
     }
 
     /// The call of `Broker.fanout` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::FanoutCall = broker.fanout("", 0, "", 0);
+    /// let reply: rpc_client::api::broker::broker::FanoutReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type FanoutCall = rt::Call<::schema::broker_capnp::broker::fanout_results::Owned, FanoutReply>;
 
     /// What `Broker.fanout` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(broker: rpc_client::api::broker::Broker) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::broker::broker::FanoutCall = broker.fanout("", 0, "", 0);
+    /// let reply: rpc_client::api::broker::broker::FanoutReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct FanoutReply {
         /// `things`.
@@ -440,6 +652,15 @@ pub mod broker {
 
 /// The plain Rust value of `broker.capnp:Claims`; [`Claims::read`] and [`Claims::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::broker::Claims::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::broker_capnp::claims::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::broker_capnp::claims::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::broker::Claims::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Claims {
     /// `target`.
@@ -462,6 +683,15 @@ pub struct Claims {
 
 impl Claims {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::broker::Claims::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::broker_capnp::claims::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::broker_capnp::claims::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::broker::Claims::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::broker_capnp::claims::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(Claims {
@@ -477,6 +707,15 @@ impl Claims {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::broker::Claims::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::broker_capnp::claims::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::broker_capnp::claims::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::broker::Claims::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::broker_capnp::claims::Builder<'_>) {
         let mut b = b;
         b.set_target(&self.target[..]);
@@ -492,6 +731,15 @@ impl Claims {
 
 /// The plain Rust value of `broker.capnp:MintRequest`; [`MintRequest::read`] and [`MintRequest::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::broker::MintRequest::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::broker_capnp::mint_request::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::broker_capnp::mint_request::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::broker::MintRequest::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MintRequest {
     /// The object the token opens: `Class/name` (in the broker's namespace).
@@ -508,6 +756,15 @@ pub struct MintRequest {
 
 impl MintRequest {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::broker::MintRequest::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::broker_capnp::mint_request::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::broker_capnp::mint_request::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::broker::MintRequest::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::broker_capnp::mint_request::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(MintRequest {
@@ -520,6 +777,15 @@ impl MintRequest {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::broker::MintRequest::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::broker_capnp::mint_request::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::broker_capnp::mint_request::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::broker::MintRequest::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::broker_capnp::mint_request::Builder<'_>) {
         let mut b = b;
         b.set_target(&self.target[..]);

@@ -24,32 +24,73 @@ pub struct Callback {
 
 impl Callback {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(callback: rpc_client::api::demo::Callback) {
+    /// let again = rpc_client::api::demo::Callback::new(callback.raw().clone());
+    /// assert_eq!(again.options(), callback.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::demo_capnp::callback::Client) -> Self {
         Callback { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::demo_capnp::callback::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::demo::Callback::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::demo_capnp::callback::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(callback: rpc_client::api::demo::Callback) {
+    /// let raw: &::schema::demo_capnp::callback::Client = callback.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::demo_capnp::callback::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(callback: rpc_client::api::demo::Callback) {
+    /// let raw: ::schema::demo_capnp::callback::Client = callback.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::demo_capnp::callback::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(callback: rpc_client::api::demo::Callback) {
+    /// assert_eq!(callback.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(callback: rpc_client::api::demo::Callback) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(callback.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -57,6 +98,13 @@ impl Callback {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(callback: rpc_client::api::demo::Callback) {
+    /// let hurried = callback.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -65,6 +113,13 @@ impl Callback {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(callback: rpc_client::api::demo::Callback) {
+    /// let same: rpc_client::api::demo::Callback = callback.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -75,7 +130,8 @@ impl Callback {
     ///
     /// ```no_run
     /// # async fn example(callback: rpc_client::api::demo::Callback) -> Result<(), rpc_client::RpcError> {
-    /// let reply = callback.notify("").await?;
+    /// let call: rpc_client::api::demo::callback::NotifyCall = callback.notify("");
+    /// let reply: rpc_client::api::demo::callback::NotifyReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -127,9 +183,25 @@ pub mod callback {
     use super::*;
 
     /// The call of `Callback.notify` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(callback: rpc_client::api::demo::Callback) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::callback::NotifyCall = callback.notify("");
+    /// let reply: rpc_client::api::demo::callback::NotifyReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type NotifyCall = rt::Call<::schema::demo_capnp::callback::notify_results::Owned, NotifyReply>;
 
     /// What `Callback.notify` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(callback: rpc_client::api::demo::Callback) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::callback::NotifyCall = callback.notify("");
+    /// let reply: rpc_client::api::demo::callback::NotifyReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct NotifyReply {
         /// `reply`.
@@ -166,32 +238,73 @@ pub struct Directory {
 
 impl Directory {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(directory: rpc_client::api::demo::Directory) {
+    /// let again = rpc_client::api::demo::Directory::new(directory.raw().clone());
+    /// assert_eq!(again.options(), directory.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::demo_capnp::directory::Client) -> Self {
         Directory { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::demo_capnp::directory::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::demo::Directory::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::demo_capnp::directory::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(directory: rpc_client::api::demo::Directory) {
+    /// let raw: &::schema::demo_capnp::directory::Client = directory.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::demo_capnp::directory::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(directory: rpc_client::api::demo::Directory) {
+    /// let raw: ::schema::demo_capnp::directory::Client = directory.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::demo_capnp::directory::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(directory: rpc_client::api::demo::Directory) {
+    /// assert_eq!(directory.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(directory: rpc_client::api::demo::Directory) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(directory.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -199,6 +312,13 @@ impl Directory {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(directory: rpc_client::api::demo::Directory) {
+    /// let hurried = directory.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -207,6 +327,13 @@ impl Directory {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(directory: rpc_client::api::demo::Directory) {
+    /// let same: rpc_client::api::demo::Directory = directory.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -217,7 +344,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.open("").await?;
+    /// let call: rpc_client::api::demo::directory::OpenCall = directory.open("");
+    /// let reply: rpc_client::api::demo::directory::OpenReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -236,7 +364,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.echo(0).await?;
+    /// let call: rpc_client::api::demo::directory::EchoCall = directory.echo(0);
+    /// let reply: rpc_client::api::demo::directory::EchoReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -255,7 +384,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.next(0).await?;
+    /// let call: rpc_client::api::demo::directory::NextCall = directory.next(0);
+    /// let reply: rpc_client::api::demo::directory::NextReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -274,7 +404,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory, callback_arg: rpc_client::api::demo::Callback) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.subscribe(&callback_arg, "").await?;
+    /// let call: rpc_client::api::demo::directory::SubscribeCall = directory.subscribe(&callback_arg, "");
+    /// let reply: rpc_client::api::demo::directory::SubscribeReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -294,7 +425,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.live_files().await?;
+    /// let call: rpc_client::api::demo::directory::LiveFilesCall = directory.live_files();
+    /// let reply: rpc_client::api::demo::directory::LiveFilesReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -309,7 +441,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.sleep(0).await?;
+    /// let call: rpc_client::api::demo::directory::SleepCall = directory.sleep(0);
+    /// let reply: () = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -328,7 +461,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.sum(&[]).await?;
+    /// let call: rpc_client::api::demo::directory::SumCall = directory.sum(&[]);
+    /// let reply: rpc_client::api::demo::directory::SumReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -347,7 +481,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.depth(&Default::default()).await?;
+    /// let call: rpc_client::api::demo::directory::DepthCall = directory.depth(&Default::default());
+    /// let reply: rpc_client::api::demo::directory::DepthReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -367,7 +502,8 @@ impl Directory {
     ///
     /// ```no_run
     /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
-    /// let reply = directory.sleeping().await?;
+    /// let call: rpc_client::api::demo::directory::SleepingCall = directory.sleeping();
+    /// let reply: rpc_client::api::demo::directory::SleepingReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -416,21 +552,52 @@ pub mod directory {
 
     /// The call of `Directory.open` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::OpenCall = directory.open("");
+    /// let reply: rpc_client::api::demo::directory::OpenReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct OpenCall(rt::Call<::schema::demo_capnp::directory::open_results::Owned, OpenReply>, File);
 
     impl OpenCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = directory.open("").into_call();
+        /// let again = rpc_client::api::demo::directory::OpenCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::demo_capnp::directory::open_results::Owned, OpenReply>) -> Self {
             let only = File::new(call.pipeline().get_file()).with_options(call.options());
             OpenCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = directory.open("").into_call();
+        /// let again = rpc_client::api::demo::directory::OpenCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::demo_capnp::directory::open_results::Owned, OpenReply> {
             self.0
         }
 
         /// `file` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+        /// let capability = directory.open("").file();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn file(&self) -> File {
             self.1.clone()
         }
@@ -460,6 +627,14 @@ pub mod directory {
     }
 
     /// What `Directory.open` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::OpenCall = directory.open("");
+    /// let reply: rpc_client::api::demo::directory::OpenReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct OpenReply {
         /// `file`.
@@ -476,9 +651,25 @@ pub mod directory {
     }
 
     /// The call of `Directory.echo` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::EchoCall = directory.echo(0);
+    /// let reply: rpc_client::api::demo::directory::EchoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type EchoCall = rt::Call<::schema::demo_capnp::directory::echo_results::Owned, EchoReply>;
 
     /// What `Directory.echo` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::EchoCall = directory.echo(0);
+    /// let reply: rpc_client::api::demo::directory::EchoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct EchoReply {
         /// `x`.
@@ -495,9 +686,25 @@ pub mod directory {
     }
 
     /// The call of `Directory.next` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::NextCall = directory.next(0);
+    /// let reply: rpc_client::api::demo::directory::NextReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type NextCall = rt::Call<::schema::demo_capnp::directory::next_results::Owned, NextReply>;
 
     /// What `Directory.next` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::NextCall = directory.next(0);
+    /// let reply: rpc_client::api::demo::directory::NextReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct NextReply {
         /// `n`.
@@ -514,9 +721,25 @@ pub mod directory {
     }
 
     /// The call of `Directory.subscribe` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory, callback_arg: rpc_client::api::demo::Callback) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::SubscribeCall = directory.subscribe(&callback_arg, "");
+    /// let reply: rpc_client::api::demo::directory::SubscribeReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type SubscribeCall = rt::Call<::schema::demo_capnp::directory::subscribe_results::Owned, SubscribeReply>;
 
     /// What `Directory.subscribe` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory, callback_arg: rpc_client::api::demo::Callback) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::SubscribeCall = directory.subscribe(&callback_arg, "");
+    /// let reply: rpc_client::api::demo::directory::SubscribeReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct SubscribeReply {
         /// `reply`.
@@ -533,9 +756,25 @@ pub mod directory {
     }
 
     /// The call of `Directory.liveFiles` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::LiveFilesCall = directory.live_files();
+    /// let reply: rpc_client::api::demo::directory::LiveFilesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type LiveFilesCall = rt::Call<::schema::demo_capnp::directory::live_files_results::Owned, LiveFilesReply>;
 
     /// What `Directory.liveFiles` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::LiveFilesCall = directory.live_files();
+    /// let reply: rpc_client::api::demo::directory::LiveFilesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct LiveFilesReply {
         /// `count`.
@@ -552,12 +791,36 @@ pub mod directory {
     }
 
     /// The call of `Directory.sleep` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::SleepCall = directory.sleep(0);
+    /// let reply: () = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type SleepCall = rt::Call<::schema::demo_capnp::directory::sleep_results::Owned, ()>;
 
     /// The call of `Directory.sum` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::SumCall = directory.sum(&[]);
+    /// let reply: rpc_client::api::demo::directory::SumReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type SumCall = rt::Call<::schema::demo_capnp::directory::sum_results::Owned, SumReply>;
 
     /// What `Directory.sum` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::SumCall = directory.sum(&[]);
+    /// let reply: rpc_client::api::demo::directory::SumReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct SumReply {
         /// `total`.
@@ -574,9 +837,25 @@ pub mod directory {
     }
 
     /// The call of `Directory.depth` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::DepthCall = directory.depth(&Default::default());
+    /// let reply: rpc_client::api::demo::directory::DepthReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type DepthCall = rt::Call<::schema::demo_capnp::directory::depth_results::Owned, DepthReply>;
 
     /// What `Directory.depth` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::DepthCall = directory.depth(&Default::default());
+    /// let reply: rpc_client::api::demo::directory::DepthReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct DepthReply {
         /// `depth`.
@@ -593,9 +872,25 @@ pub mod directory {
     }
 
     /// The call of `Directory.sleeping` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::SleepingCall = directory.sleeping();
+    /// let reply: rpc_client::api::demo::directory::SleepingReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type SleepingCall = rt::Call<::schema::demo_capnp::directory::sleeping_results::Owned, SleepingReply>;
 
     /// What `Directory.sleeping` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(directory: rpc_client::api::demo::Directory) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::directory::SleepingCall = directory.sleeping();
+    /// let reply: rpc_client::api::demo::directory::SleepingReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct SleepingReply {
         /// `count`.
@@ -632,32 +927,73 @@ pub struct File {
 
 impl File {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(file: rpc_client::api::demo::File) {
+    /// let again = rpc_client::api::demo::File::new(file.raw().clone());
+    /// assert_eq!(again.options(), file.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::demo_capnp::file::Client) -> Self {
         File { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::demo_capnp::file::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::demo::File::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::demo_capnp::file::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(file: rpc_client::api::demo::File) {
+    /// let raw: &::schema::demo_capnp::file::Client = file.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::demo_capnp::file::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(file: rpc_client::api::demo::File) {
+    /// let raw: ::schema::demo_capnp::file::Client = file.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::demo_capnp::file::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(file: rpc_client::api::demo::File) {
+    /// assert_eq!(file.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(file: rpc_client::api::demo::File) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(file.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -665,6 +1001,13 @@ impl File {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(file: rpc_client::api::demo::File) {
+    /// let hurried = file.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -673,6 +1016,13 @@ impl File {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(file: rpc_client::api::demo::File) {
+    /// let same: rpc_client::api::demo::File = file.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -683,7 +1033,8 @@ impl File {
     ///
     /// ```no_run
     /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
-    /// let reply = file.name().await?;
+    /// let call: rpc_client::api::demo::file::NameCall = file.name();
+    /// let reply: rpc_client::api::demo::file::NameReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -698,7 +1049,8 @@ impl File {
     ///
     /// ```no_run
     /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
-    /// let reply = file.child("").await?;
+    /// let call: rpc_client::api::demo::file::ChildCall = file.child("");
+    /// let reply: rpc_client::api::demo::file::ChildReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -717,7 +1069,8 @@ impl File {
     ///
     /// ```no_run
     /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
-    /// let reply = file.read().await?;
+    /// let call: rpc_client::api::demo::file::ReadCall = file.read();
+    /// let reply: rpc_client::api::demo::file::ReadReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -765,9 +1118,25 @@ pub mod file {
     use super::*;
 
     /// The call of `File.name` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::file::NameCall = file.name();
+    /// let reply: rpc_client::api::demo::file::NameReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type NameCall = rt::Call<::schema::demo_capnp::file::name_results::Owned, NameReply>;
 
     /// What `File.name` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::file::NameCall = file.name();
+    /// let reply: rpc_client::api::demo::file::NameReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct NameReply {
         /// `name`.
@@ -785,21 +1154,52 @@ pub mod file {
 
     /// The call of `File.child` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::file::ChildCall = file.child("");
+    /// let reply: rpc_client::api::demo::file::ChildReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct ChildCall(rt::Call<::schema::demo_capnp::file::child_results::Owned, ChildReply>, File);
 
     impl ChildCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = file.child("").into_call();
+        /// let again = rpc_client::api::demo::file::ChildCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::demo_capnp::file::child_results::Owned, ChildReply>) -> Self {
             let only = File::new(call.pipeline().get_file()).with_options(call.options());
             ChildCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = file.child("").into_call();
+        /// let again = rpc_client::api::demo::file::ChildCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::demo_capnp::file::child_results::Owned, ChildReply> {
             self.0
         }
 
         /// `file` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+        /// let capability = file.child("").file();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn file(&self) -> File {
             self.1.clone()
         }
@@ -829,6 +1229,14 @@ pub mod file {
     }
 
     /// What `File.child` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::file::ChildCall = file.child("");
+    /// let reply: rpc_client::api::demo::file::ChildReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct ChildReply {
         /// `file`.
@@ -845,9 +1253,25 @@ pub mod file {
     }
 
     /// The call of `File.read` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::file::ReadCall = file.read();
+    /// let reply: rpc_client::api::demo::file::ReadReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type ReadCall = rt::Call<::schema::demo_capnp::file::read_results::Owned, ReadReply>;
 
     /// What `File.read` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(file: rpc_client::api::demo::File) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::demo::file::ReadCall = file.read();
+    /// let reply: rpc_client::api::demo::file::ReadReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct ReadReply {
         /// `text`.
@@ -866,6 +1290,15 @@ pub mod file {
 
 /// The plain Rust value of `demo.capnp:Tree`; [`Tree::read`] and [`Tree::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::demo::Tree::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::demo_capnp::tree::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::demo_capnp::tree::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::demo::Tree::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tree {
     /// `children`.
@@ -874,6 +1307,15 @@ pub struct Tree {
 
 impl Tree {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::demo::Tree::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::demo_capnp::tree::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::demo_capnp::tree::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::demo::Tree::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::demo_capnp::tree::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(Tree {
@@ -882,6 +1324,15 @@ impl Tree {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::demo::Tree::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::demo_capnp::tree::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::demo_capnp::tree::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::demo::Tree::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::demo_capnp::tree::Builder<'_>) {
         let mut b = b;
         { let mut list0 = b.reborrow().init_children(self.children.len() as u32); for (i0, item0) in self.children.iter().enumerate() { item0.write(list0.reborrow().get(i0 as u32)); } }

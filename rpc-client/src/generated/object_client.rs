@@ -6,6 +6,15 @@ use crate::codegen as rt;
 
 /// The plain Rust value of `object.capnp:Event`; [`Event::read`] and [`Event::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::Event::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::event::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::event::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::Event::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Event {
     /// `id`.
@@ -24,6 +33,15 @@ pub struct Event {
 
 impl Event {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::Event::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::event::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::event::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::Event::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::object_capnp::event::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(Event {
@@ -37,6 +55,15 @@ impl Event {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::Event::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::event::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::event::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::Event::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::object_capnp::event::Builder<'_>) {
         let mut b = b;
         b.set_id(&self.id[..]);
@@ -68,32 +95,73 @@ pub struct Events {
 
 impl Events {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(events: rpc_client::api::object::Events) {
+    /// let again = rpc_client::api::object::Events::new(events.raw().clone());
+    /// assert_eq!(again.options(), events.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::object_capnp::events::Client) -> Self {
         Events { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::events::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Events::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::object_capnp::events::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(events: rpc_client::api::object::Events) {
+    /// let raw: &::schema::object_capnp::events::Client = events.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::object_capnp::events::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(events: rpc_client::api::object::Events) {
+    /// let raw: ::schema::object_capnp::events::Client = events.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::object_capnp::events::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(events: rpc_client::api::object::Events) {
+    /// assert_eq!(events.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(events: rpc_client::api::object::Events) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(events.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -101,6 +169,13 @@ impl Events {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(events: rpc_client::api::object::Events) {
+    /// let hurried = events.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -109,6 +184,13 @@ impl Events {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(events: rpc_client::api::object::Events) {
+    /// let same: rpc_client::api::object::Events = events.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -119,7 +201,8 @@ impl Events {
     ///
     /// ```no_run
     /// # async fn example(events: rpc_client::api::object::Events) -> Result<(), rpc_client::RpcError> {
-    /// let reply = events.send("", "").await?;
+    /// let call: rpc_client::api::object::events::SendCall = events.send("", "");
+    /// let reply: rpc_client::api::object::events::SendReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -139,7 +222,8 @@ impl Events {
     ///
     /// ```no_run
     /// # async fn example(events: rpc_client::api::object::Events, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
-    /// let reply = events.subscribe("", &handler_arg).await?;
+    /// let call: rpc_client::api::object::events::SubscribeCall = events.subscribe("", &handler_arg);
+    /// let reply: rpc_client::api::object::events::SubscribeReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -159,7 +243,8 @@ impl Events {
     ///
     /// ```no_run
     /// # async fn example(events: rpc_client::api::object::Events) -> Result<(), rpc_client::RpcError> {
-    /// let reply = events.list(0, "", 0).await?;
+    /// let call: rpc_client::api::object::events::ListCall = events.list(0, "", 0);
+    /// let reply: rpc_client::api::object::events::ListReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -213,9 +298,25 @@ pub mod events {
     use super::*;
 
     /// The call of `Events.send` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(events: rpc_client::api::object::Events) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::events::SendCall = events.send("", "");
+    /// let reply: rpc_client::api::object::events::SendReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type SendCall = rt::Call<::schema::object_capnp::events::send_results::Owned, SendReply>;
 
     /// What `Events.send` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(events: rpc_client::api::object::Events) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::events::SendCall = events.send("", "");
+    /// let reply: rpc_client::api::object::events::SendReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct SendReply {
         /// `event`.
@@ -233,21 +334,52 @@ pub mod events {
 
     /// The call of `Events.subscribe` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(events: rpc_client::api::object::Events, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::events::SubscribeCall = events.subscribe("", &handler_arg);
+    /// let reply: rpc_client::api::object::events::SubscribeReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct SubscribeCall(rt::Call<::schema::object_capnp::events::subscribe_results::Owned, SubscribeReply>, Subscription);
 
     impl SubscribeCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(events: rpc_client::api::object::Events, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = events.subscribe("", &handler_arg).into_call();
+        /// let again = rpc_client::api::object::events::SubscribeCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::object_capnp::events::subscribe_results::Owned, SubscribeReply>) -> Self {
             let only = Subscription::new(call.pipeline().get_subscription()).with_options(call.options());
             SubscribeCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(events: rpc_client::api::object::Events, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = events.subscribe("", &handler_arg).into_call();
+        /// let again = rpc_client::api::object::events::SubscribeCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::object_capnp::events::subscribe_results::Owned, SubscribeReply> {
             self.0
         }
 
         /// `subscription` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(events: rpc_client::api::object::Events, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+        /// let capability = events.subscribe("", &handler_arg).subscription();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn subscription(&self) -> Subscription {
             self.1.clone()
         }
@@ -277,6 +409,14 @@ pub mod events {
     }
 
     /// What `Events.subscribe` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(events: rpc_client::api::object::Events, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::events::SubscribeCall = events.subscribe("", &handler_arg);
+    /// let reply: rpc_client::api::object::events::SubscribeReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct SubscribeReply {
         /// `subscription`.
@@ -293,9 +433,25 @@ pub mod events {
     }
 
     /// The call of `Events.list` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(events: rpc_client::api::object::Events) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::events::ListCall = events.list(0, "", 0);
+    /// let reply: rpc_client::api::object::events::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type ListCall = rt::Call<::schema::object_capnp::events::list_results::Owned, ListReply>;
 
     /// What `Events.list` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(events: rpc_client::api::object::Events) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::events::ListCall = events.list(0, "", 0);
+    /// let reply: rpc_client::api::object::events::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct ListReply {
         /// `events`.
@@ -335,32 +491,73 @@ pub struct Handler {
 
 impl Handler {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(handler: rpc_client::api::object::Handler) {
+    /// let again = rpc_client::api::object::Handler::new(handler.raw().clone());
+    /// assert_eq!(again.options(), handler.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::object_capnp::handler::Client) -> Self {
         Handler { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::handler::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Handler::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::object_capnp::handler::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(handler: rpc_client::api::object::Handler) {
+    /// let raw: &::schema::object_capnp::handler::Client = handler.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::object_capnp::handler::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(handler: rpc_client::api::object::Handler) {
+    /// let raw: ::schema::object_capnp::handler::Client = handler.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::object_capnp::handler::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(handler: rpc_client::api::object::Handler) {
+    /// assert_eq!(handler.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(handler: rpc_client::api::object::Handler) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(handler.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -368,6 +565,13 @@ impl Handler {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(handler: rpc_client::api::object::Handler) {
+    /// let hurried = handler.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -376,6 +580,13 @@ impl Handler {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(handler: rpc_client::api::object::Handler) {
+    /// let same: rpc_client::api::object::Handler = handler.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -386,7 +597,8 @@ impl Handler {
     ///
     /// ```no_run
     /// # async fn example(handler: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
-    /// let reply = handler.handle(&Default::default()).await?;
+    /// let call: rpc_client::api::object::handler::HandleCall = handler.handle(&Default::default());
+    /// let reply: () = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -438,11 +650,28 @@ pub mod handler {
     use super::*;
 
     /// The call of `Handler.handle` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(handler: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::handler::HandleCall = handler.handle(&Default::default());
+    /// let reply: () = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type HandleCall = rt::Call<::schema::object_capnp::handler::handle_results::Owned, ()>;
 }
 
 /// The plain Rust value of `object.capnp:NewThing`; [`NewThing::read`] and [`NewThing::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::NewThing::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::new_thing::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::new_thing::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::NewThing::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewThing {
     /// `type`.
@@ -455,6 +684,15 @@ pub struct NewThing {
 
 impl NewThing {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::NewThing::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::new_thing::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::new_thing::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::NewThing::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::object_capnp::new_thing::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(NewThing {
@@ -465,6 +703,15 @@ impl NewThing {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::NewThing::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::new_thing::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::new_thing::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::NewThing::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::object_capnp::new_thing::Builder<'_>) {
         let mut b = b;
         b.set_type(&self.r#type[..]);
@@ -493,32 +740,73 @@ pub struct Object {
 
 impl Object {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(object: rpc_client::api::object::Object) {
+    /// let again = rpc_client::api::object::Object::new(object.raw().clone());
+    /// assert_eq!(again.options(), object.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::object_capnp::object::Client) -> Self {
         Object { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::object::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Object::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::object_capnp::object::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(object: rpc_client::api::object::Object) {
+    /// let raw: &::schema::object_capnp::object::Client = object.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::object_capnp::object::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(object: rpc_client::api::object::Object) {
+    /// let raw: ::schema::object_capnp::object::Client = object.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::object_capnp::object::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(object: rpc_client::api::object::Object) {
+    /// assert_eq!(object.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(object: rpc_client::api::object::Object) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(object.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -526,6 +814,13 @@ impl Object {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(object: rpc_client::api::object::Object) {
+    /// let hurried = object.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -534,6 +829,13 @@ impl Object {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(object: rpc_client::api::object::Object) {
+    /// let same: rpc_client::api::object::Object = object.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -544,7 +846,8 @@ impl Object {
     ///
     /// ```no_run
     /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
-    /// let reply = object.info().await?;
+    /// let call: rpc_client::api::object::object::InfoCall = object.info();
+    /// let reply: rpc_client::api::object::object::InfoReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -559,7 +862,8 @@ impl Object {
     ///
     /// ```no_run
     /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
-    /// let reply = object.storage().await?;
+    /// let call: rpc_client::api::object::object::StorageCall = object.storage();
+    /// let reply: rpc_client::api::object::object::StorageReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -574,7 +878,8 @@ impl Object {
     ///
     /// ```no_run
     /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
-    /// let reply = object.events().await?;
+    /// let call: rpc_client::api::object::object::EventsCall = object.events();
+    /// let reply: rpc_client::api::object::object::EventsReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -589,7 +894,8 @@ impl Object {
     ///
     /// ```no_run
     /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
-    /// let reply = object.schedule().await?;
+    /// let call: rpc_client::api::object::object::ScheduleCall = object.schedule();
+    /// let reply: rpc_client::api::object::object::ScheduleReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -637,9 +943,25 @@ pub mod object {
     use super::*;
 
     /// The call of `Object.info` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::InfoCall = object.info();
+    /// let reply: rpc_client::api::object::object::InfoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type InfoCall = rt::Call<::schema::object_capnp::object::info_results::Owned, InfoReply>;
 
     /// What `Object.info` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::InfoCall = object.info();
+    /// let reply: rpc_client::api::object::object::InfoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct InfoReply {
         /// `id`.
@@ -666,21 +988,52 @@ pub mod object {
 
     /// The call of `Object.storage` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::StorageCall = object.storage();
+    /// let reply: rpc_client::api::object::object::StorageReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct StorageCall(rt::Call<::schema::object_capnp::object::storage_results::Owned, StorageReply>, Storage);
 
     impl StorageCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.storage().into_call();
+        /// let again = rpc_client::api::object::object::StorageCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::object_capnp::object::storage_results::Owned, StorageReply>) -> Self {
             let only = Storage::new(call.pipeline().get_storage()).with_options(call.options());
             StorageCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.storage().into_call();
+        /// let again = rpc_client::api::object::object::StorageCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::object_capnp::object::storage_results::Owned, StorageReply> {
             self.0
         }
 
         /// `storage` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let capability = object.storage().storage();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn storage(&self) -> Storage {
             self.1.clone()
         }
@@ -710,6 +1063,14 @@ pub mod object {
     }
 
     /// What `Object.storage` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::StorageCall = object.storage();
+    /// let reply: rpc_client::api::object::object::StorageReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct StorageReply {
         /// `storage`.
@@ -727,21 +1088,52 @@ pub mod object {
 
     /// The call of `Object.events` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::EventsCall = object.events();
+    /// let reply: rpc_client::api::object::object::EventsReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct EventsCall(rt::Call<::schema::object_capnp::object::events_results::Owned, EventsReply>, Events);
 
     impl EventsCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.events().into_call();
+        /// let again = rpc_client::api::object::object::EventsCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::object_capnp::object::events_results::Owned, EventsReply>) -> Self {
             let only = Events::new(call.pipeline().get_events()).with_options(call.options());
             EventsCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.events().into_call();
+        /// let again = rpc_client::api::object::object::EventsCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::object_capnp::object::events_results::Owned, EventsReply> {
             self.0
         }
 
         /// `events` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let capability = object.events().events();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn events(&self) -> Events {
             self.1.clone()
         }
@@ -771,6 +1163,14 @@ pub mod object {
     }
 
     /// What `Object.events` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::EventsCall = object.events();
+    /// let reply: rpc_client::api::object::object::EventsReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct EventsReply {
         /// `events`.
@@ -788,16 +1188,40 @@ pub mod object {
 
     /// The call of `Object.schedule` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::ScheduleCall = object.schedule();
+    /// let reply: rpc_client::api::object::object::ScheduleReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct ScheduleCall(rt::Call<::schema::object_capnp::object::schedule_results::Owned, ScheduleReply>, Schedule);
 
     impl ScheduleCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.schedule().into_call();
+        /// let again = rpc_client::api::object::object::ScheduleCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::object_capnp::object::schedule_results::Owned, ScheduleReply>) -> Self {
             let only = Schedule::new(call.pipeline().get_schedule()).with_options(call.options());
             ScheduleCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.schedule().into_call();
+        /// let again = rpc_client::api::object::object::ScheduleCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::object_capnp::object::schedule_results::Owned, ScheduleReply> {
             self.0
         }
@@ -827,6 +1251,14 @@ pub mod object {
     }
 
     /// What `Object.schedule` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::ScheduleCall = object.schedule();
+    /// let reply: rpc_client::api::object::object::ScheduleReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct ScheduleReply {
         /// `schedule`.
@@ -863,32 +1295,73 @@ pub struct Schedule {
 
 impl Schedule {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(schedule: rpc_client::api::object::Schedule) {
+    /// let again = rpc_client::api::object::Schedule::new(schedule.raw().clone());
+    /// assert_eq!(again.options(), schedule.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::object_capnp::schedule::Client) -> Self {
         Schedule { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::schedule::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Schedule::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::object_capnp::schedule::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(schedule: rpc_client::api::object::Schedule) {
+    /// let raw: &::schema::object_capnp::schedule::Client = schedule.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::object_capnp::schedule::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(schedule: rpc_client::api::object::Schedule) {
+    /// let raw: ::schema::object_capnp::schedule::Client = schedule.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::object_capnp::schedule::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(schedule: rpc_client::api::object::Schedule) {
+    /// assert_eq!(schedule.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(schedule: rpc_client::api::object::Schedule) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(schedule.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -896,6 +1369,13 @@ impl Schedule {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(schedule: rpc_client::api::object::Schedule) {
+    /// let hurried = schedule.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -904,6 +1384,13 @@ impl Schedule {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(schedule: rpc_client::api::object::Schedule) {
+    /// let same: rpc_client::api::object::Schedule = schedule.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -914,7 +1401,8 @@ impl Schedule {
     ///
     /// ```no_run
     /// # async fn example(schedule: rpc_client::api::object::Schedule, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
-    /// let reply = schedule.schedule("", "", "", &handler_arg).await?;
+    /// let call: rpc_client::api::object::schedule::ScheduleCall = schedule.schedule("", "", "", &handler_arg);
+    /// let reply: rpc_client::api::object::schedule::ScheduleReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -936,7 +1424,8 @@ impl Schedule {
     ///
     /// ```no_run
     /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
-    /// let reply = schedule.list().await?;
+    /// let call: rpc_client::api::object::schedule::ListCall = schedule.list();
+    /// let reply: rpc_client::api::object::schedule::ListReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -951,7 +1440,8 @@ impl Schedule {
     ///
     /// ```no_run
     /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
-    /// let reply = schedule.cancel("").await?;
+    /// let call: rpc_client::api::object::schedule::CancelCall = schedule.cancel("");
+    /// let reply: rpc_client::api::object::schedule::CancelReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -970,7 +1460,8 @@ impl Schedule {
     ///
     /// ```no_run
     /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
-    /// let reply = schedule.next_run("").await?;
+    /// let call: rpc_client::api::object::schedule::NextRunCall = schedule.next_run("");
+    /// let reply: rpc_client::api::object::schedule::NextRunReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1022,9 +1513,25 @@ pub mod schedule {
     use super::*;
 
     /// The call of `Schedule.schedule` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::ScheduleCall = schedule.schedule("", "", "", &handler_arg);
+    /// let reply: rpc_client::api::object::schedule::ScheduleReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type ScheduleCall = rt::Call<::schema::object_capnp::schedule::schedule_results::Owned, ScheduleReply>;
 
     /// What `Schedule.schedule` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule, handler_arg: rpc_client::api::object::Handler) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::ScheduleCall = schedule.schedule("", "", "", &handler_arg);
+    /// let reply: rpc_client::api::object::schedule::ScheduleReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct ScheduleReply {
         /// `entry`.
@@ -1041,9 +1548,25 @@ pub mod schedule {
     }
 
     /// The call of `Schedule.list` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::ListCall = schedule.list();
+    /// let reply: rpc_client::api::object::schedule::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type ListCall = rt::Call<::schema::object_capnp::schedule::list_results::Owned, ListReply>;
 
     /// What `Schedule.list` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::ListCall = schedule.list();
+    /// let reply: rpc_client::api::object::schedule::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct ListReply {
         /// `entries`.
@@ -1060,9 +1583,25 @@ pub mod schedule {
     }
 
     /// The call of `Schedule.cancel` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::CancelCall = schedule.cancel("");
+    /// let reply: rpc_client::api::object::schedule::CancelReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type CancelCall = rt::Call<::schema::object_capnp::schedule::cancel_results::Owned, CancelReply>;
 
     /// What `Schedule.cancel` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::CancelCall = schedule.cancel("");
+    /// let reply: rpc_client::api::object::schedule::CancelReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct CancelReply {
         /// `cancelled`.
@@ -1079,9 +1618,25 @@ pub mod schedule {
     }
 
     /// The call of `Schedule.nextRun` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::NextRunCall = schedule.next_run("");
+    /// let reply: rpc_client::api::object::schedule::NextRunReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type NextRunCall = rt::Call<::schema::object_capnp::schedule::next_run_results::Owned, NextRunReply>;
 
     /// What `Schedule.nextRun` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(schedule: rpc_client::api::object::Schedule) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::schedule::NextRunCall = schedule.next_run("");
+    /// let reply: rpc_client::api::object::schedule::NextRunReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct NextRunReply {
         /// `at`.
@@ -1100,6 +1655,15 @@ pub mod schedule {
 
 /// The plain Rust value of `object.capnp:ScheduleEntry`; [`ScheduleEntry::read`] and [`ScheduleEntry::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::ScheduleEntry::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::schedule_entry::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::schedule_entry::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::ScheduleEntry::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScheduleEntry {
     /// `id`.
@@ -1118,6 +1682,15 @@ pub struct ScheduleEntry {
 
 impl ScheduleEntry {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::ScheduleEntry::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::schedule_entry::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::schedule_entry::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::ScheduleEntry::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::object_capnp::schedule_entry::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(ScheduleEntry {
@@ -1131,6 +1704,15 @@ impl ScheduleEntry {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::ScheduleEntry::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::schedule_entry::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::schedule_entry::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::ScheduleEntry::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::object_capnp::schedule_entry::Builder<'_>) {
         let mut b = b;
         b.set_id(&self.id[..]);
@@ -1167,32 +1749,73 @@ pub struct Storage {
 
 impl Storage {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(storage: rpc_client::api::object::Storage) {
+    /// let again = rpc_client::api::object::Storage::new(storage.raw().clone());
+    /// assert_eq!(again.options(), storage.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::object_capnp::storage::Client) -> Self {
         Storage { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::storage::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Storage::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::object_capnp::storage::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(storage: rpc_client::api::object::Storage) {
+    /// let raw: &::schema::object_capnp::storage::Client = storage.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::object_capnp::storage::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(storage: rpc_client::api::object::Storage) {
+    /// let raw: ::schema::object_capnp::storage::Client = storage.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::object_capnp::storage::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(storage: rpc_client::api::object::Storage) {
+    /// assert_eq!(storage.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(storage: rpc_client::api::object::Storage) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(storage.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -1200,6 +1823,13 @@ impl Storage {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(storage: rpc_client::api::object::Storage) {
+    /// let hurried = storage.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -1208,6 +1838,13 @@ impl Storage {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(storage: rpc_client::api::object::Storage) {
+    /// let same: rpc_client::api::object::Storage = storage.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -1218,7 +1855,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.create("", "", "").await?;
+    /// let call: rpc_client::api::object::storage::CreateCall = storage.create("", "", "");
+    /// let reply: rpc_client::api::object::storage::CreateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1239,7 +1877,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.get("").await?;
+    /// let call: rpc_client::api::object::storage::GetCall = storage.get("");
+    /// let reply: rpc_client::api::object::storage::GetReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1258,7 +1897,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.update("", "", 0).await?;
+    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0);
+    /// let reply: rpc_client::api::object::storage::UpdateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1279,7 +1919,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.replace("", "", 0).await?;
+    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0);
+    /// let reply: rpc_client::api::object::storage::ReplaceReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1300,7 +1941,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.delete("", false).await?;
+    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false);
+    /// let reply: rpc_client::api::object::storage::DeleteReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1320,7 +1962,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.restore("").await?;
+    /// let call: rpc_client::api::object::storage::RestoreCall = storage.restore("");
+    /// let reply: rpc_client::api::object::storage::RestoreReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1339,7 +1982,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.query("").await?;
+    /// let call: rpc_client::api::object::storage::QueryCall = storage.query("");
+    /// let reply: rpc_client::api::object::storage::QueryReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1358,7 +2002,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.find_first("").await?;
+    /// let call: rpc_client::api::object::storage::FindFirstCall = storage.find_first("");
+    /// let reply: rpc_client::api::object::storage::FindFirstReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1377,7 +2022,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.count("").await?;
+    /// let call: rpc_client::api::object::storage::CountCall = storage.count("");
+    /// let reply: rpc_client::api::object::storage::CountReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1396,7 +2042,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.bulk_create(&[]).await?;
+    /// let call: rpc_client::api::object::storage::BulkCreateCall = storage.bulk_create(&[]);
+    /// let reply: rpc_client::api::object::storage::BulkCreateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1415,7 +2062,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.bulk_update("", "").await?;
+    /// let call: rpc_client::api::object::storage::BulkUpdateCall = storage.bulk_update("", "");
+    /// let reply: rpc_client::api::object::storage::BulkUpdateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1435,7 +2083,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.bulk_delete("", false).await?;
+    /// let call: rpc_client::api::object::storage::BulkDeleteCall = storage.bulk_delete("", false);
+    /// let reply: rpc_client::api::object::storage::BulkDeleteReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1455,7 +2104,8 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let reply = storage.upsert("", "", "").await?;
+    /// let call: rpc_client::api::object::storage::UpsertCall = storage.upsert("", "", "");
+    /// let reply: rpc_client::api::object::storage::UpsertReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1509,9 +2159,25 @@ pub mod storage {
     use super::*;
 
     /// The call of `Storage.create` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::CreateCall = storage.create("", "", "");
+    /// let reply: rpc_client::api::object::storage::CreateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type CreateCall = rt::Call<::schema::object_capnp::storage::create_results::Owned, CreateReply>;
 
     /// What `Storage.create` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::CreateCall = storage.create("", "", "");
+    /// let reply: rpc_client::api::object::storage::CreateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct CreateReply {
         /// `thing`.
@@ -1528,9 +2194,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.get` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::GetCall = storage.get("");
+    /// let reply: rpc_client::api::object::storage::GetReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type GetCall = rt::Call<::schema::object_capnp::storage::get_results::Owned, GetReply>;
 
     /// What `Storage.get` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::GetCall = storage.get("");
+    /// let reply: rpc_client::api::object::storage::GetReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct GetReply {
         /// `thing`.
@@ -1547,9 +2229,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.update` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0);
+    /// let reply: rpc_client::api::object::storage::UpdateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type UpdateCall = rt::Call<::schema::object_capnp::storage::update_results::Owned, UpdateReply>;
 
     /// What `Storage.update` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0);
+    /// let reply: rpc_client::api::object::storage::UpdateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct UpdateReply {
         /// `thing`.
@@ -1566,9 +2264,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.replace` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0);
+    /// let reply: rpc_client::api::object::storage::ReplaceReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type ReplaceCall = rt::Call<::schema::object_capnp::storage::replace_results::Owned, ReplaceReply>;
 
     /// What `Storage.replace` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0);
+    /// let reply: rpc_client::api::object::storage::ReplaceReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct ReplaceReply {
         /// `thing`.
@@ -1585,9 +2299,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.delete` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false);
+    /// let reply: rpc_client::api::object::storage::DeleteReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type DeleteCall = rt::Call<::schema::object_capnp::storage::delete_results::Owned, DeleteReply>;
 
     /// What `Storage.delete` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false);
+    /// let reply: rpc_client::api::object::storage::DeleteReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct DeleteReply {
         /// `deleted`.
@@ -1604,9 +2334,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.restore` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RestoreCall = storage.restore("");
+    /// let reply: rpc_client::api::object::storage::RestoreReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type RestoreCall = rt::Call<::schema::object_capnp::storage::restore_results::Owned, RestoreReply>;
 
     /// What `Storage.restore` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RestoreCall = storage.restore("");
+    /// let reply: rpc_client::api::object::storage::RestoreReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct RestoreReply {
         /// `thing`.
@@ -1623,9 +2369,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.query` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::QueryCall = storage.query("");
+    /// let reply: rpc_client::api::object::storage::QueryReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type QueryCall = rt::Call<::schema::object_capnp::storage::query_results::Owned, QueryReply>;
 
     /// What `Storage.query` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::QueryCall = storage.query("");
+    /// let reply: rpc_client::api::object::storage::QueryReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct QueryReply {
         /// `things`.
@@ -1645,9 +2407,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.findFirst` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::FindFirstCall = storage.find_first("");
+    /// let reply: rpc_client::api::object::storage::FindFirstReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type FindFirstCall = rt::Call<::schema::object_capnp::storage::find_first_results::Owned, FindFirstReply>;
 
     /// What `Storage.findFirst` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::FindFirstCall = storage.find_first("");
+    /// let reply: rpc_client::api::object::storage::FindFirstReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct FindFirstReply {
         /// `thing`.
@@ -1667,9 +2445,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.count` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::CountCall = storage.count("");
+    /// let reply: rpc_client::api::object::storage::CountReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type CountCall = rt::Call<::schema::object_capnp::storage::count_results::Owned, CountReply>;
 
     /// What `Storage.count` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::CountCall = storage.count("");
+    /// let reply: rpc_client::api::object::storage::CountReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct CountReply {
         /// `count`.
@@ -1686,9 +2480,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.bulkCreate` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::BulkCreateCall = storage.bulk_create(&[]);
+    /// let reply: rpc_client::api::object::storage::BulkCreateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type BulkCreateCall = rt::Call<::schema::object_capnp::storage::bulk_create_results::Owned, BulkCreateReply>;
 
     /// What `Storage.bulkCreate` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::BulkCreateCall = storage.bulk_create(&[]);
+    /// let reply: rpc_client::api::object::storage::BulkCreateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct BulkCreateReply {
         /// `things`.
@@ -1705,9 +2515,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.bulkUpdate` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::BulkUpdateCall = storage.bulk_update("", "");
+    /// let reply: rpc_client::api::object::storage::BulkUpdateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type BulkUpdateCall = rt::Call<::schema::object_capnp::storage::bulk_update_results::Owned, BulkUpdateReply>;
 
     /// What `Storage.bulkUpdate` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::BulkUpdateCall = storage.bulk_update("", "");
+    /// let reply: rpc_client::api::object::storage::BulkUpdateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct BulkUpdateReply {
         /// `count`.
@@ -1724,9 +2550,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.bulkDelete` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::BulkDeleteCall = storage.bulk_delete("", false);
+    /// let reply: rpc_client::api::object::storage::BulkDeleteReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type BulkDeleteCall = rt::Call<::schema::object_capnp::storage::bulk_delete_results::Owned, BulkDeleteReply>;
 
     /// What `Storage.bulkDelete` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::BulkDeleteCall = storage.bulk_delete("", false);
+    /// let reply: rpc_client::api::object::storage::BulkDeleteReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct BulkDeleteReply {
         /// `count`.
@@ -1743,9 +2585,25 @@ pub mod storage {
     }
 
     /// The call of `Storage.upsert` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::UpsertCall = storage.upsert("", "", "");
+    /// let reply: rpc_client::api::object::storage::UpsertReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type UpsertCall = rt::Call<::schema::object_capnp::storage::upsert_results::Owned, UpsertReply>;
 
     /// What `Storage.upsert` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::UpsertCall = storage.upsert("", "", "");
+    /// let reply: rpc_client::api::object::storage::UpsertReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct UpsertReply {
         /// `thing`.
@@ -1785,32 +2643,73 @@ pub struct Subscription {
 
 impl Subscription {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(subscription: rpc_client::api::object::Subscription) {
+    /// let again = rpc_client::api::object::Subscription::new(subscription.raw().clone());
+    /// assert_eq!(again.options(), subscription.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::object_capnp::subscription::Client) -> Self {
         Subscription { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::subscription::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Subscription::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::object_capnp::subscription::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(subscription: rpc_client::api::object::Subscription) {
+    /// let raw: &::schema::object_capnp::subscription::Client = subscription.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::object_capnp::subscription::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(subscription: rpc_client::api::object::Subscription) {
+    /// let raw: ::schema::object_capnp::subscription::Client = subscription.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::object_capnp::subscription::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(subscription: rpc_client::api::object::Subscription) {
+    /// assert_eq!(subscription.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(subscription: rpc_client::api::object::Subscription) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(subscription.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -1818,6 +2717,13 @@ impl Subscription {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(subscription: rpc_client::api::object::Subscription) {
+    /// let hurried = subscription.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -1826,6 +2732,13 @@ impl Subscription {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(subscription: rpc_client::api::object::Subscription) {
+    /// let same: rpc_client::api::object::Subscription = subscription.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -1836,7 +2749,8 @@ impl Subscription {
     ///
     /// ```no_run
     /// # async fn example(subscription: rpc_client::api::object::Subscription) -> Result<(), rpc_client::RpcError> {
-    /// let reply = subscription.cancel().await?;
+    /// let call: rpc_client::api::object::subscription::CancelCall = subscription.cancel();
+    /// let reply: () = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1851,7 +2765,8 @@ impl Subscription {
     ///
     /// ```no_run
     /// # async fn example(subscription: rpc_client::api::object::Subscription) -> Result<(), rpc_client::RpcError> {
-    /// let reply = subscription.dropped().await?;
+    /// let call: rpc_client::api::object::subscription::DroppedCall = subscription.dropped();
+    /// let reply: rpc_client::api::object::subscription::DroppedReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -1899,12 +2814,36 @@ pub mod subscription {
     use super::*;
 
     /// The call of `Subscription.cancel` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(subscription: rpc_client::api::object::Subscription) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::subscription::CancelCall = subscription.cancel();
+    /// let reply: () = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type CancelCall = rt::Call<::schema::object_capnp::subscription::cancel_results::Owned, ()>;
 
     /// The call of `Subscription.dropped` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(subscription: rpc_client::api::object::Subscription) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::subscription::DroppedCall = subscription.dropped();
+    /// let reply: rpc_client::api::object::subscription::DroppedReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type DroppedCall = rt::Call<::schema::object_capnp::subscription::dropped_results::Owned, DroppedReply>;
 
     /// What `Subscription.dropped` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(subscription: rpc_client::api::object::Subscription) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::subscription::DroppedCall = subscription.dropped();
+    /// let reply: rpc_client::api::object::subscription::DroppedReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct DroppedReply {
         /// `count`.
@@ -1923,6 +2862,15 @@ pub mod subscription {
 
 /// The plain Rust value of `object.capnp:Thing`; [`Thing::read`] and [`Thing::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::Thing::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::thing::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::thing::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::Thing::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Thing {
     /// `id`.
@@ -1943,6 +2891,15 @@ pub struct Thing {
 
 impl Thing {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::Thing::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::thing::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::thing::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::Thing::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::object_capnp::thing::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(Thing {
@@ -1957,6 +2914,15 @@ impl Thing {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::Thing::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::thing::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::thing::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::Thing::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::object_capnp::thing::Builder<'_>) {
         let mut b = b;
         b.set_id(&self.id[..]);

@@ -24,32 +24,73 @@ pub struct Gateway {
 
 impl Gateway {
     /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(gateway: rpc_client::api::session::Gateway) {
+    /// let again = rpc_client::api::session::Gateway::new(gateway.raw().clone());
+    /// assert_eq!(again.options(), gateway.options());
+    /// # }
+    /// ```
     pub fn new(raw: ::schema::session_capnp::gateway::Client) -> Self {
         Gateway { raw, options: rt::CallOptions::default() }
     }
 
     /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::session_capnp::gateway::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::session::Gateway::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
     pub fn serve<S: ::schema::session_capnp::gateway::Server + 'static>(server: S) -> Self {
         Self::new(rt::capnp_rpc::new_client(server))
     }
 
     /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(gateway: rpc_client::api::session::Gateway) {
+    /// let raw: &::schema::session_capnp::gateway::Client = gateway.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn raw(&self) -> &::schema::session_capnp::gateway::Client {
         &self.raw
     }
 
     /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(gateway: rpc_client::api::session::Gateway) {
+    /// let raw: ::schema::session_capnp::gateway::Client = gateway.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
     pub fn into_raw(self) -> ::schema::session_capnp::gateway::Client {
         self.raw
     }
 
     /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(gateway: rpc_client::api::session::Gateway) {
+    /// assert_eq!(gateway.options().deadline, None);
+    /// # }
+    /// ```
     pub fn options(&self) -> rt::CallOptions {
         self.options
     }
 
     /// The same capability, making its calls (and those of capabilities it hands out)
     /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(gateway: rpc_client::api::session::Gateway) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(gateway.with_options(options).options(), options);
+    /// # }
+    /// ```
     pub fn with_options(mut self, options: rt::CallOptions) -> Self {
         self.options = options;
         self
@@ -57,6 +98,13 @@ impl Gateway {
 
     /// The same capability with a deadline on each call: a call still running after
     /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(gateway: rpc_client::api::session::Gateway) {
+    /// let hurried = gateway.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
     pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
         let mut options = self.options;
         options.deadline = Some(deadline);
@@ -65,6 +113,13 @@ impl Gateway {
 
     /// The same capability as another interface (a class seen through a base it
     /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(gateway: rpc_client::api::session::Gateway) {
+    /// let same: rpc_client::api::session::Gateway = gateway.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
     pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
         T::new(self.raw.client.hook.add_ref())
     }
@@ -75,7 +130,8 @@ impl Gateway {
     ///
     /// ```no_run
     /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
-    /// let reply = gateway.negotiate(&Default::default()).await?;
+    /// let call: rpc_client::api::session::gateway::NegotiateCall = gateway.negotiate(&Default::default());
+    /// let reply: rpc_client::api::session::gateway::NegotiateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -94,7 +150,8 @@ impl Gateway {
     ///
     /// ```no_run
     /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
-    /// let reply = gateway.describe().await?;
+    /// let call: rpc_client::api::session::gateway::DescribeCall = gateway.describe();
+    /// let reply: rpc_client::api::session::gateway::DescribeReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -109,7 +166,8 @@ impl Gateway {
     ///
     /// ```no_run
     /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
-    /// let reply = gateway.demo().await?;
+    /// let call: rpc_client::api::session::gateway::DemoCall = gateway.demo();
+    /// let reply: rpc_client::api::session::gateway::DemoReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -124,7 +182,8 @@ impl Gateway {
     ///
     /// ```no_run
     /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
-    /// let reply = gateway.object("", "").await?;
+    /// let call: rpc_client::api::session::gateway::ObjectCall = gateway.object("", "");
+    /// let reply: rpc_client::api::session::gateway::ObjectReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -146,7 +205,8 @@ impl Gateway {
     ///
     /// ```no_run
     /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
-    /// let reply = gateway.broker("").await?;
+    /// let call: rpc_client::api::session::gateway::BrokerCall = gateway.broker("");
+    /// let reply: rpc_client::api::session::gateway::BrokerReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
@@ -198,9 +258,25 @@ pub mod gateway {
     use super::*;
 
     /// The call of `Gateway.negotiate` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::NegotiateCall = gateway.negotiate(&Default::default());
+    /// let reply: rpc_client::api::session::gateway::NegotiateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type NegotiateCall = rt::Call<::schema::session_capnp::gateway::negotiate_results::Owned, NegotiateReply>;
 
     /// What `Gateway.negotiate` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::NegotiateCall = gateway.negotiate(&Default::default());
+    /// let reply: rpc_client::api::session::gateway::NegotiateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct NegotiateReply {
         /// `result`.
@@ -217,9 +293,25 @@ pub mod gateway {
     }
 
     /// The call of `Gateway.describe` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::DescribeCall = gateway.describe();
+    /// let reply: rpc_client::api::session::gateway::DescribeReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub type DescribeCall = rt::Call<::schema::session_capnp::gateway::describe_results::Owned, DescribeReply>;
 
     /// What `Gateway.describe` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::DescribeCall = gateway.describe();
+    /// let reply: rpc_client::api::session::gateway::DescribeReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct DescribeReply {
         /// `interfaces`.
@@ -237,21 +329,52 @@ pub mod gateway {
 
     /// The call of `Gateway.demo` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::DemoCall = gateway.demo();
+    /// let reply: rpc_client::api::session::gateway::DemoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct DemoCall(rt::Call<::schema::session_capnp::gateway::demo_results::Owned, DemoReply>, crate::api::demo::Directory);
 
     impl DemoCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = gateway.demo().into_call();
+        /// let again = rpc_client::api::session::gateway::DemoCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::session_capnp::gateway::demo_results::Owned, DemoReply>) -> Self {
             let only = crate::api::demo::Directory::new(call.pipeline().get_directory()).with_options(call.options());
             DemoCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = gateway.demo().into_call();
+        /// let again = rpc_client::api::session::gateway::DemoCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::session_capnp::gateway::demo_results::Owned, DemoReply> {
             self.0
         }
 
         /// `directory` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let capability = gateway.demo().directory();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn directory(&self) -> crate::api::demo::Directory {
             self.1.clone()
         }
@@ -281,6 +404,14 @@ pub mod gateway {
     }
 
     /// What `Gateway.demo` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::DemoCall = gateway.demo();
+    /// let reply: rpc_client::api::session::gateway::DemoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct DemoReply {
         /// `directory`.
@@ -298,21 +429,52 @@ pub mod gateway {
 
     /// The call of `Gateway.object` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::ObjectCall = gateway.object("", "");
+    /// let reply: rpc_client::api::session::gateway::ObjectReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct ObjectCall(rt::Call<::schema::session_capnp::gateway::object_results::Owned, ObjectReply>, crate::api::object::Object);
 
     impl ObjectCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = gateway.object("", "").into_call();
+        /// let again = rpc_client::api::session::gateway::ObjectCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::session_capnp::gateway::object_results::Owned, ObjectReply>) -> Self {
             let only = crate::api::object::Object::new(call.pipeline().get_object()).with_options(call.options());
             ObjectCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = gateway.object("", "").into_call();
+        /// let again = rpc_client::api::session::gateway::ObjectCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::session_capnp::gateway::object_results::Owned, ObjectReply> {
             self.0
         }
 
         /// `object` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let capability = gateway.object("", "").object();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn object(&self) -> crate::api::object::Object {
             self.1.clone()
         }
@@ -342,6 +504,14 @@ pub mod gateway {
     }
 
     /// What `Gateway.object` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::ObjectCall = gateway.object("", "");
+    /// let reply: rpc_client::api::session::gateway::ObjectReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct ObjectReply {
         /// `object`.
@@ -359,21 +529,52 @@ pub mod gateway {
 
     /// The call of `Gateway.broker` in flight: `.await` it for the reply, or call the
     /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::BrokerCall = gateway.broker("");
+    /// let reply: rpc_client::api::session::gateway::BrokerReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     pub struct BrokerCall(rt::Call<::schema::session_capnp::gateway::broker_results::Owned, BrokerReply>, crate::api::broker::Broker);
 
     impl BrokerCall {
         /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = gateway.broker("").into_call();
+        /// let again = rpc_client::api::session::gateway::BrokerCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn new(call: rt::Call<::schema::session_capnp::gateway::broker_results::Owned, BrokerReply>) -> Self {
             let only = crate::api::broker::Broker::new(call.pipeline().get_broker()).with_options(call.options());
             BrokerCall(call, only)
         }
 
         /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = gateway.broker("").into_call();
+        /// let again = rpc_client::api::session::gateway::BrokerCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
         pub fn into_call(self) -> rt::Call<::schema::session_capnp::gateway::broker_results::Owned, BrokerReply> {
             self.0
         }
 
         /// `broker` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+        /// let capability = gateway.broker("").broker();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
         pub fn broker(&self) -> crate::api::broker::Broker {
             self.1.clone()
         }
@@ -403,6 +604,14 @@ pub mod gateway {
     }
 
     /// What `Gateway.broker` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(gateway: rpc_client::api::session::Gateway) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::session::gateway::BrokerCall = gateway.broker("");
+    /// let reply: rpc_client::api::session::gateway::BrokerReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct BrokerReply {
         /// `broker`.
@@ -421,6 +630,15 @@ pub mod gateway {
 
 /// The plain Rust value of `session.capnp:InterfaceInfo`; [`InterfaceInfo::read`] and [`InterfaceInfo::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::session::InterfaceInfo::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::session_capnp::interface_info::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::session_capnp::interface_info::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::session::InterfaceInfo::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct InterfaceInfo {
     /// The interface's name as written in its schema file, e.g. `session.capnp:Gateway`.
@@ -433,6 +651,15 @@ pub struct InterfaceInfo {
 
 impl InterfaceInfo {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::InterfaceInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::interface_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::interface_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::InterfaceInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::session_capnp::interface_info::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(InterfaceInfo {
@@ -443,6 +670,15 @@ impl InterfaceInfo {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::InterfaceInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::interface_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::interface_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::InterfaceInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::session_capnp::interface_info::Builder<'_>) {
         let mut b = b;
         b.set_name(&self.name[..]);
@@ -453,6 +689,15 @@ impl InterfaceInfo {
 
 /// The plain Rust value of `session.capnp:MethodInfo`; [`MethodInfo::read`] and [`MethodInfo::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::session::MethodInfo::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::session_capnp::method_info::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::session_capnp::method_info::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::session::MethodInfo::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MethodInfo {
     /// `name`.
@@ -463,6 +708,15 @@ pub struct MethodInfo {
 
 impl MethodInfo {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::MethodInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::method_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::method_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::MethodInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::session_capnp::method_info::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(MethodInfo {
@@ -472,6 +726,15 @@ impl MethodInfo {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::MethodInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::method_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::method_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::MethodInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::session_capnp::method_info::Builder<'_>) {
         let mut b = b;
         b.set_name(&self.name[..]);
@@ -481,6 +744,15 @@ impl MethodInfo {
 
 /// The plain Rust value of `session.capnp:NegotiateRequest`; [`NegotiateRequest::read`] and [`NegotiateRequest::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::session::NegotiateRequest::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::session_capnp::negotiate_request::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::session_capnp::negotiate_request::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::session::NegotiateRequest::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NegotiateRequest {
     /// A name the client chooses for itself; echoed back.
@@ -497,6 +769,15 @@ pub struct NegotiateRequest {
 
 impl NegotiateRequest {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::NegotiateRequest::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::negotiate_request::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::negotiate_request::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::NegotiateRequest::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::session_capnp::negotiate_request::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(NegotiateRequest {
@@ -509,6 +790,15 @@ impl NegotiateRequest {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::NegotiateRequest::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::negotiate_request::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::negotiate_request::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::NegotiateRequest::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::session_capnp::negotiate_request::Builder<'_>) {
         let mut b = b;
         b.set_client_id(&self.client_id[..]);
@@ -521,6 +811,15 @@ impl NegotiateRequest {
 
 /// The plain Rust value of `session.capnp:Negotiated`; [`Negotiated::read`] and [`Negotiated::write`] convert it
 /// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::session::Negotiated::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::session_capnp::negotiated::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::session_capnp::negotiated::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::session::Negotiated::read(reader, &Default::default()).unwrap(), value);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Negotiated {
     /// The highest protocol version both sides speak.
@@ -539,6 +838,15 @@ pub struct Negotiated {
 
 impl Negotiated {
     /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::Negotiated::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::negotiated::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::negotiated::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::Negotiated::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn read(r: ::schema::session_capnp::negotiated::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
         let _ = options;
         Ok(Negotiated {
@@ -552,6 +860,15 @@ impl Negotiated {
     }
 
     /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::session::Negotiated::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::session_capnp::negotiated::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::session_capnp::negotiated::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::session::Negotiated::read(reader, &Default::default()).unwrap(), value);
+    /// ```
     pub fn write(&self, b: ::schema::session_capnp::negotiated::Builder<'_>) {
         let mut b = b;
         b.set_version(self.version);
