@@ -70,10 +70,10 @@ impl BrokerMetrics {
     /// `dotdo_` prefix they read `dotdo_broker_calls_total` and so on).
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("broker");
-        r.register("calls", "Calls through broker membranes, by method.", self.calls.clone());
-        r.register("errors", "Failed calls, by method.", self.errors.clone());
-        r.register("latency_seconds", "Time spent in calls, by method.", self.latency.clone());
-        r.register("tokens", "Tokens by outcome and reason.", self.tokens.clone());
+        r.register("calls", "Calls through broker membranes, by method", self.calls.clone());
+        r.register("errors", "Failed calls, by method", self.errors.clone());
+        r.register("latency_seconds", "Time spent in calls, by method", self.latency.clone());
+        r.register("tokens", "Tokens by outcome and reason", self.tokens.clone());
     }
 
     /// The broker's metrics alone, in the OpenMetrics text format.

@@ -111,25 +111,25 @@ impl Metrics {
     /// Registers a snapshot of the counters, and the call families, into `registry`.
     pub fn register(&self, registry: &mut Registry) {
         let counters: [(&str, &str, &AtomicU64); 7] = [
-            ("http_requests", "HTTP requests of any kind.", &self.http_requests),
-            ("http_batches", "POST /rpc batches served.", &self.http_batches),
-            ("batch_messages", "Messages received in HTTP batches.", &self.batch_messages),
-            ("ws_sessions", "WebSocket sessions opened.", &self.ws_sessions),
-            ("tcp_sessions", "TCP sessions opened.", &self.tcp_sessions),
+            ("http_requests", "HTTP requests of any kind", &self.http_requests),
+            ("http_batches", "POST /rpc batches served", &self.http_batches),
+            ("batch_messages", "Messages received in HTTP batches", &self.batch_messages),
+            ("ws_sessions", "WebSocket sessions opened", &self.ws_sessions),
+            ("tcp_sessions", "TCP sessions opened", &self.tcp_sessions),
             (
                 "aborted_sessions",
-                "Sessions ended by a protocol violation, a hard limit or a lost peer.",
+                "Sessions ended by a protocol violation, a hard limit or a lost peer",
                 &self.aborted_sessions,
             ),
-            ("refused_requests", "HTTP requests refused as a whole.", &self.refused_requests),
+            ("refused_requests", "HTTP requests refused as a whole", &self.refused_requests),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, ConstCounter::new(Self::get(counter)));
         }
         let active = i64::try_from(Self::get(&self.active_sessions)).unwrap_or(i64::MAX);
-        registry.register("active_sessions", "Sessions open now (WebSocket and TCP).", ConstGauge::new(active));
-        registry.register("calls", "Calls served, by method and outcome code (OK for success).", self.calls.clone());
-        registry.register("call_duration_seconds", "Time to answer a call, by method.", self.latency.clone());
+        registry.register("active_sessions", "Sessions open now (WebSocket and TCP)", ConstGauge::new(active));
+        registry.register("calls", "Calls served, by method and outcome code (OK for success)", self.calls.clone());
+        registry.register("call_duration_seconds", "Time to answer a call, by method", self.latency.clone());
     }
 
     /// Records one call of `method` (`interface.method`, e.g. `storage.get`) that took
@@ -206,7 +206,7 @@ mod tests {
     fn extra_metrics_join_the_same_exposition() {
         let m = Metrics::default();
         m.set_extra(std::sync::Arc::new(|r: &mut Registry| {
-            r.register("extra", "One more.", ConstCounter::new(7u64));
+            r.register("extra", "One more", ConstCounter::new(7u64));
         }));
         let text = m.prometheus();
         assert!(text.contains("dotdo_extra_total 7"), "{text}");

@@ -151,13 +151,13 @@ impl HostMetrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         r.register(
             "loads",
-            "Objects loaded into memory (first use, or back after eviction).",
+            "Objects loaded into memory (first use, or back after eviction)",
             ConstCounter::new(get(&self.loads)),
         );
-        r.register("evictions", "Objects evicted from memory.", ConstCounter::new(get(&self.evictions)));
-        r.register("alarms_fired", "Alarms that have fired.", ConstCounter::new(get(&self.alarms_fired)));
+        r.register("evictions", "Objects evicted from memory", ConstCounter::new(get(&self.evictions)));
+        r.register("alarms_fired", "Alarms that have fired", ConstCounter::new(get(&self.alarms_fired)));
         let live = i64::try_from(get(&self.live)).unwrap_or(i64::MAX);
-        r.register("live", "Objects in memory now.", ConstGauge::new(live));
+        r.register("live", "Objects in memory now", ConstGauge::new(live));
     }
 }
 
