@@ -167,6 +167,35 @@ fn bad_http_requests_get_json_errors_with_codes() {
     s.stop();
 }
 
+/// Sends raw bytes to the HTTP port and returns (status, body) of the answer.
+async fn raw_http(s: &rpc_server::ServerHandle, request: &[u8]) -> (u16, String) {
+    let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
+    c.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).await.expect("read until the server closes");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+#[test]
+fn requests_hyper_cannot_parse_get_json_errors_too() {
+    let s = server(Limits::default());
+    rpc_client::run(async {
+        let (status, body) = raw_http(&s, b"GET /health HTTP/1.1 junk\r\nHost: x\r\n\r\n").await;
+        assert_eq!((status, json_code(&body)), (400, Code::InvalidArgument), "{body}");
+        let mut many = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..200 {
+            many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        let (status, body) = raw_http(&s, &many).await;
+        assert_eq!((status, json_code(&body)), (431, Code::LimitExceeded), "{body}");
+        still_serving(&s).await;
+    });
+    s.stop();
+}
+
 #[test]
 fn a_websocket_with_another_subprotocol_is_refused() {
     let s = server(Limits::default());
