@@ -114,6 +114,13 @@ struct ServeArgs {
     /// Most objects in memory per object thread.
     #[arg(long, default_value_t = HostConfig::default().max_live)]
     max_objects: usize,
+    /// Most events each object's log keeps (the newest; older ones are pruned as events
+    /// are written).
+    #[arg(long, default_value_t = HostConfig::default().event_retention.max_events)]
+    event_max_count: u64,
+    /// Events older than this many seconds are pruned from each object's log.
+    #[arg(long, default_value_t = HostConfig::default().event_retention.max_age_ms / 1000)]
+    event_max_age_secs: u64,
     /// Deadline of each call through the broker, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     broker_timeout_ms: u64,
@@ -159,6 +166,10 @@ impl ServeArgs {
             idle_timeout: Duration::from_millis(self.idle_ms),
             max_live: self.max_objects,
             call_timeout: c.limits.call_timeout,
+            event_retention: do_modules::events::Retention {
+                max_events: self.event_max_count,
+                max_age_ms: self.event_max_age_secs.saturating_mul(1000),
+            },
             ..HostConfig::default()
         };
         if let Some(t) = self.object_threads {
@@ -222,6 +233,7 @@ mod tests {
             assert_eq!(s.log_format, LogFormat::Text);
             assert_eq!(s.host.data_dir, PathBuf::from(".dotdo"));
             assert_eq!(s.host.idle_timeout, HostConfig::default().idle_timeout);
+            assert_eq!(s.host.event_retention, HostConfig::default().event_retention);
             assert_eq!(s.server.limits, Limits::default());
             assert_eq!(s.server.http_addr, "127.0.0.1:8787".parse().unwrap());
             assert_eq!(s.server.tcp_addr, Some("127.0.0.1:8788".parse().unwrap()));
@@ -233,8 +245,9 @@ mod tests {
         let s = serve(
             "serve --port 0 --no-tcp --max-calls-in-flight 7 --call-timeout-ms 250 --data /tmp/x --idle-ms 5 \
              --max-objects 3 --broker-timeout-ms 9 --require-tokens --log-format json --max-message-bytes 100 \
-             --max-frame-bytes 10",
+             --max-frame-bytes 10 --event-max-count 50 --event-max-age-secs 60",
         );
+        assert_eq!(s.host.event_retention, do_modules::events::Retention { max_events: 50, max_age_ms: 60_000 });
         assert_eq!((s.host.data_dir.to_str(), s.host.idle_timeout), (Some("/tmp/x"), Duration::from_millis(5)));
         assert_eq!((s.host.call_timeout, s.host.max_live), (Duration::from_millis(250), 3));
         assert_eq!((s.broker_timeout, s.require_tokens), (Duration::from_millis(9), true));

@@ -109,5 +109,6 @@ pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> 
         db_path: host.data_dir.join("broker.sqlite"),
         call_timeout,
         require_tokens,
+        max_shards: rpc_broker::broker::DEFAULT_MAX_SHARDS,
     })
 }

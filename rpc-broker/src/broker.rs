@@ -22,6 +22,9 @@ use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// The default most shards a class may be split into ([`BrokerConfig::max_shards`]).
+pub const DEFAULT_MAX_SHARDS: u32 = 64;
+
 /// The target an admin token names.
 pub const BROKER_TARGET: &str = "broker";
 
@@ -38,6 +41,9 @@ pub struct BrokerConfig {
     pub call_timeout: Duration,
     /// Objects are reachable only through redeemed tokens (`gateway.object` is refused).
     pub require_tokens: bool,
+    /// Most shards `shard` and `fanout` accept (each shard is an object with a SQLite
+    /// file); more is LIMIT_EXCEEDED, 0 INVALID_ARGUMENT. Usually [`DEFAULT_MAX_SHARDS`].
+    pub max_shards: u32,
 }
 
 /// What every session's broker shares.
@@ -47,6 +53,7 @@ pub struct BrokerState {
     admin_key: Option<String>,
     db_path: PathBuf,
     call_timeout: Duration,
+    max_shards: u32,
     /// Objects are reachable only through redeemed tokens.
     pub require_tokens: bool,
     /// The broker's counters.
@@ -71,9 +78,22 @@ impl BrokerState {
             admin_key: config.admin_key.filter(|k| !k.is_empty()),
             db_path: config.db_path,
             call_timeout: config.call_timeout,
+            max_shards: config.max_shards,
             require_tokens: config.require_tokens,
             metrics: Arc::new(BrokerMetrics::default()),
         })
+    }
+
+    /// A shard count from a request, checked against the configured most.
+    fn shards(&self, n: u32) -> Result<u32, RpcError> {
+        match n {
+            0 => Err(RpcError::invalid_argument("a class is split into at least one shard")),
+            n if n > self.max_shards => Err(RpcError::new(
+                Code::LimitExceeded,
+                format!("{n} shards; this server allows at most {}", self.max_shards),
+            )),
+            n => Ok(n),
+        }
     }
 
     fn keys(&self) -> Result<KeyRing, RpcError> {
@@ -272,7 +292,7 @@ impl broker::Server for BrokerServer {
     ) -> capnp::Result<()> {
         self.require_admin("shard")?;
         let p = params.get()?;
-        let ring = ShardRing::new(p.get_shards().clamp(1, 1024));
+        let ring = ShardRing::new(self.state.shards(p.get_shards())?);
         let index = ring.shard_for(&text(p.get_key())?);
         let object = self.open(&format!("{}/shard-{index}", text(p.get_class())?))?;
         let mut r = results.get();
@@ -288,7 +308,7 @@ impl broker::Server for BrokerServer {
     ) -> capnp::Result<()> {
         self.require_admin("fanout")?;
         let p = params.get()?;
-        let (class, query, shards) = (text(p.get_class())?, text(p.get_query())?, p.get_shards().clamp(1, 1024));
+        let (class, query, shards) = (text(p.get_class())?, text(p.get_query())?, self.state.shards(p.get_shards())?);
         let budget = p.get_budget().clamp(1, 64) as usize;
         // The storage module's own parser: a bad query fails here, before any shard is asked.
         let parsed = Query::parse(&query)?;

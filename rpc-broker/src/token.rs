@@ -36,6 +36,9 @@ pub const MAX_TOKEN_BYTES: usize = 8 << 10;
 pub const MAX_CAVEATS: usize = 16;
 /// Shortest signing key.
 pub const MIN_KEY_BYTES: usize = 32;
+/// Longest lifetime a token is minted with (one year); a longer `ttl_ms` is capped to it,
+/// so no token lives forever.
+pub const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -87,7 +90,7 @@ pub struct MintRequest {
     pub methods: Vec<String>,
     /// The scope.
     pub scope: Scope,
-    /// Lifetime in ms.
+    /// Lifetime in ms (capped to [`MAX_TTL_MS`]).
     pub ttl_ms: u64,
     /// Who the token is for.
     pub subject: String,
@@ -356,7 +359,7 @@ impl KeyRing {
             tgt: req.target.clone(),
             m: req.methods.clone(),
             scope: req.scope,
-            exp: now.saturating_add(i64::try_from(req.ttl_ms).unwrap_or(i64::MAX)),
+            exp: now.saturating_add(i64::try_from(req.ttl_ms.min(MAX_TTL_MS)).unwrap_or(i64::MAX)),
             iat: now,
             sub: req.subject.clone(),
             jti: token_id.to_string(),
@@ -529,6 +532,22 @@ mod tests {
                 .code,
             Code::SecretRequired
         );
+    }
+
+    #[test]
+    fn no_token_lives_longer_than_the_ttl_cap() {
+        let req = MintRequest {
+            target: "Customer/acme".into(),
+            methods: vec!["*".into()],
+            scope: Scope::Read,
+            ttl_ms: u64::MAX,
+            subject: "ann".into(),
+            namespace: "default".into(),
+        };
+        let t = keys().mint(&req, 1_000, "t1").unwrap();
+        let cap = i64::try_from(MAX_TTL_MS).unwrap();
+        assert!(keys().verify(&t, 1_000 + cap - 1).is_ok(), "alive until the cap");
+        assert_eq!(keys().verify(&t, 1_000 + cap + 1).unwrap_err().code, Code::Expired, "then expired");
     }
 
     #[test]

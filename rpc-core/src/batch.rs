@@ -4,11 +4,12 @@
 //!
 //! The session ends with the response: capabilities do not outlive the batch, and the
 //! server cannot call back into the client (such calls fail with UNSUPPORTED; use the
-//! WebSocket transport for callbacks).
+//! WebSocket transport for callbacks). When the engine aborts the session (the batch
+//! broke the protocol), the batch is answered at once with the abort's typed error.
 
 use crate::error::{Code, RpcError};
 use crate::framing;
-use crate::guard::{return_exception, Guard, Inbound};
+use crate::guard::{engine_abort, return_exception, Guard, Inbound};
 use crate::limits::Limits;
 use crate::vat::{rpc_system, Link};
 use capnp::capability::Promise;
@@ -20,7 +21,7 @@ use std::task::Poll;
 
 /// Runs one batch `body` against `bootstrap` and returns the response body: every
 /// message the session sent, back to back. A malformed body or one over the batch
-/// limits is refused as a whole.
+/// limits is refused as a whole; a batch the engine aborts gets the abort's error.
 pub async fn serve_batch(
     body: &[u8],
     bootstrap: capnp::capability::Client,
@@ -50,8 +51,9 @@ pub async fn serve_batch(
             Inbound::Fatal(e) => return Err(e),
         }
     }
+    let aborted: Rc<RefCell<Option<RpcError>>> = Rc::default();
     let driver = {
-        let (link, out) = (link.clone(), out.clone());
+        let (link, out, aborted) = (link.clone(), out.clone(), aborted.clone());
         let mut guard = guard;
         let options = limits.reader_options();
         Promise::from_future(futures::future::poll_fn(move |cx| {
@@ -67,8 +69,15 @@ pub async fn serve_batch(
                     }
                     continue;
                 }
+                if let Some(e) = engine_abort(&m) {
+                    aborted.borrow_mut().get_or_insert(e);
+                }
                 guard.outbound(&m);
                 out.borrow_mut().extend_from_slice(&framing::encode(&m));
+            }
+            // The engine has ended the session (after an abort): nothing more will come.
+            if aborted.borrow().is_some() || link.with(|q| q.shutdown) {
+                return Poll::Ready(Ok(()));
             }
             if guard.open_questions() == 0 {
                 if link.with(|q| q.inbox.is_empty()) {
@@ -81,7 +90,11 @@ pub async fn serve_batch(
     };
     let system = rpc_system(Side::Server, link, driver, Some(bootstrap));
     let deadline = limits.call_timeout + std::time::Duration::from_secs(1);
-    match tokio::time::timeout(deadline, system).await {
+    let ended = tokio::time::timeout(deadline, system).await;
+    if let Some(e) = aborted.borrow_mut().take() {
+        return Err(e);
+    }
+    match ended {
         Ok(Ok(())) => Ok(std::mem::take(&mut *out.borrow_mut())),
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(RpcError::new(Code::Timeout, format!("batch did not finish within {deadline:?}"))),

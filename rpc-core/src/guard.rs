@@ -165,6 +165,31 @@ pub fn return_exception(id: u32, e: &RpcError) -> Vec<u8> {
     framing::encode(&b)
 }
 
+/// Most bytes of an abort's reason kept in [`engine_abort`]'s error (a peer's long
+/// reason is not echoed back whole).
+pub const MAX_ABORT_REASON: usize = 1024;
+
+/// The typed error of an outgoing `Abort` from the engine: its `[CODE]` tag, or
+/// INVALID_ARGUMENT when it has none (the engine aborts a session when the peer breaks
+/// the protocol, e.g. calls an import that does not exist), its message cut to
+/// [`MAX_ABORT_REASON`] bytes. None for any other message.
+pub fn engine_abort(msg: &Builder<capnp::message::HeapAllocator>) -> Option<RpcError> {
+    let root = msg.get_root_as_reader::<message::Reader>().ok()?;
+    let message::Abort(Ok(ex)) = root.which().ok()? else { return None };
+    let reason = ex.get_reason().ok().and_then(|r| r.to_str().ok()).unwrap_or("the engine aborted the session");
+    let mut e = RpcError::from_tagged(reason)
+        .unwrap_or_else(|| RpcError::invalid_argument(format!("protocol error: {reason}")));
+    if e.message.len() > MAX_ABORT_REASON {
+        let mut end = MAX_ABORT_REASON;
+        while !e.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        e.message.truncate(end);
+        e.message.push_str(" (cut)");
+    }
+    Some(e)
+}
+
 /// A framed `Abort` message telling the peer why the connection is being closed.
 pub fn abort_message(e: &RpcError) -> Vec<u8> {
     let mut b = Builder::new_default();

@@ -5,7 +5,7 @@
 
 use crate::error::{Code, RpcError};
 use crate::framing;
-use crate::guard::{abort_message, Guard, Inbound};
+use crate::guard::{abort_message, engine_abort, Guard, Inbound};
 use crate::vat::Link;
 use std::cell::Cell;
 use std::future::Future;
@@ -35,6 +35,16 @@ pub trait FrameIo: Unpin {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>>;
     /// Closes the sending side after a final flush.
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>>;
+}
+
+/// The wire frame of a message from the engine. The engine's own `Abort` (it ends a
+/// session whose peer broke the protocol, and echoes a peer's abort) goes out with a
+/// `[CODE]` and a reason cut to [`crate::guard::MAX_ABORT_REASON`] bytes.
+fn outgoing_frame(m: &capnp::message::Builder<capnp::message::HeapAllocator>) -> Vec<u8> {
+    match engine_abort(m) {
+        Some(e) => abort_message(&e),
+        None => framing::encode(m),
+    }
 }
 
 enum State {
@@ -101,7 +111,7 @@ impl<T: FrameIo> Future for Pump<T> {
                 State::Closing(result) => {
                     // Send what is left, then close; a broken socket ends it early.
                     while let Poll::Ready(m) = this.link.poll_outgoing(cx) {
-                        this.io.queue(framing::encode(&m));
+                        this.io.queue(outgoing_frame(&m));
                     }
                     return match this.io.poll_flush(cx).map(|r| r.and(Ok(()))) {
                         Poll::Pending => {
@@ -131,7 +141,7 @@ impl<T: FrameIo> Future for Pump<T> {
             let mut queued = false;
             while let Poll::Ready(m) = this.link.poll_outgoing(cx) {
                 this.guard.outbound(&m);
-                let frame = framing::encode(&m);
+                let frame = outgoing_frame(&m);
                 this.unflushed += frame.len();
                 this.io.queue(frame);
                 queued = true;

@@ -63,6 +63,7 @@ fn main() {
         db_path: dir.join("broker.sqlite"),
         call_timeout: Duration::from_secs(5),
         require_tokens: false,
+        max_shards: rpc_broker::broker::DEFAULT_MAX_SHARDS,
     };
     let server = do_runtime::Runtime::new(config).host(host).broker(broker_config).start().expect("server").server;
     let url = format!("ws://{}/rpc", server.http_addr);

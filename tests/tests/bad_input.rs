@@ -79,6 +79,48 @@ fn garbage_and_truncation_on_tcp_leave_the_server_serving() {
     s.stop();
 }
 
+/// A framed call to import 42, which the server never exported.
+fn call_to_unknown_import() -> Vec<u8> {
+    let mut b = capnp::message::Builder::new_default();
+    {
+        let mut c = b.init_root::<capnp_rpc::rpc_capnp::message::Builder>().init_call();
+        c.set_question_id(0);
+        c.set_interface_id(1);
+        c.reborrow().init_target().set_imported_cap(42);
+        c.init_params().init_content();
+    }
+    rpc_core::framing::encode(&b)
+}
+
+/// A framed `Abort` from the peer with a reason of `len` bytes.
+fn peer_abort(len: usize) -> Vec<u8> {
+    let mut b = capnp::message::Builder::new_default();
+    b.init_root::<capnp_rpc::rpc_capnp::message::Builder>().init_abort().set_reason("x".repeat(len));
+    rpc_core::framing::encode(&b)
+}
+
+#[test]
+fn the_engines_own_aborts_carry_a_code_and_a_short_reason() {
+    let s = server(Limits::default());
+    let tcp = s.tcp_addr.expect("tcp");
+    rpc_client::run(async {
+        let mut c = tokio::net::TcpStream::connect(tcp).await.expect("tcp");
+        c.write_all(&call_to_unknown_import()).await.expect("write");
+        let mut reply = Vec::new();
+        c.read_to_end(&mut reply).await.expect("read until the server closes");
+        assert_eq!(abort_code(&reply), Code::InvalidArgument, "a protocol error by the peer");
+        // A peer's 4 MB abort reason is not echoed back whole.
+        let mut c = tokio::net::TcpStream::connect(tcp).await.expect("tcp");
+        c.write_all(&peer_abort(4 << 20)).await.expect("write");
+        let mut reply = Vec::new();
+        c.read_to_end(&mut reply).await.expect("read until the server closes");
+        assert!(reply.len() <= 2 * rpc_core::guard::MAX_ABORT_REASON, "{} bytes came back", reply.len());
+        assert_eq!(abort_code(&reply), Code::InvalidArgument, "the echo is typed too");
+        still_serving(&s).await;
+    });
+    s.stop();
+}
+
 /// Sends one raw HTTP/1.1 request and returns (status, body).
 async fn http(s: &rpc_server::ServerHandle, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
     let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
@@ -122,6 +164,35 @@ fn bad_http_requests_get_json_errors_with_codes() {
         still_serving(&s).await;
     });
     assert!(metric(&s, |m| &m.refused_requests) >= 5);
+    s.stop();
+}
+
+/// Sends raw bytes to the HTTP port and returns (status, body) of the answer.
+async fn raw_http(s: &rpc_server::ServerHandle, request: &[u8]) -> (u16, String) {
+    let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
+    c.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).await.expect("read until the server closes");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+#[test]
+fn requests_hyper_cannot_parse_get_json_errors_too() {
+    let s = server(Limits::default());
+    rpc_client::run(async {
+        let (status, body) = raw_http(&s, b"GET /health HTTP/1.1 junk\r\nHost: x\r\n\r\n").await;
+        assert_eq!((status, json_code(&body)), (400, Code::InvalidArgument), "{body}");
+        let mut many = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..200 {
+            many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        let (status, body) = raw_http(&s, &many).await;
+        assert_eq!((status, json_code(&body)), (431, Code::LimitExceeded), "{body}");
+        still_serving(&s).await;
+    });
     s.stop();
 }
 

@@ -35,6 +35,7 @@ fn start_with(dir: &std::path::Path, keys: &str, active: &str, require_tokens: b
         db_path: dir.join("broker.sqlite"),
         call_timeout: Duration::from_secs(5),
         require_tokens,
+        max_shards: 8,
     };
     do_runtime::Runtime::new(config).host(host).broker(broker).start().expect("server").server
 }
@@ -339,6 +340,45 @@ fn the_shard_router_and_fanout_queries_report_partial_failures() {
         assert_eq!(code(not_admin.send().promise.await), Code::Forbidden);
     });
     s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn shard_counts_are_validated_against_the_configured_most() {
+    let dir = data_dir("fanout-cap");
+    let s = start(&dir, &format!("k1:{K1}"), "k1");
+    let ws = format!("ws://{}/rpc", s.http_addr);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let admin = broker_of(&session.bootstrap, ADMIN);
+        for (shards, want) in [(9, Code::LimitExceeded), (u32::MAX, Code::LimitExceeded), (0, Code::InvalidArgument)] {
+            let mut req = admin.fanout_request();
+            req.get().set_class("Huge");
+            req.get().set_shards(shards);
+            req.get().set_budget(64);
+            req.get().set_query(json!({"type": "Order"}).to_string());
+            assert_eq!(code(req.send().promise.await), want, "fanout to {shards} shards");
+            let mut req = admin.shard_request();
+            req.get().set_class("Huge");
+            req.get().set_shards(shards);
+            req.get().set_key("k");
+            assert_eq!(code(req.send().promise.await), want, "shard among {shards}");
+        }
+        let mut req = admin.fanout_request();
+        req.get().set_class("Small");
+        req.get().set_shards(8);
+        req.get().set_query(json!({"type": "Order"}).to_string());
+        let r = req.send().promise.await.expect("fanout within the configured most");
+        assert!(r.get().unwrap().get_failures().unwrap().is_empty());
+    });
+    s.stop();
+    assert!(!dir.join("default").join("Huge").exists(), "no shard object was opened for a refused count");
+    let files = std::fs::read_dir(dir.join("default").join("Small"))
+        .expect("class dir")
+        .flatten()
+        .filter(|f| f.path().extension().is_some_and(|e| e == "sqlite"))
+        .count();
+    assert_eq!(files, 8, "one SQLite file per shard");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -209,3 +209,61 @@ fn a_stuck_handler_blocks_neither_the_sender_nor_other_handlers() {
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The types of the events in the log, oldest first.
+async fn logged(ev: &events::Client) -> Vec<String> {
+    let r = ev.list_request().send().promise.await.expect("list");
+    r.get().unwrap().get_events().unwrap().iter().map(|e| e.get_type().unwrap().to_string().unwrap()).collect()
+}
+
+#[test]
+fn a_write_and_its_event_commit_together_or_not_at_all() {
+    use do_modules::host::Sql;
+    let dir = data_dir("event-tx");
+    let (s, _) = object_server(&dir, Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let (ev, st) = object_events(&session.bootstrap, "atomic");
+        let create = |id: &str| {
+            let mut req = st.create_request();
+            req.get().set_type("Item");
+            req.get().set_id(id);
+            req.get().set_data(r#"{"n": 1}"#);
+            req.send().promise
+        };
+        create("a1").await.expect("create");
+        assert_eq!(logged(&ev).await, ["Item.created"]);
+
+        // The object's own file, with a trigger that makes SQLite refuse every event.
+        let class_dir = dir.join("default").join("Shop");
+        let file = std::fs::read_dir(&class_dir)
+            .expect("class dir")
+            .flatten()
+            .map(|f| f.path())
+            .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+            .expect("the object's file");
+        let db = do_runtime::host::sqlite::SqliteDb::open(&file).expect("open");
+        let refuse = "CREATE TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'no'); END";
+        db.execute(refuse, &[]).expect("trigger");
+
+        assert_eq!(code(create("a2").await), rpc_core::Code::Internal, "the event could not be stored");
+        let mut get = st.get_request();
+        get.get().set_id("a2");
+        assert_eq!(code(get.send().promise.await), rpc_core::Code::NotFound, "so the create was rolled back");
+        let mut update = st.update_request();
+        update.get().set_id("a1");
+        update.get().set_patch(r#"{"n": 2}"#);
+        assert_eq!(code(update.send().promise.await), rpc_core::Code::Internal);
+        let mut get = st.get_request();
+        get.get().set_id("a1");
+        let r = get.send().promise.await.expect("get");
+        assert_eq!(r.get().unwrap().get_thing().unwrap().get_version(), 1, "the update was rolled back");
+
+        db.execute("DROP TRIGGER refuse_events", &[]).expect("drop trigger");
+        create("a2").await.expect("create");
+        assert_eq!(logged(&ev).await, ["Item.created", "Item.created"], "one event per committed write");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,6 +7,10 @@
 //! counted as dropped. A subscription ends on `cancel()`, when its capability is
 //! released (dropped, or its client disconnected), or when its handler's connection is
 //! gone.
+//!
+//! The log is bounded by a [`Retention`] (by count and by age): each write path lookup
+//! uses an index, and old events are pruned in small batches every [`PRUNE_EVERY`]
+//! writes, so a write never scans the log however long the object has lived.
 
 use crate::host::{Env, Sql, SqlValue};
 use capnp::capability::Rc as CapRc;
@@ -23,10 +27,48 @@ pub const QUEUE_CAPACITY: usize = 1024;
 /// Most events one `list` returns.
 pub const MAX_LIST: u32 = 1000;
 
-/// The tables the log needs (idempotent).
+/// The tables and indexes the log needs (idempotent; `;`-separated statements).
 pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, noun TEXT NOT NULL, verb TEXT NOT NULL,
-    data TEXT NOT NULL, ts INTEGER NOT NULL, source TEXT NOT NULL)";
+    data TEXT NOT NULL, ts INTEGER NOT NULL, source TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_id ON events (id);
+CREATE INDEX IF NOT EXISTS events_by_ts ON events (ts)";
+
+/// The position of a just-written event (by `events_by_id`).
+pub const SEQ_OF_ID: &str = "SELECT seq FROM events WHERE id = ?";
+/// The oldest and newest positions in the log (each one step down the rowid tree).
+pub const LOG_BOUNDS: &str = "SELECT (SELECT MIN(seq) FROM events), (SELECT MAX(seq) FROM events)";
+/// The newest position among one batch of the oldest events written before a time, and
+/// how many that batch holds (by `events_by_ts`).
+pub const AGED_OUT: &str = "SELECT MAX(seq), COUNT(*) FROM (SELECT seq FROM events WHERE ts < ? ORDER BY ts LIMIT ?)";
+/// Prunes every event up to a position (a rowid range, at most one batch).
+pub const PRUNE_UP_TO: &str = "DELETE FROM events WHERE seq <= ?";
+/// Every statement a write runs on the log besides its insert, for a test to check with
+/// `EXPLAIN QUERY PLAN` that none scans the log.
+pub const WRITE_PATH_STATEMENTS: &[&str] = &[SEQ_OF_ID, LOG_BOUNDS, AGED_OUT, PRUNE_UP_TO];
+
+/// Pruning runs once every this many events written (and again on the next write while
+/// a batch came back full, until the log is within its [`Retention`]).
+pub const PRUNE_EVERY: u64 = 64;
+/// Most events one pruning pass removes per rule, so no write pays for a long backlog.
+pub const PRUNE_BATCH: i64 = 1000;
+
+/// How much of its event log an object keeps. Older events, and events beyond the
+/// newest `max_events`, are pruned in batches of [`PRUNE_BATCH`] every
+/// [`PRUNE_EVERY`] writes, so the log may briefly exceed the bound by about that much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most events kept (the newest). Default 100,000.
+    pub max_events: u64,
+    /// Events older than this many milliseconds are dropped. Default 30 days.
+    pub max_age_ms: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { max_events: 100_000, max_age_ms: 30 * 24 * 3600 * 1000 }
+    }
+}
 
 /// Splits and checks an event type `Noun.verb`.
 pub fn parse_type(t: &str) -> Result<(String, String), RpcError> {
@@ -118,13 +160,37 @@ pub struct EventHub {
     source: String,
     subscribers: RefCell<Vec<Subscriber>>,
     next_id: std::cell::Cell<u64>,
+    retention: Retention,
+    /// Events written since the last pruning pass.
+    since_prune: std::cell::Cell<u64>,
 }
 
 impl EventHub {
-    /// The hub of the object `source`, migrating its tables.
+    /// The hub of the object `source` with the default [`Retention`], migrating its tables.
     pub fn new(sql: Rc<dyn Sql>, env: Rc<dyn Env>, source: String) -> Result<Rc<EventHub>, RpcError> {
-        sql.execute(MIGRATION, &[])?;
-        Ok(Rc::new(EventHub { sql, env, source, subscribers: RefCell::new(Vec::new()), next_id: 0.into() }))
+        EventHub::with_retention(sql, env, source, Retention::default())
+    }
+
+    /// The hub of the object `source` keeping `retention` of its log, migrating its tables.
+    pub fn with_retention(
+        sql: Rc<dyn Sql>,
+        env: Rc<dyn Env>,
+        source: String,
+        retention: Retention,
+    ) -> Result<Rc<EventHub>, RpcError> {
+        for stmt in MIGRATION.split(';') {
+            sql.execute(stmt, &[])?;
+        }
+        Ok(Rc::new(EventHub {
+            sql,
+            env,
+            source,
+            subscribers: RefCell::new(Vec::new()),
+            next_id: 0.into(),
+            retention,
+            // The first write after loading prunes what built up before.
+            since_prune: PRUNE_EVERY.into(),
+        }))
     }
 
     /// Stores an event (committed before this returns) and queues it for subscribers.
@@ -144,6 +210,17 @@ impl EventHub {
         if data.len() > crate::storage::things::MAX_DOC_BYTES {
             return Err(RpcError::new(Code::LimitExceeded, "event data is over the document size limit"));
         }
+        self.insert(noun, verb, data)
+    }
+
+    /// Stores the event of a storage change (inside the caller's transaction): `noun` is a
+    /// checked type and `data` JSON the store built, a thing (up to the document limit)
+    /// with its id and version, so neither is checked again.
+    pub(crate) fn record_change(&self, noun: &str, verb: &str, data: String) -> Result<Event, RpcError> {
+        self.insert(noun.to_string(), verb.to_string(), data)
+    }
+
+    fn insert(&self, noun: String, verb: String, data: String) -> Result<Event, RpcError> {
         let now = self.env.now_ms();
         let id = format!("{:011x}{:08x}", now, self.env.random_u64() as u32);
         self.sql.execute(
@@ -159,12 +236,43 @@ impl EventHub {
         )?;
         let seq = self
             .sql
-            .query("SELECT seq FROM events WHERE id = ?", &[SqlValue::Text(id.clone())])?
-            .first()
+            .query(SEQ_OF_ID, &[SqlValue::Text(id.clone())])?
+            .last()
             .and_then(|r| r.first())
             .and_then(SqlValue::as_i64)
             .unwrap_or(0) as u64;
+        let written = self.since_prune.get() + 1;
+        if written >= PRUNE_EVERY {
+            let full = self.prune(now)?;
+            // A full batch means more is due: prune again on the next write.
+            self.since_prune.set(if full { PRUNE_EVERY } else { 0 });
+        } else {
+            self.since_prune.set(written);
+        }
         Ok(Event { id, seq, noun, verb, data, timestamp: now, source: self.source.clone() })
+    }
+
+    /// One pruning pass, inside the caller's transaction: drops the events beyond the
+    /// count and those older than the age of [`Retention`], at most [`PRUNE_BATCH`] of
+    /// them (the oldest). Returns whether more are due.
+    pub fn prune(&self, now_ms: i64) -> Result<bool, RpcError> {
+        let int = |rows: &[Vec<SqlValue>], i: usize| rows.first().and_then(|r| r.get(i)).and_then(SqlValue::as_i64);
+        let bounds = self.sql.query(LOG_BOUNDS, &[])?;
+        let (Some(oldest), Some(newest)) = (int(&bounds, 0), int(&bounds, 1)) else { return Ok(false) };
+        let max = i64::try_from(self.retention.max_events).unwrap_or(i64::MAX);
+        let by_count = newest.saturating_sub(max);
+        let age = i64::try_from(self.retention.max_age_ms).unwrap_or(i64::MAX);
+        let aged = self
+            .sql
+            .query(AGED_OUT, &[SqlValue::Integer(now_ms.saturating_sub(age)), SqlValue::Integer(PRUNE_BATCH)])?;
+        let by_age = int(&aged, 0).unwrap_or(0);
+        let cut = by_count.max(by_age);
+        if cut < oldest {
+            return Ok(false);
+        }
+        let upto = cut.min(oldest.saturating_add(PRUNE_BATCH - 1));
+        self.sql.execute(PRUNE_UP_TO, &[SqlValue::Integer(upto)])?;
+        Ok(upto < cut || int(&aged, 1) == Some(PRUNE_BATCH))
     }
 
     /// Queues a stored event for every subscriber whose pattern matches.

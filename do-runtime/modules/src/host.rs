@@ -43,7 +43,8 @@ pub trait Sql {
     /// Runs a query; returns every row.
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, RpcError>;
     /// Runs `f` in one transaction: committed (durably) when it returns Ok, rolled back
-    /// when it returns Err.
+    /// when it returns Err. Called again inside `f`, it runs the inner function as part
+    /// of the same transaction (whose failure then rolls back the whole).
     fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError>;
 }
 

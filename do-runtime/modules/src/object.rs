@@ -1,6 +1,6 @@
 //! `Object`: the capability of one Durable Object, whose getters hand out its modules.
 
-use crate::events::{EventHub, EventsServer};
+use crate::events::{EventHub, EventsServer, Retention};
 use crate::host::{Alarm, Env, Sql};
 use crate::schedule::server::{ScheduleServer, Scheduler};
 use crate::storage::server::StorageServer;
@@ -45,17 +45,19 @@ impl AlarmCallback {
 }
 
 impl ObjectServer {
-    /// Builds the object's modules over its database; `wrap` turns each module server into
-    /// a client (the host's layers: deadlines and typed errors). Also returns the callback
-    /// the host runs when the object's alarm fires.
+    /// Builds the object's modules over its database, keeping `retention` of its event
+    /// log; `wrap` turns each module server into a client (the host's layers: deadlines
+    /// and typed errors). Also returns the callback the host runs when the object's alarm
+    /// fires.
     pub fn new(
         address: Address,
         sql: Rc<dyn Sql>,
         env: Rc<dyn Env>,
         alarm: Rc<dyn Alarm>,
+        retention: Retention,
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
     ) -> Result<(Self, AlarmCallback), RpcError> {
-        let hub = EventHub::new(sql.clone(), env.clone(), address.id.clone())?;
+        let hub = EventHub::with_retention(sql.clone(), env.clone(), address.id.clone(), retention)?;
         let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), alarm)?;
         let storage = StorageServer::new(sql, env, hub.clone())?;
         let storage = storage::Client { client: wrap(Module::Storage(storage)) };

@@ -14,6 +14,7 @@ use super::clock::Clock;
 use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
+use do_modules::events::Retention;
 use do_modules::host::{Alarm, Env, Task};
 use do_modules::object::{Address, AlarmCallback, Module, ObjectServer};
 use rpc_core::guard::Guard;
@@ -47,6 +48,10 @@ pub struct HostConfig {
     /// The objects' time (`Env::now_ms`, alarms): the system clock, or a manual one in
     /// tests.
     pub clock: Clock,
+    /// How much of its event log each object keeps: by default the newest 100,000 events
+    /// of at most 30 days (pruned in batches as events are written, so a log may exceed
+    /// the count by about a thousand).
+    pub event_retention: Retention,
 }
 
 impl Default for HostConfig {
@@ -58,6 +63,7 @@ impl Default for HostConfig {
             max_live: 10_000,
             call_timeout: Duration::from_secs(30),
             clock: Clock::system(),
+            event_retention: Retention::default(),
         }
     }
 }
@@ -376,7 +382,8 @@ impl LiveObjects {
             name: key.name.clone(),
         };
         let alarm = Rc::new(NativeAlarm { objects: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
-        let (server, callback) = ObjectServer::new(address, sql, self.env.clone(), alarm, &wrap)?;
+        let (server, callback) =
+            ObjectServer::new(address, sql, self.env.clone(), alarm, self.config.event_retention, &wrap)?;
         Ok((stack.server(server), callback))
     }
 

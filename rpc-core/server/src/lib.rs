@@ -10,6 +10,8 @@
 //! `namespace`); its end is logged with its outcome: `debug` when it ends cleanly or the
 //! peer goes away, `warn` when the peer broke the protocol or a hard limit.
 
+mod auto_error;
+
 use bytes::Bytes;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
@@ -289,7 +291,7 @@ async fn serve_http(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         async move { Ok::<_, std::convert::Infallible>(route(req, shared).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(auto_error::JsonErrors::new(stream)), service)
         .with_upgrades()
         .await;
     if let Err(e) = served {

@@ -111,7 +111,9 @@ fn increment(doc: &mut Value, path: &str, by: &Value) -> Result<(), RpcError> {
             Value::from(a.checked_add(b).ok_or_else(|| RpcError::invalid_argument(format!("$inc overflows {path}")))?)
         }
         _ => match (cur.as_f64(), by.as_f64()) {
-            (Some(a), Some(b)) => Value::from(a + b),
+            // JSON has no infinity: an overflowing sum would be stored as null.
+            (Some(a), Some(b)) if (a + b).is_finite() => Value::from(a + b),
+            (Some(_), Some(_)) => return Err(RpcError::invalid_argument(format!("$inc overflows {path}"))),
             _ => return Err(RpcError::invalid_argument(format!("$inc: {path} and the increment must be numbers"))),
         },
     };
@@ -162,5 +164,16 @@ mod tests {
         assert_eq!(apply(&mut d, &json!({"$set": {"version": 9}})).unwrap_err().code, Code::InvalidArgument);
         assert_eq!(apply(&mut d, &json!([1])).unwrap_err().code, Code::InvalidArgument);
         assert_eq!(d, json!({"s": "text"}), "failed patches change nothing they did not reach");
+    }
+
+    #[test]
+    fn an_increment_that_overflows_is_invalid_argument_for_floats_as_for_integers() {
+        let mut d = json!({"f": 1.0e308, "i": i64::MAX});
+        assert_eq!(apply(&mut d, &json!({"$inc": {"f": 1.0e308}})).unwrap_err().code, Code::InvalidArgument);
+        assert_eq!(d["f"], json!(1.0e308), "nothing stored");
+        apply(&mut d, &json!({"$inc": {"f": -0.5e308}})).expect("a finite sum");
+        assert_eq!(d["f"], json!(0.5e308));
+        assert_eq!(apply(&mut d, &json!({"$inc": {"i": 1}})).unwrap_err().code, Code::InvalidArgument);
+        assert_eq!(d["i"], json!(i64::MAX), "nothing stored");
     }
 }

@@ -1,9 +1,11 @@
-//! `Storage` as a capability server over the [`Store`]. Every committed write emits
-//! `<Type>.created`, `<Type>.updated` or `<Type>.deleted` with the thing as data.
+//! `Storage` as a capability server over the [`Store`]. Every write records
+//! `<Type>.created`, `<Type>.updated` or `<Type>.deleted` with the thing as data in the
+//! same transaction as the change (both commit, or neither), and delivers the events to
+//! subscribers once that has committed.
 
 use super::query::Query;
 use super::things::{Change, Store, Thing};
-use crate::events::EventHub;
+use crate::events::{Event, EventHub};
 use crate::host::{Env, Sql};
 use capnp::capability::Rc as CapRc;
 use rpc_core::params::text;
@@ -30,10 +32,28 @@ impl StorageServer {
         Store { sql: &*self.sql, env: &*self.env }
     }
 
-    fn emit(&self, change: Change, t: &Thing) {
-        let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
-        // The write has committed; an event that cannot be stored is not worth failing it.
-        let _ = self.events.send(&format!("{}.{}", t.type_, change.verb()), &data);
+    /// Runs `write` and records the event of every thing it changed (as `changed` lists
+    /// them) in one transaction, then delivers the events. A write whose event cannot be
+    /// stored fails and is rolled back.
+    fn write<R>(
+        &self,
+        mut write: impl FnMut(&Store<'_>) -> Result<R, RpcError>,
+        changed: impl Fn(&R) -> Vec<(Change, &Thing)>,
+    ) -> Result<R, RpcError> {
+        let mut events: Vec<Event> = Vec::new();
+        let out = self.store().atomically(|s| {
+            events.clear();
+            let r = write(s)?;
+            for (change, t) in changed(&r) {
+                let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
+                events.push(self.events.record_change(&t.type_, change.verb(), data)?);
+            }
+            Ok(r)
+        })?;
+        for e in &events {
+            self.events.publish(e);
+        }
+        Ok(out)
     }
 }
 
@@ -72,8 +92,8 @@ impl storage::Server for StorageServer {
         mut results: storage::CreateResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let t = self.store().create(&text(p.get_type())?, &text(p.get_id())?, &text(p.get_data())?)?;
-        self.emit(Change::Created, &t);
+        let (type_, id, data) = (text(p.get_type())?, text(p.get_id())?, text(p.get_data())?);
+        let t = self.write(|s| s.create(&type_, &id, &data), |t| vec![(Change::Created, t)])?;
         t.write(results.get().init_thing());
         Ok(())
     }
@@ -90,8 +110,8 @@ impl storage::Server for StorageServer {
         mut results: storage::UpdateResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let t = self.store().update(&text(p.get_id())?, &text(p.get_patch())?, p.get_expected_version())?;
-        self.emit(Change::Updated, &t);
+        let (id, patch) = (text(p.get_id())?, text(p.get_patch())?);
+        let t = self.write(|s| s.update(&id, &patch, p.get_expected_version()), |t| vec![(Change::Updated, t)])?;
         t.write(results.get().init_thing());
         Ok(())
     }
@@ -102,8 +122,8 @@ impl storage::Server for StorageServer {
         mut results: storage::ReplaceResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let t = self.store().replace(&text(p.get_id())?, &text(p.get_data())?, p.get_expected_version())?;
-        self.emit(Change::Updated, &t);
+        let (id, data) = (text(p.get_id())?, text(p.get_data())?);
+        let t = self.write(|s| s.replace(&id, &data, p.get_expected_version()), |t| vec![(Change::Updated, t)])?;
         t.write(results.get().init_thing());
         Ok(())
     }
@@ -114,10 +134,9 @@ impl storage::Server for StorageServer {
         mut results: storage::DeleteResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let gone = self.store().delete(&text(p.get_id())?, p.get_soft())?;
-        if let Some(t) = &gone {
-            self.emit(Change::Deleted, t);
-        }
+        let id = text(p.get_id())?;
+        let gone =
+            self.write(|s| s.delete(&id, p.get_soft()), |gone| gone.iter().map(|t| (Change::Deleted, t)).collect())?;
         results.get().set_deleted(gone.is_some());
         Ok(())
     }
@@ -127,8 +146,8 @@ impl storage::Server for StorageServer {
         params: storage::RestoreParams,
         mut results: storage::RestoreResults,
     ) -> capnp::Result<()> {
-        let t = self.store().restore(&text(params.get()?.get_id())?)?;
-        self.emit(Change::Updated, &t);
+        let id = text(params.get()?.get_id())?;
+        let t = self.write(|s| s.restore(&id), |t| vec![(Change::Updated, t)])?;
         t.write(results.get().init_thing());
         Ok(())
     }
@@ -184,10 +203,9 @@ impl storage::Server for StorageServer {
         for n in params.get()?.get_things()? {
             items.push((text(n.get_type())?, text(n.get_id())?, text(n.get_data())?));
         }
-        let things = self.store().bulk_create(&items)?;
+        let things = self.write(|s| s.bulk_create(&items), |ts| ts.iter().map(|t| (Change::Created, t)).collect())?;
         let mut list = results.get().init_things(things.len() as u32);
         for (i, t) in things.iter().enumerate() {
-            self.emit(Change::Created, t);
             t.write(list.reborrow().get(i as u32));
         }
         Ok(())
@@ -200,8 +218,9 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let q = Query::parse(&text(p.get_query())?)?;
-        let things = self.store().bulk_update(&q, &text(p.get_patch())?)?;
-        things.iter().for_each(|t| self.emit(Change::Updated, t));
+        let patch = text(p.get_patch())?;
+        let things =
+            self.write(|s| s.bulk_update(&q, &patch), |ts| ts.iter().map(|t| (Change::Updated, t)).collect())?;
         results.get().set_count(things.len() as u64);
         Ok(())
     }
@@ -213,8 +232,8 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let q = Query::parse(&text(p.get_query())?)?;
-        let things = self.store().bulk_delete(&q, p.get_soft())?;
-        things.iter().for_each(|t| self.emit(Change::Deleted, t));
+        let things =
+            self.write(|s| s.bulk_delete(&q, p.get_soft()), |ts| ts.iter().map(|t| (Change::Deleted, t)).collect())?;
         results.get().set_count(things.len() as u64);
         Ok(())
     }
@@ -225,8 +244,11 @@ impl storage::Server for StorageServer {
         mut results: storage::UpsertResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let (t, created) = self.store().upsert(&text(p.get_type())?, &text(p.get_id())?, &text(p.get_data())?)?;
-        self.emit(if created { Change::Created } else { Change::Updated }, &t);
+        let (type_, id, data) = (text(p.get_type())?, text(p.get_id())?, text(p.get_data())?);
+        let (t, created) = self.write(
+            |s| s.upsert(&type_, &id, &data),
+            |(t, created)| vec![(if *created { Change::Created } else { Change::Updated }, t)],
+        )?;
         let mut r = results.get();
         r.set_created(created);
         t.write(r.init_thing());

@@ -2,7 +2,7 @@
 //! write is acknowledged only after it has committed.
 
 use super::patch;
-use super::query::{Query, THING_COLUMNS};
+use super::query::Query;
 use crate::host::{Env, Sql, SqlValue};
 use rpc_core::{Code, RpcError};
 use serde_json::Value;
@@ -22,6 +22,19 @@ pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS things (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, data TEXT NOT NULL,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER, version INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS things_by_type ON things (type, created_at)";
+
+/// A thing by id (the primary key); its columns are [`super::query::THING_COLUMNS`].
+pub const LOAD_BY_ID: &str =
+    "SELECT id, type, data, created_at, updated_at, deleted_at, version FROM things WHERE id = ?";
+/// The lookups a write runs (besides its inserts), for a test to check with
+/// `EXPLAIN QUERY PLAN` that none scans the table.
+pub const WRITE_PATH_STATEMENTS: &[&str] = &[
+    LOAD_BY_ID,
+    "UPDATE things SET data = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+    "UPDATE things SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+    "UPDATE things SET deleted_at = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
+    "DELETE FROM things WHERE id = ?",
+];
 
 /// One stored thing.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,9 +153,7 @@ impl Store<'_> {
     }
 
     fn load(&self, id: &str) -> Result<Option<Thing>, RpcError> {
-        let rows = self
-            .sql
-            .query(&format!("SELECT {THING_COLUMNS} FROM things WHERE id = ?"), &[SqlValue::Text(id.into())])?;
+        let rows = self.sql.query(LOAD_BY_ID, &[SqlValue::Text(id.into())])?;
         rows.first().map(|r| row_to_thing(r)).transpose()
     }
 
@@ -382,5 +393,16 @@ impl Store<'_> {
             }
             None => Ok((s.insert(type_, Some(id), data.clone())?, true)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_by_id_reads_the_thing_columns() {
+        let expected = format!("SELECT {} FROM things WHERE id = ?", super::super::query::THING_COLUMNS);
+        assert_eq!(LOAD_BY_ID, expected);
     }
 }
