@@ -143,8 +143,11 @@ fn schedules_survive_a_restart_and_missed_runs_fire_once() {
         every_second(&sch, "Tick.fired", None).await;
     });
     s.stop();
-    // Down for three and a half periods.
-    let restarted = clock.advance(Duration::from_millis(3_500));
+    // Down for three and a half periods. A restart is a new process with a clock of its
+    // own: the stopped host's threads, which may still be winding down, never see the
+    // later time (sharing one clock let them fire the missed run a second time).
+    let restarted = START_MS + 3_500;
+    let clock = Clock::manual(restarted);
     let (s, host) = object_server_with_clock(&dir, Duration::from_secs(60), clock.clone());
     let [ws, ..] = urls(&s);
     rpc_client::run(async {
