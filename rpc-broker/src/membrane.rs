@@ -100,6 +100,10 @@ impl Guarded {
 }
 
 impl Service for Guarded {
+    fn inner(&self) -> Option<&dyn Service> {
+        Some(&*self.inner)
+    }
+
     fn call(&self, call: Call) -> Promise<(), capnp::Error> {
         match self.admit(call.interface_id, call.method_id) {
             Err(e) => Promise::err(e.into()),

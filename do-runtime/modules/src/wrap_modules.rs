@@ -5,7 +5,6 @@
 
 use capnp::capability::{Promise, Request, Results};
 use capnp::traits::HasTypeId;
-use capnp::{any_pointer, MessageSize};
 use rpc_core::layer::{Call, Layer, Service, Stack};
 use schema::object_capnp::object;
 use std::rc::Rc;
@@ -84,13 +83,7 @@ impl Service for Wrapping {
         })
     }
 
-    fn new_call(
-        &self,
-        interface_id: u64,
-        method_id: u16,
-        size_hint: Option<MessageSize>,
-    ) -> Request<any_pointer::Owned, any_pointer::Owned> {
-        // In-process callers get the module as the object hands it out.
-        self.inner.new_call(interface_id, method_id, size_hint)
+    fn inner(&self) -> Option<&dyn Service> {
+        Some(&*self.inner)
     }
 }

@@ -4,8 +4,7 @@
 use super::{outcome_now, settled, Call, Layer, Service, Stack};
 use crate::error::{Code, RpcError};
 use crate::metrics::Metrics;
-use capnp::capability::{Promise, Request};
-use capnp::{any_pointer, MessageSize};
+use capnp::capability::Promise;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,12 +68,7 @@ impl Service for Observed {
         })
     }
 
-    fn new_call(
-        &self,
-        interface_id: u64,
-        method_id: u16,
-        size_hint: Option<MessageSize>,
-    ) -> Request<any_pointer::Owned, any_pointer::Owned> {
-        self.inner.new_call(interface_id, method_id, size_hint)
+    fn inner(&self) -> Option<&dyn Service> {
+        Some(&*self.inner)
     }
 }

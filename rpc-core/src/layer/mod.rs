@@ -85,14 +85,27 @@ pub trait Service {
     /// Runs one call that arrived over a connection.
     fn call(&self, call: Call) -> Promise<(), capnp::Error>;
 
-    /// Starts a call made in this process. Layers forward it to the service they wrap
-    /// unless they must refuse it (answer with a request on a broken capability).
+    /// The service this one wraps; `None` only for the capability itself, which then
+    /// answers [`Service::new_call`] on its own.
+    fn inner(&self) -> Option<&dyn Service>;
+
+    /// Starts a call made in this process. By default a layer forwards it to the service
+    /// it wraps; a layer that must refuse it answers with a request on a broken capability.
     fn new_call(
         &self,
         interface_id: u64,
         method_id: u16,
         size_hint: Option<MessageSize>,
-    ) -> Request<any_pointer::Owned, any_pointer::Owned>;
+    ) -> Request<any_pointer::Owned, any_pointer::Owned> {
+        match self.inner() {
+            Some(inner) => inner.new_call(interface_id, method_id, size_hint),
+            None => capnp_rpc::new_broken_cap(capnp::Error::failed("a service with nothing inside".into())).new_call(
+                interface_id,
+                method_id,
+                size_hint,
+            ),
+        }
+    }
 }
 
 /// The innermost service: the capability itself.
@@ -101,6 +114,10 @@ struct Target(Box<dyn ClientHook>);
 impl Service for Target {
     fn call(&self, c: Call) -> Promise<(), capnp::Error> {
         self.0.call(c.interface_id, c.method_id, c.params, c.results)
+    }
+
+    fn inner(&self) -> Option<&dyn Service> {
+        None
     }
 
     fn new_call(

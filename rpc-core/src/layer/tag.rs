@@ -3,8 +3,7 @@
 
 use super::{outcome_now, settled, Call, Layer, Service, Stack};
 use crate::error::tag;
-use capnp::capability::{Promise, Request};
-use capnp::{any_pointer, MessageSize};
+use capnp::capability::Promise;
 use futures::TryFutureExt;
 use std::rc::Rc;
 
@@ -29,12 +28,7 @@ impl Service for Tagged {
         }
     }
 
-    fn new_call(
-        &self,
-        interface_id: u64,
-        method_id: u16,
-        size_hint: Option<MessageSize>,
-    ) -> Request<any_pointer::Owned, any_pointer::Owned> {
-        self.0.new_call(interface_id, method_id, size_hint)
+    fn inner(&self) -> Option<&dyn Service> {
+        Some(&*self.0)
     }
 }

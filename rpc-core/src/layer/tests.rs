@@ -64,8 +64,8 @@ impl Service for Recorded {
         self.2.call(call)
     }
 
-    fn new_call(&self, i: u64, m: u16, s: Option<MessageSize>) -> Request<any_pointer::Owned, any_pointer::Owned> {
-        self.2.new_call(i, m, s)
+    fn inner(&self) -> Option<&dyn Service> {
+        Some(&*self.2)
     }
 }
 

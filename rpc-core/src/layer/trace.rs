@@ -4,8 +4,7 @@
 
 use super::{Call, Layer, Service, Stack};
 use crate::error::RpcError;
-use capnp::capability::{Promise, Request};
-use capnp::{any_pointer, MessageSize};
+use capnp::capability::Promise;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -61,12 +60,7 @@ impl Service for Traced {
         })
     }
 
-    fn new_call(
-        &self,
-        interface_id: u64,
-        method_id: u16,
-        size_hint: Option<MessageSize>,
-    ) -> Request<any_pointer::Owned, any_pointer::Owned> {
-        self.inner.new_call(interface_id, method_id, size_hint)
+    fn inner(&self) -> Option<&dyn Service> {
+        Some(&*self.inner)
     }
 }
