@@ -88,8 +88,8 @@ impl BrokerMetrics {
 }
 
 impl rpc_core::layer::CallObserver for BrokerMetrics {
-    fn observe_call(&self, method: &str, elapsed: Duration, outcome: Option<rpc_core::Code>) {
-        self.call(method, elapsed, outcome.is_some());
+    fn observe_call(&self, method: std::borrow::Cow<'static, str>, elapsed: Duration, outcome: Option<rpc_core::Code>) {
+        self.call(&method, elapsed, outcome.is_some());
     }
 }
 

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 pub use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The content type of [`Metrics::prometheus`]'s text.
@@ -21,14 +22,14 @@ const LATENCY_BUCKETS: [f64; 14] =
 /// The labels of a call's latency.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct MethodLabel {
-    method: String,
+    method: Cow<'static, str>,
 }
 
 /// The labels of a call count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CallLabels {
-    method: String,
-    code: String,
+    method: Cow<'static, str>,
+    code: Cow<'static, str>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -135,15 +136,23 @@ impl Metrics {
     /// Records one call of `method` (`interface.method`, e.g. `storage.get`) that took
     /// `elapsed` and ended with `outcome` (`None` for success, else the error's code).
     /// The server's metrics layer calls this for every call arriving over the network.
-    pub fn observe_call(&self, method: &str, elapsed: std::time::Duration, outcome: Option<crate::Code>) {
-        let code = outcome.map_or("OK", |c| c.as_str());
-        self.calls.get_or_create(&CallLabels { method: method.to_string(), code: code.to_string() }).inc();
-        self.latency.get_or_create(&MethodLabel { method: method.to_string() }).observe(elapsed.as_secs_f64());
+    /// The schema's method names are `'static`, so recording a call allocates nothing.
+    pub fn observe_call(
+        &self,
+        method: impl Into<Cow<'static, str>>,
+        elapsed: std::time::Duration,
+        outcome: Option<crate::Code>,
+    ) {
+        let method = method.into();
+        let code = Cow::Borrowed(outcome.map_or("OK", |c| c.as_str()));
+        self.latency.get_or_create(&MethodLabel { method: method.clone() }).observe(elapsed.as_secs_f64());
+        self.calls.get_or_create(&CallLabels { method, code }).inc();
     }
 
     /// How many calls of `method` ended with `code` (`"OK"` for success).
     pub fn calls(&self, method: &str, code: &str) -> u64 {
-        self.calls.get(&CallLabels { method: method.to_string(), code: code.to_string() }).map_or(0, |c| c.get())
+        let labels = CallLabels { method: Cow::Owned(method.to_string()), code: Cow::Owned(code.to_string()) };
+        self.calls.get(&labels).map_or(0, |c| c.get())
     }
 
     /// Adds one to `counter`.

@@ -5,6 +5,7 @@ use super::{outcome_now, settled, Call, Layer, Service, Stack};
 use crate::error::{Code, RpcError};
 use crate::metrics::Metrics;
 use capnp::capability::Promise;
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +14,11 @@ use std::time::{Duration, Instant};
 pub trait CallObserver {
     /// One call of `method` (`interface.method`) took `elapsed` and ended with `outcome`
     /// (`None` for success, else the error's code).
-    fn observe_call(&self, method: &str, elapsed: Duration, outcome: Option<Code>);
+    fn observe_call(&self, method: Cow<'static, str>, elapsed: Duration, outcome: Option<Code>);
 }
 
 impl CallObserver for Metrics {
-    fn observe_call(&self, method: &str, elapsed: Duration, outcome: Option<Code>) {
+    fn observe_call(&self, method: Cow<'static, str>, elapsed: Duration, outcome: Option<Code>) {
         Metrics::observe_call(self, method, elapsed, outcome);
     }
 }
@@ -46,7 +47,7 @@ struct Observed {
     observer: Arc<dyn CallObserver + Send + Sync>,
 }
 
-fn record(observer: &dyn CallObserver, method: &str, started: Instant, r: &Result<(), capnp::Error>) {
+fn record(observer: &dyn CallObserver, method: Cow<'static, str>, started: Instant, r: &Result<(), capnp::Error>) {
     let outcome = r.as_ref().err().map(|e| RpcError::from(e.clone()).code);
     observer.observe_call(method, started.elapsed(), outcome);
 }
@@ -57,13 +58,13 @@ impl Service for Observed {
         let method = call.method_name();
         let mut running = self.inner.call(call);
         if let Some(r) = outcome_now(&mut running) {
-            record(&*self.observer, &method, started, &r);
+            record(&*self.observer, method, started, &r);
             return settled(r);
         }
         let observer = self.observer.clone();
         Promise::from_future(async move {
             let r = running.await;
-            record(&*observer, &method, started, &r);
+            record(&*observer, method, started, &r);
             r
         })
     }
