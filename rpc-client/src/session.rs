@@ -9,13 +9,12 @@ use crate::url::{Scheme, Target};
 use capnp::capability::{FromClientHook, Promise};
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use rpc_core::guard::Guard;
-use rpc_core::pump::{Pump, WS_SUBPROTOCOL};
+use rpc_core::pump::Pump;
 use rpc_core::vat::{rpc_system, Link};
+use rpc_core::wsframe::Role;
 use rpc_core::{Code, Limits, RpcError};
 use rpc_transport::tcp::StreamFrames;
-use rpc_transport::websocket::{ws_config, WsFrames};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use rpc_transport::websocket::{client_handshake, WsFrames};
 
 /// How to connect, beyond the URL.
 ///
@@ -151,17 +150,9 @@ pub async fn connect_as<T: FromClientHook>(url: &str, options: Options) -> Resul
         }
         Scheme::WebSocket => {
             let stream = tcp_connect(&target.authority).await?;
-            let mut req = format!("ws://{}{}", target.authority, target.path)
-                .into_client_request()
-                .map_err(|e| RpcError::new(Code::InvalidArgument, format!("bad websocket url: {e}")))?;
-            req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(WS_SUBPROTOCOL));
-            let host = HeaderValue::from_str(&host_header)
-                .map_err(|e| RpcError::new(Code::InvalidArgument, format!("bad host {host_header:?}: {e}")))?;
-            req.headers_mut().insert("host", host);
-            let (ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config(&limits)))
-                .await
-                .map_err(|e| RpcError::new(Code::Disconnected, format!("websocket handshake failed: {e}")))?;
-            Promise::from_future(Pump::new(WsFrames::new(ws), link.clone(), guard))
+            let (stream, buffered) = client_handshake(stream, &host_header, &target.path).await?;
+            let ws = WsFrames::new(stream, Role::Client, &limits, buffered);
+            Promise::from_future(Pump::new(ws, link.clone(), guard))
         }
         Scheme::Http => {
             return Err(RpcError::new(

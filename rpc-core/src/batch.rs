@@ -73,6 +73,7 @@ pub async fn serve_batch(
                     aborted.borrow_mut().get_or_insert(e);
                 }
                 guard.outbound(&m);
+                guard.written();
                 out.borrow_mut().extend_from_slice(&framing::encode(&m));
             }
             // The engine has ended the session (after an abort): nothing more will come.

@@ -14,6 +14,31 @@ use capnp::message::{Builder, Reader};
 use capnp::serialize::OwnedSegments;
 use capnp_rpc::rpc_capnp::{exception, message, message_target};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes a question id with one multiplication (Fibonacci hashing): ids are small
+/// sequential numbers chosen by the peer, looked up on every call and return, and
+/// SipHash's protection against chosen keys buys nothing for a table the guard bounds.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Ids = BuildHasherDefault<IdHasher>;
 
 /// What to do with one incoming frame.
 pub enum Inbound {
@@ -30,17 +55,25 @@ pub enum Inbound {
 /// Per-session limit state. See the module docs.
 pub struct Guard {
     limits: Limits,
-    open: HashSet<u32>,
-    rejected: HashMap<u32, Code>,
+    open: HashSet<u32, Ids>,
+    rejected: HashMap<u32, Code, Ids>,
+    /// Questions whose `Return` is queued but not yet written to the socket.
+    unsent: Vec<u32>,
 }
 
 impl Guard {
     /// A guard enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
-        Guard { limits, open: HashSet::new(), rejected: HashMap::new() }
+        Guard { limits, open: HashSet::default(), rejected: HashMap::default(), unsent: Vec::new() }
     }
 
-    /// Questions the peer has asked that are not answered yet.
+    /// The limits this guard enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Questions the peer has asked whose answers are not written yet (a queued but
+    /// unwritten answer still holds its in-flight slot).
     pub fn open_questions(&self) -> usize {
         self.open.len()
     }
@@ -110,12 +143,22 @@ impl Guard {
         }
     }
 
-    /// Notes one outgoing message (a `Return` closes a question).
+    /// Notes one outgoing message: a `Return` will close its question once it is
+    /// written ([`Guard::written`]), so a peer that does not read its answers cannot
+    /// make the server hold more than `max_calls_in_flight` of them.
     pub fn outbound(&mut self, msg: &Builder<capnp::message::HeapAllocator>) {
         if let Ok(root) = msg.get_root_as_reader::<message::Reader>() {
             if let Ok(message::Return(Ok(r))) = root.which() {
-                self.open.remove(&r.get_answer_id());
+                self.unsent.push(r.get_answer_id());
             }
+        }
+    }
+
+    /// Everything noted by [`Guard::outbound`] so far has been written to the socket:
+    /// the questions it answered free their in-flight slots.
+    pub fn written(&mut self) {
+        for id in self.unsent.drain(..) {
+            self.open.remove(&id);
         }
     }
 
@@ -197,11 +240,16 @@ pub fn abort_message(e: &RpcError) -> Vec<u8> {
     framing::encode(&b)
 }
 
+/// Framed rpc messages for the tests of the guard and the pump.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_messages {
+    use crate::framing;
+    use capnp::message::Builder;
+    use capnp_rpc::rpc_capnp::message;
 
-    fn call(id: u32, pipelined_on: Option<u32>, pad: usize) -> Vec<u8> {
+    /// A `Call` with question `id`, on an import or pipelined on question `p`, with
+    /// `pad` bytes of parameters.
+    pub(crate) fn call(id: u32, pipelined_on: Option<u32>, pad: usize) -> Vec<u8> {
         let mut b = Builder::new_default();
         {
             let mut c = b.init_root::<message::Builder>().init_call();
@@ -216,11 +264,18 @@ mod tests {
         framing::encode(&b)
     }
 
-    fn finish(id: u32) -> Vec<u8> {
+    /// A `Finish` for question `id`.
+    pub(crate) fn finish(id: u32) -> Vec<u8> {
         let mut b = Builder::new_default();
         b.init_root::<message::Builder>().init_finish().set_question_id(id);
         framing::encode(&b)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_messages::{call, finish};
+    use super::*;
 
     fn reply_code(v: Inbound) -> (u32, Code) {
         let Inbound::Reply(bytes) = v else { panic!("expected a reply") };
@@ -245,6 +300,9 @@ mod tests {
         let mut ret = Builder::new_default();
         ret.init_root::<message::Builder>().init_return().set_answer_id(0);
         g.outbound(&ret);
+        assert_eq!(g.open_questions(), 2, "a queued answer holds its slot until it is written");
+        assert_eq!(reply_code(g.inbound(&call(5, None, 0))), (5, Code::Overloaded));
+        g.written();
         assert_eq!(g.open_questions(), 1);
         assert!(matches!(g.inbound(&call(4, None, 0)), Inbound::Deliver(_)));
     }

@@ -6,7 +6,7 @@
 //! (message framing), [`guard`] (limits on incoming messages), [`negotiation`],
 //! the naming rules ([`ident`]), reading parameters ([`params`]),
 //! [`namespace`], [`error`], the queue [`vat`] the engine runs on, the [`pump`] that a
-//! transport drives, and the HTTP [`batch`] protocol. The async transports live in the
+//! transport drives, and the HTTP [`batch`] protocol and WebSocket framing ([`wsframe`]). The async transports live in the
 //! `rpc-transport` crate and the listeners in `rpc-server`.
 //!
 //! Cross-cutting concerns (deadlines, metrics, tracing, error tags, token checks) are
@@ -35,6 +35,7 @@ pub mod negotiation;
 pub mod params;
 pub mod pump;
 pub mod vat;
+pub mod wsframe;
 
 pub use error::{Code, RpcError};
 pub use layer::Stack;

@@ -25,6 +25,10 @@ pub struct Limits {
     pub max_batch_bytes: usize,
     /// How long one call may run before it is answered with TIMEOUT.
     pub call_timeout: Duration,
+    /// High-water mark of a session's unsent bytes: while more than this many bytes of
+    /// answers wait to be written (the peer does not read), the session reads no more
+    /// calls. With `max_calls_in_flight` it bounds what a session's answers hold.
+    pub max_unsent_bytes: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +42,7 @@ impl Default for Limits {
             max_batch_messages: 4096,
             max_batch_bytes: 16 << 20,
             call_timeout: Duration::from_secs(30),
+            max_unsent_bytes: 1 << 20,
         }
     }
 }

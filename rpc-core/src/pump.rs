@@ -63,8 +63,12 @@ pub struct Pump<T: FrameIo> {
     guard: Guard,
     state: State,
     peer_closed: bool,
-    /// Bytes queued since the last flush.
+    /// Bytes queued since the last flush was attempted (decides when a burst flushes).
     unflushed: usize,
+    /// Bytes queued since the last flush that completed: queued, not yet written. Above
+    /// `Limits::max_unsent_bytes` the pump reads no more calls until they are written.
+    unsent: usize,
+    max_unsent: usize,
     /// Whether the previous poll queued frames (the engine is in a burst).
     bursting: bool,
     violation: Rc<Cell<Option<Code>>>,
@@ -74,12 +78,14 @@ impl<T: FrameIo> Pump<T> {
     /// A pump over `io` feeding `link`.
     pub fn new(io: T, link: Link, guard: Guard) -> Self {
         Pump {
+            max_unsent: guard.limits().max_unsent_bytes,
             io,
             link,
             guard,
             state: State::Running,
             peer_closed: false,
             unflushed: 0,
+            unsent: 0,
             bursting: false,
             violation: Rc::default(),
         }
@@ -89,6 +95,12 @@ impl<T: FrameIo> Pump<T> {
     /// protocol or a hard limit (not when it merely disconnects).
     pub fn violation(&self) -> Rc<Cell<Option<Code>>> {
         self.violation.clone()
+    }
+
+    fn queue(&mut self, frame: Vec<u8>) {
+        self.unflushed += frame.len();
+        self.unsent += frame.len();
+        self.io.queue(frame);
     }
 
     fn fail(&mut self, e: RpcError) {
@@ -137,26 +149,33 @@ impl<T: FrameIo> Future for Pump<T> {
             // executor; while it is in a burst (messages still waiting in the inbox, or
             // the previous round queued replies too) the flush waits for a round that
             // adds nothing (or for FLUSH_BYTES), so the burst shares one write. A lone
-            // reply is written at once.
+            // reply is written at once. A call's in-flight slot is freed when its answer
+            // has been written, not when it is queued.
             let mut queued = false;
             while let Poll::Ready(m) = this.link.poll_outgoing(cx) {
                 this.guard.outbound(&m);
                 let frame = outgoing_frame(&m);
-                this.unflushed += frame.len();
-                this.io.queue(frame);
+                this.queue(frame);
                 queued = true;
             }
             let burst = queued && (this.bursting || this.link.with(|q| !q.inbox.is_empty()));
             this.bursting = queued;
             if burst && this.unflushed < FLUSH_BYTES {
                 cx.waker().wake_by_ref();
-            } else if let Poll::Ready(Err(e)) = {
+            } else {
                 this.unflushed = 0;
-                this.io.poll_flush(cx)
-            } {
-                this.link.end_inbound(Err(e.clone().into()));
-                this.state = State::Closing(Err(e.into()));
-                continue;
+                match this.io.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        this.unsent = 0;
+                        this.guard.written();
+                    }
+                    Poll::Ready(Err(e)) => {
+                        this.link.end_inbound(Err(e.clone().into()));
+                        this.state = State::Closing(Err(e.into()));
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
             }
             if this.link.with(|q| q.shutdown) {
                 this.state = State::Closing(Ok(()));
@@ -171,6 +190,12 @@ impl<T: FrameIo> Future for Pump<T> {
                     }
                     Poll::Pending => Poll::Pending,
                 };
+            }
+            // Backpressure: while too much is queued and unwritten (the peer is not
+            // reading), read no more calls; the pending flush wakes the pump once the
+            // socket takes more.
+            if this.unsent > this.max_unsent {
+                return Poll::Pending;
             }
             // Incoming, up to a budget.
             let mut replied = false;
@@ -195,8 +220,7 @@ impl<T: FrameIo> Future for Pump<T> {
                     Poll::Ready(Some(Ok(frame))) => match this.guard.inbound(&frame) {
                         Inbound::Deliver(m) => this.link.deliver(m),
                         Inbound::Reply(bytes) => {
-                            this.unflushed += bytes.len();
-                            this.io.queue(bytes);
+                            this.queue(bytes);
                             replied = true;
                         }
                         Inbound::Drop => {}
@@ -220,6 +244,7 @@ mod tests {
     //! The pump's flush and close logic, polled by hand over a [`FrameIo`] of in-memory
     //! queues: the test plays the engine by filling the link's outbox.
     use super::*;
+    use crate::guard::test_messages::{call, finish};
     use crate::limits::Limits;
     use capnp::message::{Builder, HeapAllocator};
     use capnp_rpc::rpc_capnp::message;
@@ -239,6 +264,8 @@ mod tests {
         /// Each flush that wrote something: the frames it wrote.
         flushes: Vec<Vec<Vec<u8>>>,
         closed: bool,
+        /// The peer reads nothing: flushes stay pending.
+        stuck: bool,
     }
 
     #[derive(Clone, Default)]
@@ -258,6 +285,9 @@ mod tests {
 
         fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
             let mut w = self.0.borrow_mut();
+            if w.stuck {
+                return Poll::Pending;
+            }
             if !w.queued.is_empty() {
                 let frames = std::mem::take(&mut w.queued);
                 w.flushes.push(frames);
@@ -295,9 +325,47 @@ mod tests {
 
     impl Harness {
         fn new() -> Self {
+            Self::with_limits(Limits::default())
+        }
+
+        fn with_limits(limits: Limits) -> Self {
             let (wire, link) = (QueueIo::default(), Link::new());
-            let pump = Pump::new(wire.clone(), link.clone(), Guard::new(Limits::default()));
+            let pump = Pump::new(wire.clone(), link.clone(), Guard::new(limits));
             Harness { pump, wire, link, wakes: Arc::default() }
+        }
+
+        /// The peer sends these frames.
+        fn peer_sends(&self, frames: impl IntoIterator<Item = Vec<u8>>) {
+            let mut w = self.wire.0.borrow_mut();
+            w.incoming.extend(frames.into_iter().map(|f| Some(Ok(bytes::Bytes::from(f)))));
+        }
+
+        /// The engine answers question `id`.
+        fn engine_returns(&self, id: u32) {
+            let mut b = Builder::new(HeapAllocator::new());
+            b.init_root::<message::Builder>().init_return().set_answer_id(id);
+            self.link.with(|q| q.outbox.push_back(Rc::new(b)));
+        }
+
+        /// The answer ids of the `Return`s written so far, and their exception codes.
+        fn written_returns(&self) -> Vec<(u32, Option<Code>)> {
+            let w = self.wire.0.borrow();
+            w.flushes
+                .iter()
+                .flatten()
+                .filter_map(|f| {
+                    let m = framing::decode(f, Default::default()).ok()?;
+                    let root: message::Reader = m.get_root().ok()?;
+                    let Ok(message::Return(Ok(r))) = root.which() else { return None };
+                    let code = match r.which() {
+                        Ok(capnp_rpc::rpc_capnp::return_::Exception(Ok(ex))) => {
+                            RpcError::from_tagged(ex.get_reason().ok()?.to_str().ok()?).map(|e| e.code)
+                        }
+                        _ => None,
+                    };
+                    Some((r.get_answer_id(), code))
+                })
+                .collect()
         }
 
         fn poll(&mut self) -> Poll<Result<(), capnp::Error>> {
@@ -364,6 +432,41 @@ mod tests {
         h.engine_sends(10);
         assert!(h.poll().is_pending());
         assert_eq!(h.flush_sizes(), vec![2], "the count starts again after a flush");
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_is_not_read_from_above_the_high_water_mark() {
+        let mut h = Harness::with_limits(Limits { max_unsent_bytes: 1000, ..Limits::default() });
+        h.wire.0.borrow_mut().stuck = true;
+        h.engine_sends(2000);
+        h.peer_sends((0..3).map(finish));
+        assert!(h.poll().is_pending());
+        assert_eq!(h.wire.0.borrow().incoming.len(), 3, "over the mark: nothing more is read");
+        assert_eq!(h.link.with(|q| q.inbox.len()), 0);
+        h.wire.0.borrow_mut().stuck = false;
+        assert!(h.poll().is_pending());
+        assert_eq!(h.flush_sizes(), vec![1], "the socket took the answer");
+        assert_eq!(h.wire.0.borrow().incoming.len(), 0, "then reading goes on");
+        assert_eq!(h.link.with(|q| q.inbox.len()), 3);
+    }
+
+    #[test]
+    fn a_calls_slot_is_freed_when_its_answer_is_written_not_when_it_is_queued() {
+        let mut h = Harness::with_limits(Limits { max_calls_in_flight: 1, ..Limits::default() });
+        h.peer_sends([call(0, None, 0)]);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.link.with(|q| q.inbox.len()), 1, "the call reaches the engine");
+        h.wire.0.borrow_mut().stuck = true;
+        h.engine_returns(0);
+        h.peer_sends([call(1, None, 0)]);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.link.with(|q| q.inbox.len()), 1, "the answer is queued, not written: call 1 has no slot");
+        h.wire.0.borrow_mut().stuck = false;
+        assert!(h.poll().is_pending());
+        assert_eq!(h.written_returns(), vec![(0, None), (1, Some(Code::Overloaded))]);
+        h.peer_sends([call(2, None, 0)]);
+        assert!(h.poll().is_pending());
+        assert_eq!(h.link.with(|q| q.inbox.len()), 2, "once written, the slot takes call 2");
     }
 
     #[test]

@@ -125,6 +125,9 @@ impl Link {
     }
 }
 
+/// The smallest and largest first segment of an outgoing message, in words.
+const FIRST_SEGMENT_WORDS: (u32, u32) = (32, 128);
+
 struct Outgoing {
     message: Builder<HeapAllocator>,
     link: Link,
@@ -173,7 +176,9 @@ impl capnp_rpc::Connection<Side> for Connection {
     }
 
     fn new_outgoing_message(&mut self, first_segment_word_size: u32) -> Box<dyn capnp_rpc::OutgoingMessage> {
-        let words = first_segment_word_size.max(64);
+        // The engine's hints are guesses (every call asks for 1,024 words, 8 KiB zeroed
+        // per call); most messages fit in 1 KiB, and a larger one grows a second segment.
+        let words = first_segment_word_size.clamp(FIRST_SEGMENT_WORDS.0, FIRST_SEGMENT_WORDS.1);
         Box::new(Outgoing {
             message: Builder::new(HeapAllocator::new().first_segment_words(words)),
             link: self.link.clone(),

@@ -25,16 +25,15 @@ use rpc_core::guard::Guard;
 use rpc_core::metrics::Metrics;
 use rpc_core::pump::{FrameIo, Pump, BATCH_CONTENT_TYPE, WS_SUBPROTOCOL};
 use rpc_core::vat::{rpc_system, Link};
+use rpc_core::wsframe::Role;
 use rpc_core::{Code, Limits, RpcError};
 use rpc_transport::tcp::StreamFrames;
-use rpc_transport::websocket::{ws_config, WsFrames};
+use rpc_transport::websocket::WsFrames;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 /// Which transport a session arrived on.
@@ -402,12 +401,10 @@ fn upgrade(mut req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
                 return;
             }
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&shared.limits)))
-                .await;
+        let ws = WsFrames::new(TokioIo::new(upgraded), Role::Server, &shared.limits, bytes::BytesMut::new());
         Metrics::inc(&shared.metrics.ws_sessions);
         let (bootstrap, span) = shared.session(namespace, TransportKind::WebSocket);
-        run_session(WsFrames::new(ws), bootstrap, shared).instrument(span).await;
+        run_session(ws, bootstrap, shared).instrument(span).await;
     });
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
