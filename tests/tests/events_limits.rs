@@ -268,3 +268,41 @@ fn a_handler_stuck_again_and_again_is_unsubscribed() {
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_replay_of_large_events_pages_by_bytes() {
+    let dir = data_dir("list-bytes");
+    let s = server_with(&dir, SubscriberLimits::default());
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let ev = object_events(&session.bootstrap, "replay");
+        for i in 0..6 {
+            send_padded(&ev, i, 900_000).await;
+        }
+        let (mut since, mut seen, mut replies) = (0, Vec::new(), 0);
+        loop {
+            let mut req = ev.list_request();
+            req.get().set_since(since);
+            req.get().set_limit(1000);
+            let r = req.send().promise.await.expect("list");
+            let r = r.get().unwrap();
+            let events = r.get_events().unwrap();
+            if events.is_empty() {
+                break;
+            }
+            let bytes: usize = events.iter().map(|e| e.get_data().unwrap().len() as usize).sum();
+            assert!(bytes <= do_modules::events::MAX_LIST_BYTES, "a reply of {bytes} bytes");
+            for e in events {
+                let data: serde_json::Value = serde_json::from_str(e.get_data().unwrap().to_str().unwrap()).unwrap();
+                seen.push(data["i"].as_u64().expect("i"));
+            }
+            since = r.get_next();
+            replies += 1;
+        }
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5], "every event once, in order");
+        assert_eq!(replies, 2, "four events of 900 KB to a reply");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -28,11 +28,17 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use subscribers::{Next, Outcome, Stuck, Subscribers};
 
+pub mod outbox;
 pub mod subscribers;
 
+pub use outbox::Outbox;
 pub use subscribers::{SubscriberLimits, QUEUE_CAPACITY};
 /// Most events one `list` returns.
 pub const MAX_LIST: u32 = 1000;
+/// A `list` stops before the event that would take it past this many bytes of data.
+pub const MAX_LIST_BYTES: usize = 4 << 20;
+/// One stored event by its position.
+pub const EVENT_AT: &str = "SELECT id, seq, noun, verb, data, ts, source FROM events WHERE seq = ?";
 
 /// The tables and indexes the log needs (idempotent; `;`-separated statements).
 pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS events (
@@ -362,10 +368,14 @@ impl EventHub {
         self.subscribers.borrow().dropped(id)
     }
 
-    /// Stored events after `since` matching `pattern`, oldest first.
+    /// Stored events after `since` matching `pattern`, oldest first: at most `limit`
+    /// (default 100, at most [`MAX_LIST`]), and no more than the event that would take
+    /// the list past [`MAX_LIST_BYTES`] of data (always at least one). Rows are read one
+    /// at a time, so events past the budget are never loaded; the caller continues from
+    /// the last `seq` returned.
     pub fn list(&self, since: u64, pattern: &Pattern, limit: u32) -> Result<Vec<Event>, RpcError> {
         let limit = if limit == 0 { 100 } else { limit.min(MAX_LIST) };
-        let mut sql = "SELECT id, seq, noun, verb, data, ts, source FROM events WHERE seq > ?".to_string();
+        let mut sql = "SELECT seq, octet_length(data) FROM events WHERE seq > ?".to_string();
         let mut params = vec![SqlValue::Integer(since.min(i64::MAX as u64) as i64)];
         if let Some(n) = &pattern.noun {
             sql.push_str(" AND noun = ?");
@@ -377,25 +387,57 @@ impl EventHub {
         }
         sql.push_str(" ORDER BY seq LIMIT ?");
         params.push(SqlValue::Integer(i64::from(limit)));
-        let bad_row = || RpcError::new(Code::Internal, "bad event row");
-        self.sql
-            .query(&sql, &params)?
-            .into_iter()
-            .map(|r| {
-                let text = |i: usize| r.get(i).and_then(SqlValue::as_text).map(str::to_string).ok_or_else(bad_row);
-                let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(bad_row);
-                Ok(Event {
-                    id: text(0)?,
-                    seq: int(1)? as u64,
-                    noun: text(2)?,
-                    verb: text(3)?,
-                    data: text(4)?,
-                    timestamp: int(5)?,
-                    source: text(6)?,
-                })
-            })
-            .collect()
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        for r in self.sql.query(&sql, &params)? {
+            let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(bad_row);
+            let (seq, size) = (int(0)?, usize::try_from(int(1)?).unwrap_or(usize::MAX));
+            if !events.is_empty() && bytes.saturating_add(size) > MAX_LIST_BYTES {
+                break;
+            }
+            bytes += size;
+            events.extend(self.logged(seq)?);
+        }
+        Ok(events)
     }
+
+    /// The stored event at `seq`, if the log still holds it.
+    fn logged(&self, seq: i64) -> Result<Option<Event>, RpcError> {
+        let row = self.sql.query(EVENT_AT, &[SqlValue::Integer(seq)])?.pop();
+        row.map(|r| {
+            let text = |i: usize| r.get(i).and_then(SqlValue::as_text).map(str::to_string).ok_or_else(bad_row);
+            let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(bad_row);
+            Ok(Event {
+                id: text(0)?,
+                seq: int(1)? as u64,
+                noun: text(2)?,
+                verb: text(3)?,
+                data: text(4)?,
+                timestamp: int(5)?,
+                source: text(6)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether anyone listens: a write records its events either way, and keeps them
+    /// for delivery only if so.
+    pub fn has_subscribers(&self) -> bool {
+        !self.subscribers.borrow().is_empty()
+    }
+
+    /// Delivers the stored event at `seq` (read back from the log; nothing when it has
+    /// been pruned since).
+    pub fn publish_logged(self: &Rc<Self>, seq: u64) -> Result<(), RpcError> {
+        if let Some(e) = self.logged(i64::try_from(seq).unwrap_or(i64::MAX))? {
+            self.publish(&e);
+        }
+        Ok(())
+    }
+}
+
+fn bad_row() -> RpcError {
+    RpcError::new(Code::Internal, "bad event row")
 }
 
 /// Serves `Events` for one object.

@@ -138,6 +138,11 @@ impl Subscribers {
         Some(self.list.remove(i))
     }
 
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     /// Events dropped from a subscriber's queue so far.
     pub(crate) fn dropped(&self, id: u64) -> u64 {
         self.list.iter().find(|s| s.id == id).map_or(0, |s| s.dropped)
