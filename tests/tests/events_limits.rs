@@ -291,7 +291,7 @@ fn a_replay_of_large_events_pages_by_bytes() {
             if events.is_empty() {
                 break;
             }
-            let bytes: usize = events.iter().map(|e| e.get_data().unwrap().len() as usize).sum();
+            let bytes: usize = events.iter().map(|e| e.get_data().unwrap().len()).sum();
             assert!(bytes <= do_modules::events::MAX_LIST_BYTES, "a reply of {bytes} bytes");
             for e in events {
                 let data: serde_json::Value = serde_json::from_str(e.get_data().unwrap().to_str().unwrap()).unwrap();
