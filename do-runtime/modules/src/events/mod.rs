@@ -296,8 +296,7 @@ impl EventHub {
 
     /// Queues a stored event for every subscriber whose pattern matches.
     pub fn publish(self: &Rc<Self>, event: &Event) {
-        let event = Rc::new(event.clone());
-        let start = self.subscribers.borrow_mut().offer(&event);
+        let start = self.subscribers.borrow_mut().offer(event);
         for id in start {
             let hub = self.clone();
             self.env.spawn(Box::pin(async move { hub.deliver(id).await }));

@@ -72,7 +72,7 @@ pub(crate) type Stuck = Rc<Cell<bool>>;
 pub(crate) struct Subscriber {
     id: u64,
     pattern: Pattern,
-    pub(crate) handler: handler::Client,
+    handler: handler::Client,
     queue: VecDeque<Rc<Event>>,
     queued_bytes: usize,
     delivering: bool,
@@ -151,9 +151,11 @@ impl Subscribers {
     /// Queues `event` for every subscriber whose pattern matches, dropping the oldest
     /// waiting events of a queue it would overflow; returns the subscribers whose
     /// delivery task must start.
-    pub(crate) fn offer(&mut self, event: &Rc<Event>) -> Vec<u64> {
+    pub(crate) fn offer(&mut self, event: &Event) -> Vec<u64> {
         let size = event.size();
         let mut start = Vec::new();
+        // One copy of the event, shared by every queue it waits in (none if no one listens).
+        let mut shared: Option<Rc<Event>> = None;
         for s in self.list.iter_mut().filter(|s| s.pattern.matches(&event.noun, &event.verb)) {
             while s.queue.len() >= self.limits.queue_events.max(1)
                 || (!s.queue.is_empty() && s.queued_bytes + size > self.limits.queue_bytes)
@@ -162,7 +164,7 @@ impl Subscribers {
                 s.queued_bytes -= old.size();
                 s.dropped += 1;
             }
-            s.queue.push_back(event.clone());
+            s.queue.push_back(shared.get_or_insert_with(|| Rc::new(event.clone())).clone());
             s.queued_bytes += size;
             if !s.delivering {
                 s.delivering = true;
@@ -228,8 +230,8 @@ impl Subscriber {
 mod tests {
     use super::*;
 
-    fn event(bytes: usize) -> Rc<Event> {
-        Rc::new(Event {
+    fn event(bytes: usize) -> Event {
+        Event {
             id: String::new(),
             seq: 0,
             noun: "A".into(),
@@ -237,7 +239,7 @@ mod tests {
             data: "x".repeat(bytes),
             timestamp: 0,
             source: String::new(),
-        })
+        }
     }
 
     fn handler() -> handler::Client {
