@@ -33,6 +33,7 @@ pub mod subscribers;
 
 pub use outbox::Outbox;
 pub use subscribers::{SubscriberLimits, QUEUE_CAPACITY};
+
 /// Most events one `list` returns.
 pub const MAX_LIST: u32 = 1000;
 /// A `list` stops before the event that would take it past this many bytes of data.
