@@ -59,6 +59,12 @@ pub trait Env {
     fn random_u64(&self) -> u64;
     /// Runs `task` in the background on the object's thread (event delivery).
     fn spawn(&self, task: Task);
+    /// A future that completes after `duration` (event delivery deadlines). The default
+    /// never completes: a host without a timer gives deliveries no deadline.
+    fn sleep(&self, duration: std::time::Duration) -> Task {
+        let _ = duration;
+        Box::pin(std::future::pending())
+    }
 }
 
 /// The object's one alarm: the host calls the object back at (or soon after) the time

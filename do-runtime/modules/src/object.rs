@@ -1,6 +1,6 @@
 //! `Object`: the capability of one Durable Object, whose getters hand out its modules.
 
-use crate::events::{EventHub, EventsServer, Retention};
+use crate::events::{EventHub, EventsServer, Retention, SubscriberLimits};
 use crate::host::{Alarm, Env, Sql};
 use crate::schedule::server::{ScheduleServer, Scheduler};
 use crate::storage::server::StorageServer;
@@ -46,7 +46,7 @@ impl AlarmCallback {
 
 impl ObjectServer {
     /// Builds the object's modules over its database, keeping `retention` of its event
-    /// log; `wrap` turns each module server into a client (the host's layers: deadlines
+    /// log and bounding its event subscribers by `subscribers`; `wrap` turns each module server into a client (the host's layers: deadlines
     /// and typed errors). Also returns the callback the host runs when the object's alarm
     /// fires.
     pub fn new(
@@ -55,9 +55,10 @@ impl ObjectServer {
         env: Rc<dyn Env>,
         alarm: Rc<dyn Alarm>,
         retention: Retention,
+        subscribers: SubscriberLimits,
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
     ) -> Result<(Self, AlarmCallback), RpcError> {
-        let hub = EventHub::with_retention(sql.clone(), env.clone(), address.id.clone(), retention)?;
+        let hub = EventHub::with_limits(sql.clone(), env.clone(), address.id.clone(), retention, subscribers)?;
         let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), alarm)?;
         let storage = StorageServer::new(sql, env, hub.clone())?;
         let storage = storage::Client { client: wrap(Module::Storage(storage)) };

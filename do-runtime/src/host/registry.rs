@@ -14,7 +14,7 @@ use super::clock::Clock;
 use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
-use do_modules::events::Retention;
+use do_modules::events::{Retention, SubscriberLimits};
 use do_modules::host::{Alarm, Env, Task};
 use do_modules::object::{Address, AlarmCallback, Module, ObjectServer};
 use rpc_core::guard::Guard;
@@ -52,6 +52,10 @@ pub struct HostConfig {
     /// of at most 30 days (pruned in batches as events are written, so a log may exceed
     /// the count by about a thousand).
     pub event_retention: Retention,
+    /// Bounds on each object's event subscribers: 1,024 subscribers, 1 MiB queued per
+    /// subscriber (oldest dropped beyond), a 10 s delivery deadline, unsubscribed after 3
+    /// deliveries in a row time out.
+    pub event_subscribers: SubscriberLimits,
 }
 
 impl Default for HostConfig {
@@ -64,6 +68,7 @@ impl Default for HostConfig {
             call_timeout: Duration::from_secs(30),
             clock: Clock::system(),
             event_retention: Retention::default(),
+            event_subscribers: SubscriberLimits::default(),
         }
     }
 }
@@ -236,6 +241,10 @@ impl Env for NativeEnv {
     fn spawn(&self, task: Task) {
         tokio::task::spawn_local(task);
     }
+
+    fn sleep(&self, duration: Duration) -> Task {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 struct Entry {
@@ -382,8 +391,15 @@ impl LiveObjects {
             name: key.name.clone(),
         };
         let alarm = Rc::new(NativeAlarm { objects: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
-        let (server, callback) =
-            ObjectServer::new(address, sql, self.env.clone(), alarm, self.config.event_retention, &wrap)?;
+        let (server, callback) = ObjectServer::new(
+            address,
+            sql,
+            self.env.clone(),
+            alarm,
+            self.config.event_retention,
+            self.config.event_subscribers,
+            &wrap,
+        )?;
         Ok((stack.server(server), callback))
     }
 

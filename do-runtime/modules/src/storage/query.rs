@@ -464,11 +464,12 @@ impl Query {
         }
     }
 
-    /// `SELECT` of one page: the thing columns, then the sort values; fetches one row
-    /// more than the page so the caller knows whether another page follows.
-    pub fn select_sql(&self) -> (String, Vec<SqlValue>) {
+    /// `SELECT` of one page's rows, as `(rowid, bytes of data)` in the query's order: no
+    /// document is read into memory (the store loads the rows that fit the page's byte
+    /// budget one at a time with [`Query::row_sql`]). Fetches one row more than the
+    /// page, so the caller knows whether another page follows.
+    pub fn page_sql(&self) -> (String, Vec<SqlValue>) {
         let mut params = Vec::new();
-        let sort_cols: Vec<String> = self.sort.iter().map(|k| k.field.sql(&mut params)).collect();
         let mut conds = vec![self.where_sql(&mut params)];
         if let Some(c) = &self.cursor {
             conds.push(self.after_cursor(c, &mut params));
@@ -481,12 +482,46 @@ impl Query {
         order.push("id ASC".to_string());
         params.push(SqlValue::Integer(i64::from(self.limit) + 1));
         params.push(SqlValue::Integer(i64::from(self.offset)));
-        let extra: String = sort_cols.iter().map(|c| format!(", {c}")).collect();
         let sql = format!(
-            "SELECT {THING_COLUMNS}{extra} FROM things WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+            "SELECT rowid, octet_length(data) FROM things WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
             conds.join(" AND "),
             order.join(", ")
         );
+        (sql, params)
+    }
+
+    /// `SELECT` of one row of a page by its rowid (the last parameter, for the caller to
+    /// push): the thing columns, then the sort values (for the cursor).
+    pub fn row_sql(&self) -> (String, Vec<SqlValue>) {
+        let mut params = Vec::new();
+        let extra: String = self.sort.iter().map(|k| format!(", {}", k.field.sql(&mut params))).collect();
+        (format!("SELECT {THING_COLUMNS}{extra} FROM things WHERE rowid = ?"), params)
+    }
+
+    /// `SELECT` of the next `page` matches of the query (its filter and cursor; sort,
+    /// limit and offset do not apply) after `after`, as `(rowid, created_at)`: how a bulk
+    /// update or delete walks its matches in pages inside one transaction. A query of
+    /// one type walks the type's index in `(created_at, rowid)` order, any other query
+    /// the table in rowid order; either way each page continues where the last ended (no
+    /// sort, no rescan), and no row is visited twice (writes change neither key).
+    /// `after` is the `(created_at, rowid)` of the last row of the page before, or
+    /// `(i64::MIN, i64::MIN)` to start.
+    pub fn ids_after_sql(&self, after: (i64, i64), page: i64) -> (String, Vec<SqlValue>) {
+        let mut params = Vec::new();
+        let (position, order) = if self.type_.is_some() {
+            params.extend([SqlValue::Integer(after.0), SqlValue::Integer(after.1)]);
+            ("(created_at, rowid) > (?, ?)", "created_at, rowid")
+        } else {
+            params.push(SqlValue::Integer(after.1));
+            ("rowid > ?", "rowid")
+        };
+        let mut conds = vec![position.to_string(), self.where_sql(&mut params)];
+        if let Some(c) = &self.cursor {
+            conds.push(self.after_cursor(c, &mut params));
+        }
+        params.push(SqlValue::Integer(page));
+        let sql =
+            format!("SELECT rowid, created_at FROM things WHERE {} ORDER BY {order} LIMIT ?", conds.join(" AND "));
         (sql, params)
     }
 
@@ -572,7 +607,7 @@ mod tests {
     #[test]
     fn filters_become_parameterised_sql() {
         let query = q(json!({"type": "Customer", "where": {"data.age": {"$gte": 18}, "name": "ann"}})).unwrap();
-        let (sql, params) = query.select_sql();
+        let (sql, params) = query.page_sql();
         assert!(sql.contains("json_extract(data, ?) >= ?"), "{sql}");
         assert!(params.contains(&SqlValue::Text("$.age".into())));
         assert!(params.contains(&SqlValue::Text("ann".into())));
@@ -613,13 +648,22 @@ mod tests {
             "sort": ["-a.b", "createdAt"]
         }))
         .unwrap();
-        let (sql, params) = query.select_sql();
+        let (sql, params) = query.page_sql();
         assert_eq!(sql.matches('?').count(), params.len(), "{sql}");
+        let (sql, params) = query.row_sql();
+        assert_eq!(sql.matches('?').count(), params.len() + 1, "{sql}: the rowid is pushed by the caller");
         let c = query.cursor_after(&[SqlValue::Integer(4), SqlValue::Null], "id9");
         let mut next = query.clone();
         next.cursor = Some(decode_cursor(&c, "-a.b,createdAt", 2).unwrap());
-        let (sql, params) = next.select_sql();
+        let (sql, params) = next.page_sql();
         assert_eq!(sql.matches('?').count(), params.len(), "{sql}");
+        let (sql, params) = next.ids_after_sql((5, 7), 100);
+        assert_eq!(sql.matches('?').count(), params.len(), "{sql}");
+        assert_eq!((params.first(), params.last()), (Some(&SqlValue::Integer(7)), Some(&SqlValue::Integer(100))));
+        let typed = q(json!({"type": "T", "where": {"a": 1}})).unwrap();
+        let (sql, params) = typed.ids_after_sql((5, 7), 100);
+        assert_eq!(sql.matches('?').count(), params.len(), "{sql}");
+        assert_eq!(params[..2], [SqlValue::Integer(5), SqlValue::Integer(7)]);
         assert_eq!(
             Query::parse(&json!({"sort": ["id"], "cursor": c}).to_string()).unwrap_err().code,
             Code::InvalidArgument

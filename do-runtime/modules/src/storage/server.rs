@@ -5,7 +5,7 @@
 
 use super::query::Query;
 use super::things::{Change, Store, Thing};
-use crate::events::{Event, EventHub};
+use crate::events::{EventHub, Outbox};
 use crate::host::{Env, Sql};
 use capnp::capability::Rc as CapRc;
 use rpc_core::params::text;
@@ -40,18 +40,35 @@ impl StorageServer {
         mut write: impl FnMut(&Store<'_>) -> Result<R, RpcError>,
         changed: impl Fn(&R) -> Vec<(Change, &Thing)>,
     ) -> Result<R, RpcError> {
-        let mut events: Vec<Event> = Vec::new();
-        let out = self.store().atomically(|s| {
-            events.clear();
+        self.write_each(|s, record| {
             let r = write(s)?;
             for (change, t) in changed(&r) {
-                let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
-                events.push(self.events.record_change(&t.type_, change.verb(), data)?);
+                record(change, t)?;
             }
             Ok(r)
+        })
+    }
+
+    /// Runs `write`, which calls `record` with every thing it changes as it goes (a
+    /// bulk operation, one thing at a time), in one transaction with the events
+    /// `record` stores; then delivers the events, held in bounded memory meanwhile
+    /// (an [`Outbox`]).
+    fn write_each<R>(
+        &self,
+        mut write: impl FnMut(&Store<'_>, &mut dyn FnMut(Change, &Thing) -> Result<(), RpcError>) -> Result<R, RpcError>,
+    ) -> Result<R, RpcError> {
+        let mut outbox = Outbox::new(&self.events);
+        let out = self.store().atomically(|s| {
+            outbox.clear();
+            let mut record = |change: Change, t: &Thing| {
+                let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
+                outbox.keep(self.events.record_change(&t.type_, change.verb(), data)?);
+                Ok(())
+            };
+            write(s, &mut record)
         })?;
-        for e in &events {
-            self.events.publish(e);
+        if let Err(e) = outbox.deliver(&self.events) {
+            tracing::warn!(code = e.code.as_str(), error = %e.message, "cannot deliver the events of a committed write");
         }
         Ok(out)
     }
@@ -219,9 +236,8 @@ impl storage::Server for StorageServer {
         let p = params.get()?;
         let q = Query::parse(&text(p.get_query())?)?;
         let patch = text(p.get_patch())?;
-        let things =
-            self.write(|s| s.bulk_update(&q, &patch), |ts| ts.iter().map(|t| (Change::Updated, t)).collect())?;
-        results.get().set_count(things.len() as u64);
+        let n = self.write_each(|s, record| s.bulk_update(&q, &patch, &mut |t| record(Change::Updated, t)))?;
+        results.get().set_count(n);
         Ok(())
     }
 
@@ -232,9 +248,9 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let q = Query::parse(&text(p.get_query())?)?;
-        let things =
-            self.write(|s| s.bulk_delete(&q, p.get_soft()), |ts| ts.iter().map(|t| (Change::Deleted, t)).collect())?;
-        results.get().set_count(things.len() as u64);
+        let soft = p.get_soft();
+        let n = self.write_each(|s, record| s.bulk_delete(&q, soft, &mut |t| record(Change::Deleted, t)))?;
+        results.get().set_count(n);
         Ok(())
     }
 

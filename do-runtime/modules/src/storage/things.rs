@@ -1,5 +1,11 @@
 //! The Thing store over [`Sql`]: plain functions, one transaction per write, so a
 //! write is acknowledged only after it has committed.
+//!
+//! Memory stays bounded by the page, not by what matches: a query first reads the
+//! rowids and sizes of its page, then loads one row at a time until the next would pass
+//! [`MAX_PAGE_BYTES`]; a bulk update or delete walks its matches in pages of
+//! [`BULK_PAGE`] rowids, loading one thing at a time, inside one transaction (all or
+//! none), however many match.
 
 use super::patch;
 use super::query::Query;
@@ -11,11 +17,12 @@ use serde_json::Value;
 pub const MAX_DOC_BYTES: usize = 1 << 20;
 /// Most things in one bulk create.
 pub const MAX_BULK: usize = 1000;
-/// A page of query results stops growing past this many bytes of data (it always holds
-/// at least one thing); the cursor continues after it.
+/// A page of query results stops before the row that would take it past this many
+/// bytes of data (it always holds at least one thing); the cursor continues there. Rows
+/// past the budget are never read into memory.
 pub const MAX_PAGE_BYTES: usize = 4 << 20;
-/// Most things one bulk update or delete may touch.
-pub const MAX_BULK_MATCH: u32 = 10_000;
+/// Rowids a bulk update or delete reads at a time while it walks its matches.
+pub const BULK_PAGE: i64 = 1000;
 
 /// The tables the store needs (idempotent).
 pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS things (
@@ -26,10 +33,14 @@ CREATE INDEX IF NOT EXISTS things_by_type ON things (type, created_at)";
 /// A thing by id (the primary key); its columns are [`super::query::THING_COLUMNS`].
 pub const LOAD_BY_ID: &str =
     "SELECT id, type, data, created_at, updated_at, deleted_at, version FROM things WHERE id = ?";
+/// A thing by rowid (how a bulk operation loads its matches one at a time).
+pub const LOAD_BY_ROWID: &str =
+    "SELECT id, type, data, created_at, updated_at, deleted_at, version FROM things WHERE rowid = ?";
 /// The lookups a write runs (besides its inserts), for a test to check with
 /// `EXPLAIN QUERY PLAN` that none scans the table.
 pub const WRITE_PATH_STATEMENTS: &[&str] = &[
     LOAD_BY_ID,
+    LOAD_BY_ROWID,
     "UPDATE things SET data = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
     "UPDATE things SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
     "UPDATE things SET deleted_at = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
@@ -157,6 +168,11 @@ impl Store<'_> {
         rows.first().map(|r| row_to_thing(r)).transpose()
     }
 
+    fn load_rowid(&self, rowid: i64) -> Result<Option<Thing>, RpcError> {
+        let rows = self.sql.query(LOAD_BY_ROWID, &[SqlValue::Integer(rowid)])?;
+        rows.first().map(|r| row_to_thing(r)).transpose()
+    }
+
     fn live(&self, id: &str) -> Result<Thing, RpcError> {
         match self.load(id)? {
             Some(t) if t.deleted_at.is_none() => Ok(t),
@@ -266,25 +282,30 @@ impl Store<'_> {
         })
     }
 
-    /// One page of a query and the cursor of the next page (None on the last).
+    /// One page of a query and the cursor of the next page (None on the last). Reads
+    /// the page's rowids and sizes, then its rows one at a time, and stops before the
+    /// row that would take the page past [`MAX_PAGE_BYTES`].
     pub fn query(&self, q: &Query) -> Result<(Vec<Thing>, Option<String>), RpcError> {
-        let (sql, params) = q.select_sql();
+        let (sql, params) = q.page_sql();
         let rows = self.sql.query(&sql, &params)?;
-        let mut more = rows.len() > q.limit as usize;
+        let (row_sql, row_params) = q.row_sql();
         let mut things = Vec::new();
         let mut last_keys = Vec::new();
-        let mut bytes = 0;
-        for row in rows.iter().take(q.limit as usize) {
-            let size = row.get(2).and_then(SqlValue::as_text).map_or(0, str::len);
-            if !things.is_empty() && bytes + size > MAX_PAGE_BYTES {
-                more = true;
+        let mut bytes = 0usize;
+        for r in rows.iter().take(q.limit as usize) {
+            let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(|| internal("bad page row"));
+            let (rowid, size) = (int(0)?, usize::try_from(int(1)?).unwrap_or(usize::MAX));
+            if !things.is_empty() && bytes.saturating_add(size) > MAX_PAGE_BYTES {
                 break;
             }
+            let mut params = row_params.clone();
+            params.push(SqlValue::Integer(rowid));
+            let row = self.sql.query(&row_sql, &params)?.pop().ok_or_else(|| internal("a page row vanished"))?;
             bytes += size;
-            things.push(row_to_thing(row)?);
-            last_keys = row[7..].to_vec();
+            things.push(row_to_thing(&row)?);
+            last_keys = row.get(7..).unwrap_or_default().to_vec();
         }
-        let cursor = match (more, things.last()) {
+        let cursor = match (things.len() < rows.len(), things.last()) {
             (true, Some(t)) => Some(q.cursor_after(&last_keys, &t.id)),
             _ => None,
         };
@@ -315,52 +336,86 @@ impl Store<'_> {
         self.atomically(|s| parsed.iter().map(|(t, id, d)| s.insert(t, Some(id), d.clone())).collect())
     }
 
-    fn matching(&self, q: &Query) -> Result<Vec<Thing>, RpcError> {
-        let mut all = q.clone();
-        all.limit = MAX_BULK_MATCH;
-        all.offset = 0;
-        let (things, more) = self.query(&all)?;
-        if more.is_some() {
-            return Err(RpcError::new(
-                Code::LimitExceeded,
-                format!("more than {MAX_BULK_MATCH} things match: narrow the query"),
-            ));
+    /// Calls `f` with the rowid of every thing matching `q` (its filter and cursor),
+    /// reading [`BULK_PAGE`] rowids at a time (see [`Query::ids_after_sql`]); run it
+    /// inside a transaction.
+    fn each_match(&self, q: &Query, mut f: impl FnMut(i64) -> Result<(), RpcError>) -> Result<(), RpcError> {
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let (sql, params) = q.ids_after_sql(after, BULK_PAGE);
+            let rows = self.sql.query(&sql, &params)?;
+            for r in &rows {
+                let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(|| internal("bad match row"));
+                after = (int(1)?, int(0)?);
+                f(after.1)?;
+            }
+            if rows.len() < BULK_PAGE as usize {
+                return Ok(());
+            }
         }
-        Ok(things)
     }
 
-    /// Patches every matching thing in one transaction; returns them.
-    pub fn bulk_update(&self, q: &Query, patch_text: &str) -> Result<Vec<Thing>, RpcError> {
+    /// Patches every matching thing in one transaction (all or none), loading one at a
+    /// time; `changed` sees each patched thing (inside the transaction, e.g. to record
+    /// its event). Returns how many were patched.
+    pub fn bulk_update(
+        &self,
+        q: &Query,
+        patch_text: &str,
+        changed: &mut dyn FnMut(&Thing) -> Result<(), RpcError>,
+    ) -> Result<u64, RpcError> {
         let p: Value = serde_json::from_str(patch_text)
             .map_err(|e| RpcError::invalid_argument(format!("patch is not valid JSON: {e}")))?;
         self.atomically(|s| {
-            let mut out = Vec::new();
-            for t in s.matching(q)? {
+            let mut n = 0;
+            s.each_match(q, |rowid| {
+                let Some(t) = s.load_rowid(rowid)? else { return Ok(()) };
                 let mut data = t.data.clone();
                 patch::apply(&mut data, &p)?;
-                out.push(s.write(t, data, 0)?);
-            }
-            Ok(out)
+                changed(&s.write(t, data, 0)?)?;
+                n += 1;
+                Ok(())
+            })?;
+            Ok(n)
         })
     }
 
-    /// Deletes every matching thing in one transaction; returns them.
-    pub fn bulk_delete(&self, q: &Query, soft: bool) -> Result<Vec<Thing>, RpcError> {
+    /// Deletes every matching thing in one transaction (all or none), loading one at a
+    /// time; `changed` sees each deleted thing (inside the transaction). Returns how
+    /// many were deleted.
+    pub fn bulk_delete(
+        &self,
+        q: &Query,
+        soft: bool,
+        changed: &mut dyn FnMut(&Thing) -> Result<(), RpcError>,
+    ) -> Result<u64, RpcError> {
         self.atomically(|s| {
-            let mut out = Vec::new();
-            for t in s.matching(q)? {
-                if let Some(d) = s.delete_in_tx(&t.id, soft)? {
-                    out.push(d);
+            let mut n = 0;
+            s.each_match(q, |rowid| {
+                let Some(t) = s.load_rowid(rowid)? else { return Ok(()) };
+                if let Some(gone) = s.delete_loaded(t, soft)? {
+                    changed(&gone)?;
+                    n += 1;
                 }
-            }
-            Ok(out)
+                Ok(())
+            })?;
+            Ok(n)
         })
     }
 
     /// Deletes inside the caller's transaction; None when there was nothing to delete
     /// (no such thing, or soft-deleting one already soft-deleted).
     fn delete_in_tx(&self, id: &str, soft: bool) -> Result<Option<Thing>, RpcError> {
-        let Some(t) = self.load(id)? else { return Ok(None) };
+        match self.load(id)? {
+            Some(t) => self.delete_loaded(t, soft),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a thing just loaded, inside the caller's transaction; None when soft-
+    /// deleting one already soft-deleted.
+    fn delete_loaded(&self, t: Thing, soft: bool) -> Result<Option<Thing>, RpcError> {
+        let id = t.id.as_str();
         if soft {
             if t.deleted_at.is_some() {
                 return Ok(None);

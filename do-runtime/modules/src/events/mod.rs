@@ -2,11 +2,17 @@
 //! subscribers whose pattern matches (`Customer.created`, `*.created`, `Customer.*`,
 //! `*.*`, `*`).
 //!
-//! Each subscriber has a bounded queue and its own delivery task, so a slow or failing
-//! handler never blocks the sender or the other handlers; events that do not fit are
-//! counted as dropped. A subscription ends on `cancel()`, when its capability is
-//! released (dropped, or its client disconnected), or when its handler's connection is
-//! gone.
+//! Each subscriber has a queue bounded by count and bytes and its own delivery task, so
+//! a slow or failing handler never blocks the sender or the other handlers; a full
+//! queue drops its oldest events (counted as dropped), and a delivery not answered
+//! within a deadline counts as failed. An object takes a bounded number of subscribers
+//! (all bounds: [`SubscriberLimits`]). A subscription ends on `cancel()`, when its
+//! capability is released (dropped, or its client disconnected), when its handler's
+//! connection is gone, or when its handler timed out too many deliveries in a row.
+//!
+//! The subscriber table is only changed inside short borrows that call nothing out:
+//! a removed subscriber (whose handler may be a capability whose release calls back
+//! into the hub, e.g. another subscription) is dropped after the borrow has ended.
 //!
 //! The log is bounded by a [`Retention`] (by count and by age): each write path lookup
 //! uses an index, and old events are pruned in small batches every [`PRUNE_EVERY`]
@@ -19,13 +25,21 @@ use rpc_core::params::text;
 use rpc_core::{Code, RpcError};
 use schema::object_capnp::{event, events, handler, subscription};
 use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use subscribers::{Next, Outcome, Stuck, Subscribers};
 
-/// Events a subscriber may have waiting before new ones are dropped.
-pub const QUEUE_CAPACITY: usize = 1024;
+pub mod outbox;
+pub mod subscribers;
+
+pub use outbox::Outbox;
+pub use subscribers::{SubscriberLimits, QUEUE_CAPACITY};
+
 /// Most events one `list` returns.
 pub const MAX_LIST: u32 = 1000;
+/// A `list` stops before the event that would take it past this many bytes of data.
+pub const MAX_LIST_BYTES: usize = 4 << 20;
+/// One stored event by its position.
+pub const EVENT_AT: &str = "SELECT id, seq, noun, verb, data, ts, source FROM events WHERE seq = ?";
 
 /// The tables and indexes the log needs (idempotent; `;`-separated statements).
 pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS events (
@@ -141,16 +155,11 @@ impl Event {
         b.set_timestamp(self.timestamp);
         b.set_source(&self.source);
     }
-}
 
-struct Subscriber {
-    id: u64,
-    pattern: Pattern,
-    handler: handler::Client,
-    queue: VecDeque<Event>,
-    delivering: bool,
-    dropped: u64,
-    delivered: u64,
+    /// The bytes the event holds (its strings), what a subscriber's queue budget counts.
+    pub fn size(&self) -> usize {
+        self.id.len() + self.noun.len() + self.verb.len() + self.data.len() + self.source.len()
+    }
 }
 
 /// The event log and subscribers of one object.
@@ -158,8 +167,7 @@ pub struct EventHub {
     sql: Rc<dyn Sql>,
     env: Rc<dyn Env>,
     source: String,
-    subscribers: RefCell<Vec<Subscriber>>,
-    next_id: std::cell::Cell<u64>,
+    subscribers: RefCell<Subscribers>,
     retention: Retention,
     /// Events written since the last pruning pass.
     since_prune: std::cell::Cell<u64>,
@@ -171,12 +179,25 @@ impl EventHub {
         EventHub::with_retention(sql, env, source, Retention::default())
     }
 
-    /// The hub of the object `source` keeping `retention` of its log, migrating its tables.
+    /// The hub of the object `source` keeping `retention` of its log, migrating its
+    /// tables; its subscribers have the default [`SubscriberLimits`].
     pub fn with_retention(
         sql: Rc<dyn Sql>,
         env: Rc<dyn Env>,
         source: String,
         retention: Retention,
+    ) -> Result<Rc<EventHub>, RpcError> {
+        EventHub::with_limits(sql, env, source, retention, SubscriberLimits::default())
+    }
+
+    /// The hub of the object `source` keeping `retention` of its log, its subscribers
+    /// bounded by `limits`, migrating its tables.
+    pub fn with_limits(
+        sql: Rc<dyn Sql>,
+        env: Rc<dyn Env>,
+        source: String,
+        retention: Retention,
+        limits: SubscriberLimits,
     ) -> Result<Rc<EventHub>, RpcError> {
         for stmt in MIGRATION.split(';') {
             sql.execute(stmt, &[])?;
@@ -185,8 +206,7 @@ impl EventHub {
             sql,
             env,
             source,
-            subscribers: RefCell::new(Vec::new()),
-            next_id: 0.into(),
+            subscribers: RefCell::new(Subscribers::new(limits)),
             retention,
             // The first write after loading prunes what built up before.
             since_prune: PRUNE_EVERY.into(),
@@ -277,88 +297,85 @@ impl EventHub {
 
     /// Queues a stored event for every subscriber whose pattern matches.
     pub fn publish(self: &Rc<Self>, event: &Event) {
-        let mut start = Vec::new();
-        for s in self.subscribers.borrow_mut().iter_mut() {
-            if !s.pattern.matches(&event.noun, &event.verb) {
-                continue;
-            }
-            if s.queue.len() >= QUEUE_CAPACITY {
-                s.dropped += 1;
-                continue;
-            }
-            s.queue.push_back(event.clone());
-            if !s.delivering {
-                s.delivering = true;
-                start.push(s.id);
-            }
-        }
+        let start = self.subscribers.borrow_mut().offer(event);
         for id in start {
             let hub = self.clone();
             self.env.spawn(Box::pin(async move { hub.deliver(id).await }));
         }
     }
 
+    /// A subscriber's delivery task: one event at a time, each within the delivery
+    /// deadline, until its queue is empty or the subscription ends.
     async fn deliver(self: Rc<Self>, id: u64) {
+        let timeout = self.subscribers.borrow().limits().delivery_timeout;
         loop {
-            let next = {
-                let mut subs = self.subscribers.borrow_mut();
-                let Some(s) = subs.iter_mut().find(|s| s.id == id) else { return };
-                match s.queue.pop_front() {
-                    Some(e) => Some((e, s.handler.clone())),
-                    None => {
-                        s.delivering = false;
-                        None
-                    }
-                }
-            };
-            let Some((event, handler)) = next else { return };
+            let next = self.subscribers.borrow_mut().next(id);
+            let Next::Deliver(event, handler) = next else { return };
             let mut req = handler.handle_request();
             event.fill(req.get().init_event());
-            match req.send().promise.await {
-                Ok(_) => {
-                    if let Some(s) = self.subscribers.borrow_mut().iter_mut().find(|s| s.id == id) {
-                        s.delivered += 1;
-                    }
+            drop(event);
+            let answer = req.send().promise;
+            let outcome = match futures::future::select(answer, self.env.sleep(timeout)).await {
+                futures::future::Either::Left((Ok(_), _)) => Outcome::Answered,
+                futures::future::Either::Left((Err(e), _)) if RpcError::from(e.clone()).code == Code::Disconnected => {
+                    Outcome::Gone
                 }
-                Err(e) if RpcError::from(e.clone()).code == Code::Disconnected => {
-                    // The subscriber's connection is gone: so is the subscription.
-                    self.unsubscribe(id);
-                    return;
+                // A failing handler loses that event only.
+                futures::future::Either::Left((Err(_), _)) => Outcome::Failed,
+                // Dropping the call cancels it.
+                futures::future::Either::Right(((), _)) => Outcome::TimedOut,
+            };
+            drop(handler);
+            let ended = self.subscribers.borrow_mut().settle(id, outcome);
+            if let Some(s) = ended {
+                if outcome == Outcome::TimedOut {
+                    tracing::warn!(
+                        object = %self.source,
+                        subscription = s.id(),
+                        waiting = s.waiting(),
+                        "unsubscribed a handler that did not answer {} deliveries in a row within {timeout:?}",
+                        self.subscribers.borrow().limits().max_timeouts,
+                    );
                 }
-                Err(_) => {} // A failing handler loses that event only.
+                // Dropped here, after the table's borrow (its handler may call back).
+                drop(s);
+                return;
             }
         }
     }
 
-    /// Adds a subscriber; returns its id.
-    pub fn subscribe(&self, pattern: Pattern, handler: handler::Client) -> u64 {
-        let id = self.next_id.get() + 1;
-        self.next_id.set(id);
-        self.subscribers.borrow_mut().push(Subscriber {
-            id,
-            pattern,
-            handler,
-            queue: VecDeque::new(),
-            delivering: false,
-            dropped: 0,
-            delivered: 0,
-        });
-        id
+    /// Adds a subscriber; returns its id and the flag set if the hub ends it for being
+    /// stuck. LIMIT_EXCEEDED when the object has as many subscribers as it may.
+    fn subscribe_flagged(&self, pattern: Pattern, handler: handler::Client) -> Result<(u64, Stuck), RpcError> {
+        self.subscribers.borrow_mut().add(pattern, handler)
     }
 
-    /// Removes a subscriber.
+    /// Adds a subscriber; returns its id. LIMIT_EXCEEDED when the object has as many
+    /// subscribers as [`SubscriberLimits::max_subscribers`].
+    pub fn subscribe(&self, pattern: Pattern, handler: handler::Client) -> Result<u64, RpcError> {
+        Ok(self.subscribe_flagged(pattern, handler)?.0)
+    }
+
+    /// Removes a subscriber. Its handler is released after the subscriber table's
+    /// borrow has ended, so a handler whose release unsubscribes again (e.g. one that
+    /// is another subscription's capability) is fine.
     pub fn unsubscribe(&self, id: u64) {
-        self.subscribers.borrow_mut().retain(|s| s.id != id);
+        let removed = self.subscribers.borrow_mut().remove(id);
+        drop(removed);
     }
 
     fn dropped(&self, id: u64) -> u64 {
-        self.subscribers.borrow().iter().find(|s| s.id == id).map_or(0, |s| s.dropped)
+        self.subscribers.borrow().dropped(id)
     }
 
-    /// Stored events after `since` matching `pattern`, oldest first.
+    /// Stored events after `since` matching `pattern`, oldest first: at most `limit`
+    /// (default 100, at most [`MAX_LIST`]), and no more than the event that would take
+    /// the list past [`MAX_LIST_BYTES`] of data (always at least one). Rows are read one
+    /// at a time, so events past the budget are never loaded; the caller continues from
+    /// the last `seq` returned.
     pub fn list(&self, since: u64, pattern: &Pattern, limit: u32) -> Result<Vec<Event>, RpcError> {
         let limit = if limit == 0 { 100 } else { limit.min(MAX_LIST) };
-        let mut sql = "SELECT id, seq, noun, verb, data, ts, source FROM events WHERE seq > ?".to_string();
+        let mut sql = "SELECT seq, octet_length(data) FROM events WHERE seq > ?".to_string();
         let mut params = vec![SqlValue::Integer(since.min(i64::MAX as u64) as i64)];
         if let Some(n) = &pattern.noun {
             sql.push_str(" AND noun = ?");
@@ -370,25 +387,57 @@ impl EventHub {
         }
         sql.push_str(" ORDER BY seq LIMIT ?");
         params.push(SqlValue::Integer(i64::from(limit)));
-        let bad_row = || RpcError::new(Code::Internal, "bad event row");
-        self.sql
-            .query(&sql, &params)?
-            .into_iter()
-            .map(|r| {
-                let text = |i: usize| r.get(i).and_then(SqlValue::as_text).map(str::to_string).ok_or_else(bad_row);
-                let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(bad_row);
-                Ok(Event {
-                    id: text(0)?,
-                    seq: int(1)? as u64,
-                    noun: text(2)?,
-                    verb: text(3)?,
-                    data: text(4)?,
-                    timestamp: int(5)?,
-                    source: text(6)?,
-                })
-            })
-            .collect()
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        for r in self.sql.query(&sql, &params)? {
+            let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(bad_row);
+            let (seq, size) = (int(0)?, usize::try_from(int(1)?).unwrap_or(usize::MAX));
+            if !events.is_empty() && bytes.saturating_add(size) > MAX_LIST_BYTES {
+                break;
+            }
+            bytes += size;
+            events.extend(self.logged(seq)?);
+        }
+        Ok(events)
     }
+
+    /// The stored event at `seq`, if the log still holds it.
+    fn logged(&self, seq: i64) -> Result<Option<Event>, RpcError> {
+        let row = self.sql.query(EVENT_AT, &[SqlValue::Integer(seq)])?.pop();
+        row.map(|r| {
+            let text = |i: usize| r.get(i).and_then(SqlValue::as_text).map(str::to_string).ok_or_else(bad_row);
+            let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).ok_or_else(bad_row);
+            Ok(Event {
+                id: text(0)?,
+                seq: int(1)? as u64,
+                noun: text(2)?,
+                verb: text(3)?,
+                data: text(4)?,
+                timestamp: int(5)?,
+                source: text(6)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether anyone listens: a write records its events either way, and keeps them
+    /// for delivery only if so.
+    pub fn has_subscribers(&self) -> bool {
+        !self.subscribers.borrow().is_empty()
+    }
+
+    /// Delivers the stored event at `seq` (read back from the log; nothing when it has
+    /// been pruned since).
+    pub fn publish_logged(self: &Rc<Self>, seq: u64) -> Result<(), RpcError> {
+        if let Some(e) = self.logged(i64::try_from(seq).unwrap_or(i64::MAX))? {
+            self.publish(&e);
+        }
+        Ok(())
+    }
+}
+
+fn bad_row() -> RpcError {
+    RpcError::new(Code::Internal, "bad event row")
 }
 
 /// Serves `Events` for one object.
@@ -423,8 +472,9 @@ impl events::Server for EventsServer {
         let p = params.get()?;
         let pattern = Pattern::parse(&text(p.get_pattern())?)?;
         let handler = p.get_handler()?;
-        let id = self.hub.subscribe(pattern, handler);
-        results.get().set_subscription(capnp_rpc::new_client(SubscriptionServer { hub: self.hub.clone(), id }));
+        let (id, stuck) = self.hub.subscribe_flagged(pattern, handler)?;
+        let hub = Rc::downgrade(&self.hub);
+        results.get().set_subscription(capnp_rpc::new_client(SubscriptionServer { hub, id, stuck }));
         Ok(())
     }
 
@@ -446,15 +496,19 @@ impl events::Server for EventsServer {
     }
 }
 
-/// A live subscription; releasing its last reference unsubscribes.
+/// A live subscription; releasing its last reference unsubscribes. It holds its hub
+/// weakly: a handler holding its own subscription must not keep the object's hub alive.
 struct SubscriptionServer {
-    hub: Rc<EventHub>,
+    hub: Weak<EventHub>,
     id: u64,
+    stuck: Stuck,
 }
 
 impl Drop for SubscriptionServer {
     fn drop(&mut self) {
-        self.hub.unsubscribe(self.id);
+        if let Some(hub) = self.hub.upgrade() {
+            hub.unsubscribe(self.id);
+        }
     }
 }
 
@@ -464,7 +518,9 @@ impl subscription::Server for SubscriptionServer {
         _: subscription::CancelParams,
         _: subscription::CancelResults,
     ) -> capnp::Result<()> {
-        self.hub.unsubscribe(self.id);
+        if let Some(hub) = self.hub.upgrade() {
+            hub.unsubscribe(self.id);
+        }
         Ok(())
     }
 
@@ -473,7 +529,14 @@ impl subscription::Server for SubscriptionServer {
         _: subscription::DroppedParams,
         mut results: subscription::DroppedResults,
     ) -> capnp::Result<()> {
-        results.get().set_count(self.hub.dropped(self.id));
+        if self.stuck.get() {
+            return Err(RpcError::new(
+                Code::Timeout,
+                "the subscription ended: its handler did not answer deliveries within the deadline",
+            )
+            .into());
+        }
+        results.get().set_count(self.hub.upgrade().map_or(0, |hub| hub.dropped(self.id)));
         Ok(())
     }
 }
