@@ -33,6 +33,7 @@ fn limits() -> Limits {
     Limits {
         max_message_bytes: 64 << 10,
         max_frame_bytes: 256 << 10,
+        traversal_limit_words: 1 << 20,
         nesting_limit: 16,
         max_batch_messages: 8,
         max_batch_bytes: 512 << 10,

@@ -23,6 +23,55 @@ fn gateway_id() -> u64 {
     schema::session_capnp::gateway::Client::TYPE_ID
 }
 
+/// `bootstrap`, `demo()` and a `depth` call whose tree has `k` children per node over
+/// `levels` levels, every node of a level sharing one children list through far
+/// pointers: about `levels * k` words on the wire, `k^levels` nodes to walk.
+fn amplified_depth(k: u32, levels: u64) -> Vec<Vec<u8>> {
+    let demo = msg(|m| {
+        let mut c = m.init_call();
+        c.set_question_id(1);
+        c.set_interface_id(gateway_id());
+        c.set_method_id(2);
+        c.reborrow().init_target().init_promised_answer().set_question_id(0);
+        c.init_params().init_content();
+    });
+    let mut b = capnp::message::Builder::new_default();
+    {
+        let mut c = b.init_root::<message::Builder>().init_call();
+        c.set_question_id(2);
+        c.set_interface_id(directory::Client::TYPE_ID);
+        c.set_method_id(7);
+        let mut target = c.reborrow().init_target().init_promised_answer();
+        target.set_question_id(1);
+        target.init_transform(1).get(0).set_get_pointer_field(0);
+        let params = c.init_params().init_content().init_as::<directory::depth_params::Builder>();
+        params.init_tree().init_children(k);
+    }
+    let segments = b.get_segments_for_output();
+    assert_eq!(segments.len(), 1, "the envelope fits one segment");
+    let mut seg0 = segments[0].to_vec();
+    let k = u64::from(k);
+    let tag = (k << 2) | (1 << 48);
+    let list_ptr = 1 | (7 << 32) | (k << 35);
+    let far = |offset: u64| 2 | (offset << 3) | (1 << 32);
+    let at = seg0.chunks(8).position(|w| w == tag.to_le_bytes()).expect("the children list's tag word");
+    for i in 0..k as usize {
+        seg0[(at + 1 + i) * 8..(at + 2 + i) * 8].copy_from_slice(&far(0).to_le_bytes());
+    }
+    // Segment 1: per level a landing pad (a list pointer) and the list it points to, whose
+    // every element's children point at the next level's landing pad.
+    let mut seg1 = Vec::new();
+    for level in 0..levels {
+        let next = if level + 1 < levels { far((level + 1) * (k + 2)) } else { 0 };
+        seg1.extend([list_ptr, tag]);
+        seg1.extend((0..k).map(|_| next));
+    }
+    let mut frame = raw(&[(seg0.len() / 8) as u32, seg1.len() as u32], &[]);
+    frame.extend_from_slice(&seg0);
+    frame.extend(seg1.iter().flat_map(|w| w.to_le_bytes()));
+    vec![bootstrap(0), demo, frame]
+}
+
 /// Messages sent back to back: one TCP write, or one WebSocket frame each.
 struct WireCase {
     name: &'static str,
@@ -83,6 +132,7 @@ fn wire_cases() -> Vec<WireCase> {
             })],
             Code::InvalidArgument,
         ),
+        c("traversal amplification: 64^4 tree nodes in 2 KiB", amplified_depth(64, 3), Code::LimitExceeded),
         c(
             "peer abort with a 32 KiB reason",
             vec![msg(|m| m.init_abort().set_reason("x".repeat(32 << 10)))],
@@ -90,7 +140,7 @@ fn wire_cases() -> Vec<WireCase> {
         ),
         c(
             "peer abort over max_message_bytes",
-            vec![msg(|m| m.init_abort().set_reason("x".repeat(1 << 20)))],
+            vec![msg(|m| m.init_abort().set_reason("x".repeat(128 << 10)))],
             Code::LimitExceeded,
         ),
     ]
@@ -98,7 +148,9 @@ fn wire_cases() -> Vec<WireCase> {
 
 async fn tcp_case(tcp: std::net::SocketAddr, bytes: &[u8]) -> Result<Code, String> {
     let mut c = tokio::net::TcpStream::connect(tcp).await.map_err(|e| e.to_string())?;
-    c.write_all(bytes).await.map_err(|e| format!("write: {e}"))?;
+    // The server may answer and close before it has read everything: a failed write is
+    // only a failure if no typed answer came back.
+    let written = c.write_all(bytes).await;
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
     loop {
@@ -106,9 +158,11 @@ async fn tcp_case(tcp: std::net::SocketAddr, bytes: &[u8]) -> Result<Code, Strin
             return Ok(code);
         }
         match c.read(&mut chunk).await {
-            Ok(0) => return Err(format!("closed without a typed error after {} bytes", buf.len())),
+            Ok(0) => {
+                return Err(format!("closed without a typed error after {} bytes (write: {written:?})", buf.len()))
+            }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(format!("read: {e} (write: {written:?})")),
         }
     }
 }
@@ -116,8 +170,14 @@ async fn tcp_case(tcp: std::net::SocketAddr, bytes: &[u8]) -> Result<Code, Strin
 async fn ws_case(s: &rpc_server::ServerHandle, msgs: Vec<Message>) -> Result<Code, String> {
     let mut ws = raw_ws(s).await;
     for m in msgs {
-        ws.send(m).await.map_err(|e| format!("send: {e}"))?;
+        if let Err(e) = ws.send(m).await {
+            return ws_reply(&mut ws).await.map_err(|r| format!("{r} (send: {e})"));
+        }
     }
+    ws_reply(&mut ws).await
+}
+
+async fn ws_reply(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Result<Code, String> {
     let mut buf = Vec::new();
     loop {
         if let Some(code) = error_in(&buf)? {
