@@ -1,6 +1,7 @@
-//! Kill -9 under load: writes from several clients, the `dotdo` process killed with
-//! SIGKILL mid-load and restarted; every acknowledged write is there and every
-//! database passes SQLite's integrity check.
+//! Kill -9 under load, again and again: writes from several clients, the `dotdo`
+//! process killed with SIGKILL mid-load and restarted, [`KILLS`] times; after each
+//! restart every write acknowledged so far is there and every database passes SQLite's
+//! integrity check.
 
 use schema::object_capnp::storage;
 use std::cell::RefCell;
@@ -33,29 +34,33 @@ fn storage_of(g: &schema::session_capnp::gateway::Client, name: &str) -> storage
     req.send().pipeline.get_object().storage_request().send().pipeline.get_storage()
 }
 
-/// Acknowledged writes each writer makes before the server is killed.
+/// How many times the server is killed.
+const KILLS: usize = 20;
+/// Concurrent writers, spread over [`OBJECTS`] objects (some objects shared).
+const WRITERS: usize = 6;
+const OBJECTS: usize = 4;
+/// Acknowledged writes each writer makes in a round before the server is killed (the
+/// writers go on until the kill lands, so some writes are in flight when it does).
 const WRITES_BEFORE_KILL: usize = 20;
 
-#[test]
-fn every_acknowledged_write_survives_sigkill() {
-    let dir = std::env::temp_dir().join(format!("dotdo-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (mut child, url) = start(&dir);
-    // Six writers on four objects (two objects shared by two writers each).
+/// Writes under load until every writer has [`WRITES_BEFORE_KILL`] acknowledged writes,
+/// then kills `child` with SIGKILL; returns the acknowledged (object, id) pairs.
+fn load_then_kill(child: &mut Child, url: &str, round: usize) -> Vec<(String, String)> {
     let acked: Rc<RefCell<Vec<(String, String)>>> = Rc::default();
     // Signalled when a writer passes WRITES_BEFORE_KILL acknowledged writes.
     let progress = Rc::new(tokio::sync::Notify::new());
-    let per_writer: Rc<RefCell<[usize; 6]>> = Rc::default();
+    let per_writer: Rc<RefCell<[usize; WRITERS]>> = Rc::default();
     rpc_client::run(async {
         let mut writers = Vec::new();
-        for w in 0..6 {
-            let (url, acked, progress, per_writer) = (url.clone(), acked.clone(), progress.clone(), per_writer.clone());
+        for w in 0..WRITERS {
+            let (url, acked, progress, per_writer) =
+                (url.to_string(), acked.clone(), progress.clone(), per_writer.clone());
             writers.push(tokio::task::spawn_local(async move {
                 let Ok(session) = rpc_client::connect(&url).await else { return };
-                let object = format!("obj{}", w % 4);
+                let object = format!("obj{}", w % OBJECTS);
                 let st = storage_of(&session.bootstrap, &object);
                 for i in 0.. {
-                    let id = format!("w{w}-{i}");
+                    let id = format!("r{round}-w{w}-{i}");
                     let mut req = st.create_request();
                     req.get().set_type("Note");
                     req.get().set_id(&id);
@@ -79,7 +84,7 @@ fn every_acknowledged_write_survives_sigkill() {
                 progress.notified().await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(60), loaded).await.expect("every writer makes progress");
+        tokio::time::timeout(Duration::from_secs(30), loaded).await.expect("every writer makes progress");
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         for w in writers {
@@ -87,36 +92,45 @@ fn every_acknowledged_write_survives_sigkill() {
         }
     });
     let acked = acked.borrow().clone();
-    assert!(acked.len() >= 6 * WRITES_BEFORE_KILL, "the load ran: {} writes acknowledged", acked.len());
+    assert!(acked.len() >= WRITERS * WRITES_BEFORE_KILL, "round {round}: {} writes acknowledged", acked.len());
+    acked
+}
 
-    let (mut child, url) = start(&dir);
+/// How many of the `acked` writes the server at `url` has.
+fn found(url: &str, acked: &[(String, String)]) -> usize {
     rpc_client::run(async {
-        let session = rpc_client::connect(&url).await.expect("connect after restart");
-        for o in 0..4 {
+        let session = rpc_client::connect(url).await.expect("connect after restart");
+        let mut n = 0;
+        for o in 0..OBJECTS {
             let object = format!("obj{o}");
-            let want: Vec<&String> = acked.iter().filter(|(obj, _)| *obj == object).map(|(_, id)| id).collect();
-            let mut found = std::collections::HashSet::new();
+            let mut present = std::collections::HashSet::new();
             let mut cursor = String::new();
             loop {
                 let mut q = storage_of(&session.bootstrap, &object).query_request();
                 q.get().set_query(serde_json::json!({"limit": 1000, "cursor": cursor}).to_string());
                 let r = q.send().promise.await.expect("query after restart");
                 for t in r.get().unwrap().get_things().unwrap() {
-                    found.insert(t.get_id().unwrap().to_string().unwrap());
+                    present.insert(t.get_id().unwrap().to_string().unwrap());
                 }
                 cursor = r.get().unwrap().get_cursor().unwrap().to_string().unwrap();
                 if cursor.is_empty() {
                     break;
                 }
             }
-            for id in want {
-                assert!(found.contains(id), "acknowledged write {id} on {object} was lost");
+            for (_, id) in acked.iter().filter(|(obj, _)| *obj == object) {
+                assert!(present.contains(id), "acknowledged write {id} on {object} was lost");
+                n += 1;
             }
         }
-    });
-    child.kill().expect("stop");
-    let _ = child.wait();
-    for entry in std::fs::read_dir(dir.join("default").join("Crash")).expect("class dir").flatten() {
+        n
+    })
+}
+
+/// Every object database passes `PRAGMA integrity_check` (read beside the running
+/// server, which keeps them in WAL mode).
+fn integrity_ok(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join("default").join("Crash")) else { return };
+    for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "sqlite") {
             let c = rusqlite::Connection::open(&path).expect("open");
@@ -124,5 +138,27 @@ fn every_acknowledged_write_survives_sigkill() {
             assert_eq!(check, "ok", "{}", path.display());
         }
     }
+}
+
+#[test]
+fn every_acknowledged_write_survives_repeated_sigkill() {
+    let dir = std::env::temp_dir().join(format!("dotdo-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut acked = Vec::new();
+    let mut kills = 0;
+    for round in 0..KILLS {
+        let (mut child, url) = start(&dir);
+        assert_eq!(found(&url, &acked), acked.len(), "round {round}: every write acknowledged so far is there");
+        integrity_ok(&dir);
+        acked.extend(load_then_kill(&mut child, &url, round));
+        kills += 1;
+    }
+    let (mut child, url) = start(&dir);
+    let present = found(&url, &acked);
+    integrity_ok(&dir);
+    child.kill().expect("stop");
+    let _ = child.wait();
+    eprintln!("{kills} kills, {} acknowledged writes, {present} found", acked.len());
+    assert_eq!(present, acked.len());
     let _ = std::fs::remove_dir_all(&dir);
 }

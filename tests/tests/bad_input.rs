@@ -6,33 +6,10 @@ mod common;
 use capnp::traits::HasTypeId;
 use common::*;
 use futures::{SinkExt, StreamExt};
-use rpc_core::{Code, Limits, RpcError};
+use rpc_core::{Code, Limits};
 use schema::demo_capnp::directory;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-
-/// Reads the reason of an `Abort` message.
-fn abort_code(bytes: &[u8]) -> Code {
-    let m = rpc_core::framing::decode(bytes, Default::default()).expect("a well-formed reply");
-    let root: capnp_rpc::rpc_capnp::message::Reader = m.get_root().expect("root");
-    let Ok(capnp_rpc::rpc_capnp::message::Abort(Ok(ex))) = root.which() else { panic!("expected an Abort") };
-    let reason = ex.get_reason().unwrap().to_string().unwrap();
-    RpcError::from_tagged(&reason).expect("a tagged reason").code
-}
-
-async fn raw_ws(s: &rpc_server::ServerHandle) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let stream = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
-    let (ws, _) =
-        tokio_tungstenite::client_async(format!("ws://{}/rpc", s.http_addr), stream).await.expect("handshake");
-    ws
-}
-
-async fn still_serving(s: &rpc_server::ServerHandle) {
-    for url in urls(s) {
-        let session = connect_any(&url).await.expect("connect");
-        assert_eq!(chain(&directory(&session.bootstrap), "x", "y").await.expect("chain"), "contents of x/y");
-    }
-}
 
 #[test]
 fn malformed_websocket_frames_are_aborted_with_invalid_argument() {
@@ -121,28 +98,6 @@ fn the_engines_own_aborts_carry_a_code_and_a_short_reason() {
     s.stop();
 }
 
-/// Sends one raw HTTP/1.1 request and returns (status, body).
-async fn http(s: &rpc_server::ServerHandle, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
-    let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    c.write_all(head.as_bytes()).await.expect("write head");
-    c.write_all(body).await.expect("write body");
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).await.expect("read");
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
-fn json_code(body: &str) -> Code {
-    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON error body");
-    Code::parse(v["code"].as_str().expect("a code")).expect("a known code")
-}
-
 #[test]
 fn bad_http_requests_get_json_errors_with_codes() {
     let s = server(Limits::default());
@@ -165,17 +120,6 @@ fn bad_http_requests_get_json_errors_with_codes() {
     });
     assert!(metric(&s, |m| &m.refused_requests) >= 5);
     s.stop();
-}
-
-/// Sends raw bytes to the HTTP port and returns (status, body) of the answer.
-async fn raw_http(s: &rpc_server::ServerHandle, request: &[u8]) -> (u16, String) {
-    let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
-    c.write_all(request).await.expect("write");
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).await.expect("read until the server closes");
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    (status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
 #[test]

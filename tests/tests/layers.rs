@@ -6,15 +6,7 @@ mod common;
 
 use common::*;
 use rpc_core::Code;
-use schema::object_capnp::storage;
 use std::time::Duration;
-
-fn storage_of(g: &schema::session_capnp::gateway::Client, class: &str, name: &str) -> storage::Client {
-    let mut req = g.object_request();
-    req.get().set_class(class);
-    req.get().set_name(name);
-    req.send().pipeline.get_object().storage_request().send().pipeline.get_storage()
-}
 
 #[test]
 fn calls_on_every_transport_are_recorded_with_their_outcome() {

@@ -10,13 +10,6 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-fn storage_of(g: &schema::session_capnp::gateway::Client, class: &str, name: &str) -> storage::Client {
-    let mut req = g.object_request();
-    req.get().set_class(class);
-    req.get().set_name(name);
-    req.send().pipeline.get_object().storage_request().send().pipeline.get_storage()
-}
-
 #[derive(Debug, Clone)]
 struct Thing {
     id: String,

@@ -111,3 +111,86 @@ pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
+
+/// Reads the code of a framed `Abort` message (its reason's `[CODE]` prefix).
+pub fn abort_code(bytes: &[u8]) -> Code {
+    let m = rpc_core::framing::decode(bytes, Default::default()).expect("a well-formed reply");
+    let root: capnp_rpc::rpc_capnp::message::Reader = m.get_root().expect("root");
+    let Ok(capnp_rpc::rpc_capnp::message::Abort(Ok(ex))) = root.which() else { panic!("expected an Abort") };
+    let reason = ex.get_reason().expect("reason").to_string().expect("UTF-8 reason");
+    RpcError::from_tagged(&reason).expect("a tagged reason").code
+}
+
+/// A raw WebSocket to the server's `/rpc`, with no session on top.
+pub async fn raw_ws(s: &ServerHandle) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{}/rpc", s.http_addr), stream).await.expect("handshake");
+    ws
+}
+
+/// Every transport of `s` still answers a three-call pipelined chain in a new session.
+pub async fn still_serving(s: &ServerHandle) {
+    for url in urls(s) {
+        let session = connect_any(&url).await.expect("connect");
+        assert_eq!(chain(&directory(&session.bootstrap), "x", "y").await.expect("chain"), "contents of x/y");
+    }
+}
+
+/// Sends one raw HTTP/1.1 request and returns (status, body).
+pub async fn http(s: &ServerHandle, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    raw_http(s, &request).await
+}
+
+/// Sends raw bytes to the HTTP port and returns (status, body) of the answer.
+pub async fn raw_http(s: &ServerHandle, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
+    c.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).await.expect("read until the server closes");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+/// The code of a JSON error body `{"code": ...}`.
+pub fn json_code(body: &str) -> Code {
+    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON error body");
+    Code::parse(v["code"].as_str().expect("a code")).expect("a known code")
+}
+
+/// `gateway.object(class, name).storage()`, pipelined.
+pub fn storage_of(g: &gateway::Client, class: &str, name: &str) -> schema::object_capnp::storage::Client {
+    let mut req = g.object_request();
+    req.get().set_class(class);
+    req.get().set_name(name);
+    req.send().pipeline.get_object().storage_request().send().pipeline.get_storage()
+}
+
+/// A server with the token broker: objects under `dir`, signing keys `keys` (the
+/// `kid:secret` list) with `active` the signing one, and `admin` as the admin key.
+pub fn broker_server(dir: &std::path::Path, keys: &str, active: &str, admin: &str) -> ServerHandle {
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        tcp_addr: None,
+        workers: 2,
+        limits: Limits::default(),
+    };
+    let host = do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, ..Default::default() };
+    let broker = do_runtime::BrokerConfig {
+        keys: rpc_broker::token::KeyRing::parse(keys, Some(active)).expect("keys"),
+        admin_key: Some(admin.into()),
+        db_path: dir.join("broker.sqlite"),
+        call_timeout: std::time::Duration::from_secs(5),
+        require_tokens: false,
+        max_shards: 8,
+    };
+    do_runtime::Runtime::new(config).host(host).broker(broker).start().expect("server").server
+}
