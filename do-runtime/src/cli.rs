@@ -102,6 +102,27 @@ struct ServeArgs {
     /// Deadline of each call, in milliseconds.
     #[arg(long, default_value_t = Limits::default().call_timeout.as_millis() as u64)]
     call_timeout_ms: u64,
+    /// Time a client may take to send an HTTP request head, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().header_read_timeout.as_millis() as u64)]
+    header_read_timeout_ms: u64,
+    /// Time a client may take to send an HTTP batch body, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().body_read_timeout.as_millis() as u64)]
+    body_read_timeout_ms: u64,
+    /// A WebSocket or TCP session with no frame either way for this many milliseconds is
+    /// closed (at least --call-timeout-ms; a WebSocket ping counts as a frame).
+    #[arg(long, default_value_t = Limits::default().idle_timeout.as_millis() as u64)]
+    idle_timeout_ms: u64,
+    /// A frame not completed this many milliseconds after its first byte closes its
+    /// session.
+    #[arg(long, default_value_t = Limits::default().frame_read_timeout.as_millis() as u64)]
+    frame_read_timeout_ms: u64,
+    /// Connections (HTTP and TCP) held at once [default: 3/4 of the descriptor limit
+    /// above 64].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Bytes all sessions together may hold in partial frames beyond 64 KiB each.
+    #[arg(long, default_value_t = Limits::default().partial_frame_budget)]
+    partial_frame_budget: usize,
     /// Where objects' SQLite files live.
     #[arg(long, value_name = "DIR", default_value = ".dotdo")]
     data: PathBuf,
@@ -156,6 +177,12 @@ impl ServeArgs {
         l.max_batch_messages = self.max_batch_messages;
         l.max_batch_bytes = self.max_batch_bytes;
         l.call_timeout = Duration::from_millis(self.call_timeout_ms);
+        l.header_read_timeout = Duration::from_millis(self.header_read_timeout_ms);
+        l.body_read_timeout = Duration::from_millis(self.body_read_timeout_ms);
+        l.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
+        l.frame_read_timeout = Duration::from_millis(self.frame_read_timeout_ms);
+        l.max_connections = self.max_connections;
+        l.partial_frame_budget = self.partial_frame_budget;
         if let Some(w) = self.workers {
             c.workers = w;
         }
@@ -238,6 +265,18 @@ mod tests {
             assert_eq!(s.server.http_addr, "127.0.0.1:8787".parse().unwrap());
             assert_eq!(s.server.tcp_addr, Some("127.0.0.1:8788".parse().unwrap()));
         }
+    }
+
+    #[test]
+    fn serve_flags_set_exhaustion_limits() {
+        let s = serve(
+            "serve --header-read-timeout-ms 1 --body-read-timeout-ms 2 --idle-timeout-ms 3 --frame-read-timeout-ms 4 \
+             --max-connections 5 --partial-frame-budget 6",
+        );
+        let l = s.server.limits;
+        assert_eq!((l.header_read_timeout, l.body_read_timeout), (Duration::from_millis(1), Duration::from_millis(2)));
+        assert_eq!((l.idle_timeout, l.frame_read_timeout), (Duration::from_millis(3), Duration::from_millis(4)));
+        assert_eq!((l.max_connections, l.partial_frame_budget), (Some(5), 6));
     }
 
     #[test]

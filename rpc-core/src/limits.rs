@@ -29,6 +29,32 @@ pub struct Limits {
     /// answers wait to be written (the peer does not read), the session reads no more
     /// calls. With `max_calls_in_flight` it bounds what a session's answers hold.
     pub max_unsent_bytes: usize,
+    /// How long a client may take to send a request's head (request line and headers)
+    /// on HTTP; a slower connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send an HTTP batch body once its head is read; a
+    /// slower body (an endless chunked body, a `Content-Length` never reached) is
+    /// answered 408 with a TIMEOUT JSON error and the connection closed.
+    pub body_read_timeout: Duration,
+    /// A streaming session (WebSocket or TCP) with no frame in either direction for
+    /// this long is closed with a TIMEOUT abort. Calls in flight keep a session busy:
+    /// the server uses at least [`Limits::call_timeout`] here, since a call is answered
+    /// (with TIMEOUT at worst) within it. A client that holds capabilities without
+    /// calling keeps its session by sending a WebSocket ping (or any call) more often
+    /// than this. Default 5 minutes.
+    pub idle_timeout: Duration,
+    /// How long a frame may take from its first byte to its last; a session whose
+    /// partial frame is older is closed with a TIMEOUT abort (slow-loris senders).
+    pub frame_read_timeout: Duration,
+    /// Connections (HTTP and TCP) the server holds at once; the one over the cap is
+    /// answered 503 (HTTP) or closed at once (TCP). `None`: derived from the process's
+    /// descriptor limit (`RLIMIT_NOFILE`) at start-up, see `rpc_server`.
+    pub max_connections: Option<usize>,
+    /// Bytes all sessions together may hold in partial frames beyond each connection's
+    /// fixed read buffer; a session whose partial frame would pass it is closed with an
+    /// OVERLOADED abort. Memory held by partial frames stays under this plus the fixed
+    /// per-connection buffer times the connection cap.
+    pub partial_frame_budget: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +69,12 @@ impl Default for Limits {
             max_batch_bytes: 16 << 20,
             call_timeout: Duration::from_secs(30),
             max_unsent_bytes: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            frame_read_timeout: Duration::from_secs(30),
+            max_connections: None,
+            partial_frame_budget: 256 << 20,
         }
     }
 }

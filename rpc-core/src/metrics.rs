@@ -54,6 +54,8 @@ pub struct Metrics {
     pub aborted_sessions: AtomicU64,
     /// HTTP requests refused as a whole (bad path, type, body or batch).
     pub refused_requests: AtomicU64,
+    /// Connections refused at accept: over the connection cap, or out of descriptors.
+    pub refused_connections: AtomicU64,
     /// More metrics for `GET /metrics` (e.g. the broker's).
     extra: std::sync::OnceLock<Extra>,
     /// Calls served, by method and outcome code.
@@ -76,6 +78,7 @@ impl Default for Metrics {
             active_sessions: AtomicU64::new(0),
             aborted_sessions: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
             extra: std::sync::OnceLock::new(),
             calls: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
@@ -111,7 +114,7 @@ impl Metrics {
 
     /// Registers a snapshot of the counters, and the call families, into `registry`.
     pub fn register(&self, registry: &mut Registry) {
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 8] = [
             ("http_requests", "HTTP requests of any kind", &self.http_requests),
             ("http_batches", "POST /rpc batches served", &self.http_batches),
             ("batch_messages", "Messages received in HTTP batches", &self.batch_messages),
@@ -123,6 +126,11 @@ impl Metrics {
                 &self.aborted_sessions,
             ),
             ("refused_requests", "HTTP requests refused as a whole", &self.refused_requests),
+            (
+                "refused_connections",
+                "Connections refused at accept (over the connection cap or out of descriptors)",
+                &self.refused_connections,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, ConstCounter::new(Self::get(counter)));
@@ -176,6 +184,7 @@ impl Metrics {
             "active_sessions": Self::get(&self.active_sessions),
             "aborted_sessions": Self::get(&self.aborted_sessions),
             "refused_requests": Self::get(&self.refused_requests),
+            "refused_connections": Self::get(&self.refused_connections),
         })
     }
 }

@@ -9,7 +9,27 @@
 //! Every session runs inside a `tracing` span `session` (`id`, `transport`,
 //! `namespace`); its end is logged with its outcome: `debug` when it ends cleanly or the
 //! peer goes away, `warn` when the peer broke the protocol or a hard limit.
+//!
+//! # What a client cannot exhaust
+//! - Connections: at most [`Limits::max_connections`] (HTTP and TCP together; by default
+//!   three quarters of the descriptors above 64 of `RLIMIT_NOFILE`); the one over it is
+//!   answered 503 (HTTP) or closed (TCP) and counted in `refused_connections`. Out of
+//!   descriptors, accepting backs off (10 to 100 ms) instead of spinning, and open
+//!   connections go on being served (see [`accept`]'s docs).
+//! - Time: an HTTP request head must arrive within [`Limits::header_read_timeout`], a
+//!   batch body within [`Limits::body_read_timeout`] (else 408 TIMEOUT); a streaming
+//!   session with no frame either way for [`Limits::idle_timeout`] (at least the call
+//!   timeout), or a frame unfinished after [`Limits::frame_read_timeout`], is closed
+//!   with a TIMEOUT abort.
+//! - Memory in partial frames: at most [`Limits::partial_frame_budget`] plus 64 KiB per
+//!   connection (plus one 8 KiB WebSocket read) — with the defaults and a cap of
+//!   `max_connections`, `256 MiB + 72 KiB × max_connections`. A session whose partial
+//!   frame would pass it gets an OVERLOADED abort. Each session also holds its own state
+//!   (about 19 KiB for an idle WebSocket session, measured with `scripts/load-idle.sh`),
+//!   so the process stays under its base size + budget + ~92 KiB per connection: 700
+//!   connections each holding a partial 32 MiB frame measured +310 MiB (bound 318 MiB).
 
+mod accept;
 mod auto_error;
 
 use bytes::Bytes;
@@ -27,9 +47,13 @@ use rpc_core::pump::{FrameIo, Pump, BATCH_CONTENT_TYPE, WS_SUBPROTOCOL};
 use rpc_core::vat::{rpc_system, Link};
 use rpc_core::wsframe::Role;
 use rpc_core::{Code, Limits, RpcError};
+use rpc_transport::budget::FrameBudget;
+use rpc_transport::metered::Metered;
 use rpc_transport::tcp::StreamFrames;
+use rpc_transport::timeouts::Timeouts;
 use rpc_transport::websocket::WsFrames;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -139,6 +163,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     next_session: AtomicU64,
     epoch: u64,
+    connections: Arc<accept::Connections>,
+    budget: Arc<FrameBudget>,
 }
 
 impl TransportKind {
@@ -153,6 +179,12 @@ impl TransportKind {
 }
 
 impl Shared {
+    /// A streaming session's deadlines: the idle timeout is at least the call timeout,
+    /// since a call in flight is answered within it.
+    fn timeouts(&self) -> Timeouts {
+        Timeouts { idle: self.limits.idle_timeout.max(self.limits.call_timeout), frame: self.limits.frame_read_timeout }
+    }
+
     /// A new session's bootstrap capability, and the span its work runs in.
     fn session(&self, namespace: String, transport: TransportKind) -> (capnp::capability::Client, tracing::Span) {
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
@@ -195,6 +227,10 @@ pub fn start(config: ServerConfig, factory: BootstrapFactory) -> std::io::Result
         metrics: metrics.clone(),
         next_session: AtomicU64::new(0),
         epoch,
+        connections: accept::Connections::new(
+            config.limits.max_connections.unwrap_or_else(accept::default_max_connections),
+        ),
+        budget: FrameBudget::new(config.limits.partial_frame_budget),
     });
     let (stop, stopped) = watch::channel(false);
     let mut threads = Vec::new();
@@ -224,23 +260,31 @@ async fn worker(
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    use accept::{Acceptor, Protocol};
     let Ok(http) = tokio::net::TcpListener::from_std(http) else { return };
-    let tcp = tcp.and_then(|l| tokio::net::TcpListener::from_std(l).ok());
+    let mut http = Acceptor::new(http, Protocol::Http, shared.connections.clone(), shared.metrics.clone());
+    let mut tcp = tcp
+        .and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+        .map(|l| Acceptor::new(l, Protocol::Tcp, shared.connections.clone(), shared.metrics.clone()));
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
-            accepted = http.accept() => if let Ok((stream, _)) = accepted {
+            (stream, slot) = http.next() => {
                 let _ = stream.set_nodelay(true);
-                tokio::task::spawn_local(serve_http(stream, shared.clone()));
+                tokio::task::spawn_local(serve_http(stream, shared.clone(), slot));
             },
-            accepted = async { match &tcp { Some(l) => l.accept().await, None => std::future::pending().await } } => {
-                if let Ok((stream, _)) = accepted {
-                    let _ = stream.set_nodelay(true);
-                    Metrics::inc(&shared.metrics.tcp_sessions);
-                    let (bootstrap, span) = shared.session(rpc_core::namespace::DEFAULT_NAMESPACE.to_string(), TransportKind::Tcp);
-                    let io = StreamFrames::new(stream, shared.limits.max_frame_bytes);
-                    tokio::task::spawn_local(run_session(io, bootstrap, shared.clone()).instrument(span));
-                }
+            (stream, slot) = async { match &mut tcp { Some(l) => l.next().await, None => std::future::pending().await } } => {
+                let _ = stream.set_nodelay(true);
+                Metrics::inc(&shared.metrics.tcp_sessions);
+                let (bootstrap, span) = shared.session(rpc_core::namespace::DEFAULT_NAMESPACE.to_string(), TransportKind::Tcp);
+                let io = StreamFrames::new(stream, shared.limits.max_frame_bytes)
+                    .with_budget(shared.budget.clone())
+                    .with_timeouts(shared.timeouts());
+                let session = run_session(io, bootstrap, shared.clone());
+                tokio::task::spawn_local(async move {
+                    session.await;
+                    drop(slot);
+                }.instrument(span));
             }
         }
     }
@@ -284,12 +328,17 @@ async fn run_session<T: FrameIo + 'static>(io: T, bootstrap: capnp::capability::
     shared.metrics.active_sessions.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn serve_http(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+async fn serve_http(stream: tokio::net::TcpStream, shared: Arc<Shared>, slot: accept::Slot) {
+    let header_timeout = shared.limits.header_read_timeout;
+    // The WebSocket session an upgrade starts keeps the connection's place.
+    let slot = Rc::new(slot);
     let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(route(req, shared).await) }
+        let (shared, slot) = (shared.clone(), slot.clone());
+        async move { Ok::<_, std::convert::Infallible>(route(req, shared, slot).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(auto_error::JsonErrors::new(stream)), service)
         .with_upgrades()
         .await;
@@ -309,7 +358,7 @@ pub fn error_response(e: &RpcError) -> Response<Body> {
     r
 }
 
-async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+async fn route(req: Request<Incoming>, shared: Arc<Shared>, slot: Rc<accept::Slot>) -> Response<Body> {
     Metrics::inc(&shared.metrics.http_requests);
     let namespace =
         rpc_core::namespace::from_host(req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()));
@@ -326,7 +375,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             Ok(r)
         }
         (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
-        (&Method::GET, "/rpc") => upgrade(req, namespace, &shared),
+        (&Method::GET, "/rpc") => upgrade(req, namespace, &shared, slot),
         (_, "/rpc") => Err(RpcError::invalid_argument("use POST /rpc for a batch or GET /rpc to open a WebSocket")),
         (_, path) => Err(RpcError::new(Code::NotFound, format!("no route for {path}"))),
     };
@@ -334,6 +383,28 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         Metrics::inc(&shared.metrics.refused_requests);
         error_response(&e)
     })
+}
+
+/// The body of a batch, read within the body timeout and the size limit.
+async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, RpcError> {
+    let limit = limits.max_batch_bytes;
+    let collect = Limited::new(body, limit).collect();
+    let body = match tokio::time::timeout(limits.body_read_timeout, collect).await {
+        Ok(read) => read.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                RpcError::new(Code::LimitExceeded, format!("batch body exceeds the limit of {limit} bytes"))
+            } else {
+                RpcError::invalid_argument(format!("could not read the request body: {e}"))
+            }
+        })?,
+        Err(_) => {
+            return Err(RpcError::new(
+                Code::Timeout,
+                format!("the request body did not arrive within {} ms", limits.body_read_timeout.as_millis()),
+            ))
+        }
+    };
+    Ok(body.to_bytes())
 }
 
 async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) -> Result<Response<Body>, RpcError> {
@@ -345,15 +416,18 @@ async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
             format!("content type {ctype:?} is not accepted: send {BATCH_CONTENT_TYPE}"),
         ));
     }
-    let limit = shared.limits.max_batch_bytes;
-    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
-        if e.is::<http_body_util::LengthLimitError>() {
-            RpcError::new(Code::LimitExceeded, format!("batch body exceeds the limit of {limit} bytes"))
-        } else {
-            RpcError::invalid_argument(format!("could not read the request body: {e}"))
+    let body = match read_body(req.into_body(), &shared.limits).await {
+        Ok(body) => body,
+        Err(e) if e.code == Code::Timeout => {
+            // 408: the client was too slow (the connection closes, its body unread).
+            Metrics::inc(&shared.metrics.refused_requests);
+            let mut r = error_response(&e);
+            *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
         }
-    })?;
-    let body = body.to_bytes();
+        Err(e) => return Err(e),
+    };
     let count = rpc_core::framing::split(&body)?.len() as u64;
     Metrics::inc(&shared.metrics.http_batches);
     shared.metrics.batch_messages.fetch_add(count, Ordering::Relaxed);
@@ -369,7 +443,12 @@ async fn batch(req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
     Ok(r)
 }
 
-fn upgrade(mut req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) -> Result<Response<Body>, RpcError> {
+fn upgrade(
+    mut req: Request<Incoming>,
+    namespace: String,
+    shared: &Arc<Shared>,
+    slot: Rc<accept::Slot>,
+) -> Result<Response<Body>, RpcError> {
     let headers = req.headers();
     let is_ws = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let key = headers.get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
@@ -401,10 +480,13 @@ fn upgrade(mut req: Request<Incoming>, namespace: String, shared: &Arc<Shared>) 
                 return;
             }
         };
-        let ws = WsFrames::new(TokioIo::new(upgraded), Role::Server, &shared.limits, bytes::BytesMut::new());
+        let (socket, meter) = Metered::new(TokioIo::new(upgraded), Some(shared.budget.clone()));
+        let ws = WsFrames::new(socket, Role::Server, &shared.limits, bytes::BytesMut::new());
         Metrics::inc(&shared.metrics.ws_sessions);
         let (bootstrap, span) = shared.session(namespace, TransportKind::WebSocket);
-        run_session(ws, bootstrap, shared).instrument(span).await;
+        let io = ws.with_meter(meter).with_timeouts(shared.timeouts());
+        run_session(io, bootstrap, shared).instrument(span).await;
+        drop(slot);
     });
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

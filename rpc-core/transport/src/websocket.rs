@@ -8,6 +8,8 @@
 //! most of it zeroing its read buffer before every read.) The opening handshake is
 //! HTTP: `hyper` upgrades on the server and [`client_handshake`] on the client.
 
+use crate::metered::Meter;
+use crate::timeouts::{SessionTimer, Timeouts};
 use bytes::BytesMut;
 use rpc_core::pump::{FrameIo, WS_SUBPROTOCOL};
 use rpc_core::wsframe::{encode, Decoder, Event, Opcode, Role};
@@ -20,6 +22,10 @@ use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_acc
 /// Bytes a read asks for at least; a frame whose header says it is longer gets room
 /// for all of it at once.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// The most a read reserves ahead for a frame whose header announced its length (a
+/// larger frame grows the buffer as it arrives).
+const MAX_RESERVE: usize = 1 << 20;
 
 /// The largest handshake response accepted.
 const MAX_HANDSHAKE: usize = 16 * 1024;
@@ -38,6 +44,8 @@ pub struct WsFrames<S> {
     wpos: usize,
     eof: bool,
     close_sent: bool,
+    meter: Option<Meter>,
+    timer: Option<SessionTimer>,
 }
 
 impl<S> WsFrames<S> {
@@ -53,6 +61,49 @@ impl<S> WsFrames<S> {
             wpos: 0,
             eof: false,
             close_sent: false,
+            meter: None,
+            timer: None,
+        }
+    }
+
+    /// Reads partial frames' sizes from `meter`, the [`Meter`] of the
+    /// [`crate::metered::Metered`] socket under this WebSocket: a budget it refuses ends
+    /// the session with OVERLOADED, and with [`WsFrames::with_timeouts`] a slow frame
+    /// ends it with TIMEOUT.
+    pub fn with_meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Ends the session with TIMEOUT when it is idle (pings count as frames) or, with a
+    /// meter, when a frame is slow (see [`Timeouts`]). Needs a tokio runtime with time.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timer = Some(SessionTimer::new(timeouts));
+        self
+    }
+
+    /// A frame (a whole message or a control frame) arrived.
+    fn delivered(&mut self) {
+        if let Some(m) = &self.meter {
+            m.delivered();
+        }
+        if let Some(t) = &mut self.timer {
+            t.activity();
+        }
+    }
+
+    /// Nothing more to read now: the deadlines, if any, have their say.
+    fn poll_deadlines(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<bytes::Bytes, RpcError>>> {
+        let Some(timer) = &mut self.timer else { return Poll::Pending };
+        if let Some(m) = &self.meter {
+            if m.take_activity() {
+                timer.activity();
+            }
+            timer.partial(m.partial());
+        }
+        match timer.poll_expired(cx) {
+            Some(e) => Poll::Ready(Some(Err(e))),
+            None => Poll::Pending,
         }
     }
 
@@ -61,6 +112,9 @@ impl<S> WsFrames<S> {
     }
 
     fn send(&mut self, opcode: Opcode, payload: &[u8]) {
+        if let Some(t) = &mut self.timer {
+            t.activity();
+        }
         let mask = self.mask();
         encode(opcode, payload, mask, &mut self.wbuf);
     }
@@ -85,7 +139,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsFrames<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> FrameIo for WsFrames<S> {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<bytes::Bytes, RpcError>>> {
         loop {
-            match self.decoder.decode(&mut self.rbuf) {
+            let event = self.decoder.decode(&mut self.rbuf);
+            if matches!(event, Ok(Some(_))) {
+                self.delivered();
+            }
+            match event {
                 Err(e) => return Poll::Ready(Some(Err(e))),
                 Ok(Some(Event::Message(m))) => return Poll::Ready(Some(Ok(m))),
                 Ok(Some(Event::Ping(p))) => {
@@ -112,14 +170,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FrameIo for WsFrames<S> {
                     "the peer went away without closing the websocket",
                 ))));
             }
-            let want = Decoder::frame_len(&self.rbuf).unwrap_or(0).saturating_sub(self.rbuf.len()).max(READ_CHUNK);
+            let rest = Decoder::frame_len(&self.rbuf).unwrap_or(0).saturating_sub(self.rbuf.len());
+            let want = rest.clamp(READ_CHUNK, MAX_RESERVE);
             if self.rbuf.capacity() - self.rbuf.len() < want {
                 self.rbuf.reserve(want);
             }
-            match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)) {
+            let Poll::Ready(read) = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) else {
+                return self.poll_deadlines(cx);
+            };
+            match read {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) => return Poll::Ready(Some(Err(disconnected("read", e)))),
+                Err(e) => {
+                    let refused = self.meter.as_ref().and_then(Meter::refused);
+                    return Poll::Ready(Some(Err(refused.unwrap_or_else(|| disconnected("read", e)))));
+                }
             }
         }
     }
