@@ -23,9 +23,11 @@ use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_acc
 /// for all of it at once.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// The most a read reserves ahead for a frame whose header announced its length (a
-/// larger frame grows the buffer as it arrives).
-const MAX_RESERVE: usize = 1 << 20;
+/// Bytes of a frame that must have arrived before the buffer is made as large as the
+/// frame's header says, in one allocation: a header alone reserves nothing, and a large
+/// frame is read without the copies (and the freed blocks the allocator keeps) of a
+/// buffer that doubles as it fills.
+const EAGER_AFTER: usize = 64 * 1024;
 
 /// The largest handshake response accepted.
 const MAX_HANDSHAKE: usize = 16 * 1024;
@@ -171,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FrameIo for WsFrames<S> {
                 ))));
             }
             let rest = Decoder::frame_len(&self.rbuf).unwrap_or(0).saturating_sub(self.rbuf.len());
-            let want = rest.clamp(READ_CHUNK, MAX_RESERVE);
+            let want = if self.rbuf.len() >= EAGER_AFTER { rest } else { rest.min(EAGER_AFTER) }.max(READ_CHUNK);
             if self.rbuf.capacity() - self.rbuf.len() < want {
                 self.rbuf.reserve(want);
             }
