@@ -5,7 +5,7 @@
 use crate::fanout::merge;
 use crate::membrane::{wrap, Policy};
 use crate::metrics::BrokerMetrics;
-use crate::revocations;
+use crate::revocations::Revocations;
 use crate::ring::ShardRing;
 use crate::token::{KeyRing, MintRequest, Rights, Scope};
 use capnp::capability::Rc as CapRc;
@@ -35,7 +35,8 @@ pub struct BrokerConfig {
     pub keys: KeyRing,
     /// The API key that opens an admin broker (none: only admin tokens do).
     pub admin_key: Option<String>,
-    /// Where revocations are kept (`broker.sqlite`).
+    /// Where revocations are kept (`broker.sqlite`): loaded into memory at start,
+    /// written on every change.
     pub db_path: PathBuf,
     /// Deadline of each call through a membrane.
     pub call_timeout: Duration,
@@ -51,7 +52,7 @@ pub struct BrokerConfig {
 pub struct BrokerState {
     keys: RwLock<KeyRing>,
     admin_key: Option<String>,
-    db_path: PathBuf,
+    revocations: Arc<Revocations>,
     call_timeout: Duration,
     max_shards: u32,
     /// Objects are reachable only through redeemed tokens.
@@ -63,25 +64,25 @@ pub struct BrokerState {
 /// Opens an object `Class/name` in the caller's namespace.
 pub type Resolve = Rc<dyn Fn(&str, &str) -> Result<object::Client, RpcError>>;
 
-fn random_id() -> String {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 12];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 impl BrokerState {
-    /// The shared state for `config`.
-    pub fn new(config: BrokerConfig) -> Arc<BrokerState> {
-        Arc::new(BrokerState {
+    /// The shared state for `config`, with the revocations loaded from its store
+    /// (INTERNAL when the store cannot be opened: tokens could not be revoked).
+    pub fn new(config: BrokerConfig) -> Result<Arc<BrokerState>, RpcError> {
+        let revocations = Arc::new(Revocations::load(&config.db_path)?);
+        Ok(Arc::new(BrokerState {
             keys: RwLock::new(config.keys),
             admin_key: config.admin_key.filter(|k| !k.is_empty()),
-            db_path: config.db_path,
+            revocations,
             call_timeout: config.call_timeout,
             max_shards: config.max_shards,
             require_tokens: config.require_tokens,
             metrics: Arc::new(BrokerMetrics::default()),
-        })
+        }))
+    }
+
+    /// The revoked token ids.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     /// A shard count from a request, checked against the configured most.
@@ -100,10 +101,11 @@ impl BrokerState {
         self.keys.read().map(|k| k.clone()).map_err(|_| RpcError::new(Code::Internal, "key ring poisoned"))
     }
 
-    /// Verifies a token and checks it was not revoked, counting rejections by reason.
+    /// Verifies a token and checks it was not revoked (in memory: no I/O), counting
+    /// rejections by reason.
     pub fn check_token(&self, token: &str) -> Result<Rights, RpcError> {
         let result = self.keys()?.verify(token, now_ms()).and_then(|r| {
-            if revocations::is_revoked(&self.db_path, &r.token_id)? {
+            if self.revocations.is_revoked(&r.token_id) {
                 Err(RpcError::new(Code::Revoked, format!("token {} was revoked", r.token_id)))
             } else {
                 Ok(r)
@@ -210,7 +212,7 @@ impl broker::Server for BrokerServer {
             subject: text(r.get_subject())?,
             namespace: self.namespace.clone(),
         };
-        let token = self.state.keys()?.mint(&req, now_ms(), &random_id())?;
+        let token = self.state.keys()?.mint_new(&req, now_ms())?;
         self.state.metrics.token("minted", "ok");
         results.get().set_token(token);
         Ok(())
@@ -238,7 +240,7 @@ impl broker::Server for BrokerServer {
             return Err(RpcError::new(Code::WrongTarget, format!("the token is for {target}, not {expected}")).into());
         }
         let object = self.open(&target)?;
-        let policy = Policy { rights, target, now_ms };
+        let policy = Policy { rights, target, now_ms, revocations: self.state.revocations.clone() };
         self.state.metrics.token("redeemed", "ok");
         results.get().set_object(wrap(object, policy, self.state.call_timeout, self.state.metrics.clone()));
         Ok(())
@@ -272,7 +274,8 @@ impl broker::Server for BrokerServer {
         if id.is_empty() {
             return Err(RpcError::invalid_argument("revoke needs a token id").into());
         }
-        revocations::revoke(&self.state.db_path, &id, now_ms())?;
+        // Refused by every membrane at once; answered once committed.
+        self.state.revocations.revoke(&id, now_ms()).await?;
         Ok(())
     }
 
