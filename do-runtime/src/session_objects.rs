@@ -3,10 +3,12 @@
 //! capability it was handed for the object (or when the session ends), so the host can
 //! evict it and the session can open others.
 //!
-//! Every capability handed out for an object carries a [`Lease`] on its connection: the
-//! layered one `gateway.object` returns (one per object while the session holds it, so
-//! an object keeps one identity) and the plain ones the broker wraps in membranes. The
-//! last lease dropped closes the connection.
+//! Every capability handed out for an object holds a [`Lease`] on its connection,
+//! through a [`Hold`] layer innermost in its stack: the layered one `gateway.object`
+//! returns (one per object while the session holds it, so an object keeps one
+//! identity), the ones the broker wraps in membranes, and the modules any of them hands
+//! out (their getters wrap modules in the same stack). The last lease dropped closes
+//! the connection.
 //!
 //! [`HostConfig::max_objects_per_session`]: crate::HostConfig::max_objects_per_session
 
@@ -15,7 +17,8 @@ use capnp::capability::{FromClientHook, Promise, Request};
 use capnp::private::capability::{ClientHook, ParamsHook, ResultsHook};
 use capnp::{any_pointer, MessageSize};
 use capnp_rpc::rpc_twoparty_capnp::Side;
-use rpc_core::layer::Stack;
+use rpc_broker::broker::Opened;
+use rpc_core::layer::{Call, Layer, Service, Stack};
 use rpc_core::{Code, RpcError};
 use schema::object_capnp::object;
 use std::cell::RefCell;
@@ -66,11 +69,34 @@ impl Drop for Lease {
     }
 }
 
-/// A capability handed out for an object: forwards to `hook`, holds the lease. Every
-/// reference shares it, and its address is the capability's identity.
+/// The layer that holds an object's connection open while the capability it wraps lives.
+pub(crate) struct Hold(Rc<Lease>);
+
+impl Layer for Hold {
+    fn layer(&self, inner: Rc<dyn Service>, _: &Stack) -> Rc<dyn Service> {
+        Rc::new(Holding { inner, _lease: self.0.clone() })
+    }
+}
+
+struct Holding {
+    inner: Rc<dyn Service>,
+    _lease: Rc<Lease>,
+}
+
+impl Service for Holding {
+    fn call(&self, call: Call) -> Promise<(), capnp::Error> {
+        self.inner.call(call)
+    }
+
+    fn inner(&self) -> Option<&dyn Service> {
+        Some(&*self.inner)
+    }
+}
+
+/// What `gateway.object` handed out: forwards to `hook`. Every reference shares it, and
+/// its address is the capability's identity, kept while the session holds it.
 struct Held {
     hook: Box<dyn ClientHook>,
-    _lease: Rc<Lease>,
 }
 
 struct HeldHook(Rc<Held>);
@@ -150,17 +176,17 @@ impl SessionObjects {
         if let Some(held) = entry.layered.upgrade() {
             return Ok(HeldHook::client(held));
         }
-        let layered: object::Client = self.stack.client(plain);
-        let held = Rc::new(Held { hook: layered.into_client_hook(), _lease: lease });
+        let layered: object::Client = self.stack.clone().layer(Hold(lease)).client(plain);
+        let held = Rc::new(Held { hook: layered.into_client_hook() });
         entry.layered = Rc::downgrade(&held);
         Ok(HeldHook::client(held))
     }
 
-    /// The object's plain capability (for the broker to wrap in a membrane), holding the
-    /// connection open while it lives.
-    pub(crate) fn plain(&self, class: &str, name: &str) -> Result<object::Client, RpcError> {
-        let (_, plain, lease) = self.open(class, name)?;
-        Ok(HeldHook::client(Rc::new(Held { hook: plain.into_client_hook(), _lease: lease })))
+    /// The object's plain capability and the layer that holds its connection open, for
+    /// the broker to wrap in a membrane.
+    pub(crate) fn plain(&self, class: &str, name: &str) -> Result<Opened, RpcError> {
+        let (_, object, lease) = self.open(class, name)?;
+        Ok(Opened { object, hold: Some(Rc::new(Hold(lease))) })
     }
 
     /// How many objects the session holds open.
@@ -192,10 +218,7 @@ impl SessionObjects {
         });
         let mut table = self.table.borrow_mut();
         table.retain(|_, e| e.lease.strong_count() > 0);
-        table.insert(
-            key.clone(),
-            Entry { plain: plain.clone(), lease: Rc::downgrade(&lease), layered: Weak::new() },
-        );
+        table.insert(key.clone(), Entry { plain: plain.clone(), lease: Rc::downgrade(&lease), layered: Weak::new() });
         Ok((key, plain, lease))
     }
 }

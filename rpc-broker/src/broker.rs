@@ -3,7 +3,7 @@
 //! queries (admin).
 
 use crate::fanout::merge;
-use crate::membrane::{wrap, Policy};
+use crate::membrane::{stack, Policy, Shared};
 use crate::metrics::BrokerMetrics;
 use crate::revocations::Revocations;
 use crate::ring::ShardRing;
@@ -11,7 +11,9 @@ use crate::token::{KeyRing, MintRequest, Rights, Scope};
 use capnp::capability::Rc as CapRc;
 use do_modules::storage::query::Query;
 use do_modules::storage::things::Thing;
+use do_modules::wrap_modules::WrapModules;
 use futures::StreamExt;
+use rpc_core::layer::{Layer, Stack};
 use rpc_core::params::now_ms;
 use rpc_core::params::text;
 use rpc_core::{Code, RpcError};
@@ -61,8 +63,18 @@ pub struct BrokerState {
     pub metrics: Arc<BrokerMetrics>,
 }
 
+/// An object the broker opened: its capability, and a layer to put innermost around it
+/// (the session's hold on the object's connection: every capability made with it, the
+/// modules the object hands out included, keeps the connection open).
+pub struct Opened {
+    /// The object's capability.
+    pub object: object::Client,
+    /// The layer that holds the object open, if the resolver has one.
+    pub hold: Option<Rc<dyn Layer>>,
+}
+
 /// Opens an object `Class/name` in the caller's namespace.
-pub type Resolve = Rc<dyn Fn(&str, &str) -> Result<object::Client, RpcError>>;
+pub type Resolve = Rc<dyn Fn(&str, &str) -> Result<Opened, RpcError>>;
 
 impl BrokerState {
     /// The shared state for `config`, with the revocations loaded from its store
@@ -180,7 +192,7 @@ impl BrokerServer {
         }
     }
 
-    fn open(&self, target: &str) -> Result<object::Client, RpcError> {
+    fn open(&self, target: &str) -> Result<Opened, RpcError> {
         let (class, name) = target
             .split_once('/')
             .ok_or_else(|| RpcError::invalid_argument(format!("target {target:?} is not Class/name")))?;
@@ -239,10 +251,11 @@ impl broker::Server for BrokerServer {
             self.state.metrics.token("rejected", Code::WrongTarget.as_str());
             return Err(RpcError::new(Code::WrongTarget, format!("the token is for {target}, not {expected}")).into());
         }
-        let object = self.open(&target)?;
+        let opened = self.open(&target)?;
         let policy = Policy { rights, target, now_ms, revocations: self.state.revocations.clone() };
         self.state.metrics.token("redeemed", "ok");
-        results.get().set_object(wrap(object, policy, self.state.call_timeout, self.state.metrics.clone()));
+        let stack = stack(policy, self.state.call_timeout, self.state.metrics.clone(), opened.hold);
+        results.get().set_object(stack.client(opened.object));
         Ok(())
     }
 
@@ -297,7 +310,13 @@ impl broker::Server for BrokerServer {
         let p = params.get()?;
         let ring = ShardRing::new(self.state.shards(p.get_shards())?);
         let index = ring.shard_for(&text(p.get_key())?);
-        let object = self.open(&format!("{}/shard-{index}", text(p.get_class())?))?;
+        let opened = self.open(&format!("{}/shard-{index}", text(p.get_class())?))?;
+        // The object and the modules it hands out hold it open.
+        let mut holding = Stack::new().layer(WrapModules);
+        if let Some(hold) = opened.hold {
+            holding = holding.layer(Shared(hold));
+        }
+        let object = holding.client(opened.object);
         let mut r = results.get();
         r.set_index(index);
         r.set_object(object);
@@ -321,7 +340,7 @@ impl broker::Server for BrokerServer {
             let query = query.clone();
             async move {
                 let run = async {
-                    let storage = opened?.storage_request().send().pipeline.get_storage();
+                    let storage = opened?.object.storage_request().send().pipeline.get_storage();
                     let mut req = storage.query_request();
                     req.get().set_query(&query);
                     let resp = req.send().promise.await?;

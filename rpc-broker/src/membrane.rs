@@ -48,19 +48,33 @@ impl Membrane {
 
 /// The stack of a redeemed capability: calls are counted in `metrics` (refusals too),
 /// checked against `policy`, the object's getters answer with modules in the same
-/// stack, calls are bounded by `timeout`, and their errors carry codes.
-pub fn stack(policy: Policy, timeout: Duration, metrics: Arc<BrokerMetrics>) -> Stack {
-    Stack::new()
+/// stack, calls are bounded by `timeout`, and their errors carry codes; `hold`, if
+/// any, goes innermost (what keeps the object open, kept by every module too).
+pub fn stack(policy: Policy, timeout: Duration, metrics: Arc<BrokerMetrics>, hold: Option<Rc<dyn Layer>>) -> Stack {
+    let stack = Stack::new()
         .layer(ObserveCalls::new(metrics))
         .layer(Membrane::new(policy))
         .layer(WrapModules)
         .layer(Deadline::new(timeout))
-        .layer(TagErrors)
+        .layer(TagErrors);
+    match hold {
+        Some(hold) => stack.layer(Shared(hold)),
+        None => stack,
+    }
 }
 
-/// Wraps `inner` in [`stack`].
+/// Wraps `inner` in [`stack`] (with nothing holding it open).
 pub fn wrap<C: FromClientHook>(inner: C, policy: Policy, timeout: Duration, metrics: Arc<BrokerMetrics>) -> C {
-    stack(policy, timeout, metrics).client(inner)
+    stack(policy, timeout, metrics, None).client(inner)
+}
+
+/// A layer shared behind an `Rc` (one the caller made), as a layer of a [`Stack`].
+pub struct Shared(pub Rc<dyn Layer>);
+
+impl Layer for Shared {
+    fn layer(&self, inner: Rc<dyn Service>, stack: &Stack) -> Rc<dyn Service> {
+        self.0.layer(inner, stack)
+    }
 }
 
 impl Layer for Membrane {

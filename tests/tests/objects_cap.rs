@@ -114,6 +114,34 @@ fn objects_a_session_drops_are_released() {
 }
 
 #[test]
+fn a_module_keeps_its_object_open_after_the_object_is_dropped() {
+    let dir = data_dir("objects-module");
+    let (s, host) = start(&dir);
+    let [ws, _, tcp] = urls(&s);
+    for url in [&ws, &tcp] {
+        rpc_client::run(async {
+            let session = connect_any(url).await.expect("connect");
+            let o = open(&session.bootstrap, "Kept", "k").await.expect("open");
+            let storage = {
+                let r = o.storage_request().send().promise.await.expect("storage");
+                r.get().expect("results").get_storage().expect("a module")
+            };
+            drop(o);
+            // The session holds only the module now; its object's connection stays open.
+            let mut req = storage.count_request();
+            req.get().set_query("{}");
+            let n = req.send().promise.await.expect("the module still answers");
+            assert_eq!(n.get().expect("results").get_count(), 0);
+            drop(n);
+            drop(storage);
+            within("the connection to close", host.wait_until(|m| m.connections.load(Ordering::Relaxed) == 0)).await;
+        });
+    }
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn an_object_that_cannot_be_opened_reveals_no_path() {
     let dir = data_dir("objects-nopath");
     // A file where the class's directory should be.

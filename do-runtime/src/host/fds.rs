@@ -67,7 +67,10 @@ mod tests {
                     Max processes             63704                63704                processes \n\
                     Max open files            1024                 524288               files     \n";
         assert_eq!(parse_limits(text), Some(1024));
-        assert_eq!(parse_limits("Max open files            unlimited            unlimited            files"), Some(u64::MAX));
+        assert_eq!(
+            parse_limits("Max open files            unlimited            unlimited            files"),
+            Some(u64::MAX)
+        );
         assert_eq!(parse_limits("nothing here"), None);
         if cfg!(target_os = "linux") {
             assert!(open_files_limit().is_some_and(|n| n > 0));

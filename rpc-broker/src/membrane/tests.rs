@@ -174,9 +174,15 @@ fn revoking_cuts_off_a_capability_already_redeemed() {
     let wrapped: object::Client =
         wrap(capnp_rpc::new_client(Obj), policy, Duration::from_secs(5), Arc::new(BrokerMetrics::default()));
     let obj: object::Client = capnp_rpc::new_future_client(futures::future::ready(Ok(wrapped)));
-    let storage = run(async { obj.storage_request().send().promise.await.map(|r| r.get().and_then(|r| r.get_storage())) })
-        .expect("the getter")
-        .expect("a module");
+    let storage = run(async {
+        obj.storage_request()
+            .send()
+            .promise
+            .await
+            .map(|r| r.get().and_then(object::storage_results::Reader::get_storage))
+    })
+    .expect("the getter")
+    .expect("a module");
     let count_on = |s: &storage::Client| {
         let s = s.clone();
         run(async move { Ok::<u64, RpcError>(s.count_request().send().promise.await?.get()?.get_count()) })
