@@ -19,8 +19,11 @@ pub struct Serve {
     pub host: HostConfig,
     /// The broker's per-call timeout.
     pub broker_timeout: Duration,
-    /// Whether objects are reachable only through redeemed tokens.
+    /// Whether objects are reachable only through redeemed tokens: when asked
+    /// (`--require-tokens`), and by default when listening beyond loopback.
     pub require_tokens: bool,
+    /// Whether `--open` lifted the default of requiring tokens beyond loopback.
+    pub open: bool,
     /// How log lines are written (`RUST_LOG` filters them).
     pub log_format: LogFormat,
 }
@@ -66,7 +69,8 @@ enum Sub {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on. Beyond loopback, objects are reachable only through
+    /// capability tokens (`gateway.object` is refused with UNAUTHORIZED) unless --open.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// HTTP port (batch, WebSocket, health, metrics); 0 picks a free one.
@@ -145,9 +149,20 @@ struct ServeArgs {
     /// Deadline of each call through the broker, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     broker_timeout_ms: u64,
-    /// Objects are reachable only through redeemed tokens.
+    /// Objects are reachable only through redeemed tokens (the default beyond loopback).
     #[arg(long)]
     require_tokens: bool,
+    /// Listening beyond loopback, let anyone who reaches the server open any object
+    /// with `gateway.object` (no tokens needed).
+    #[arg(long, conflicts_with = "require_tokens")]
+    open: bool,
+    /// The namespaces served (the Host header's first label; `default` on TCP),
+    /// comma-separated; a session in another one is refused with NOT_FOUND [default: any].
+    #[arg(long, alias = "namespace", value_name = "NS,..", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Most objects one session may hold open at once (the next is LIMIT_EXCEEDED).
+    #[arg(long, default_value_t = HostConfig::default().max_objects_per_session)]
+    max_objects_per_session: usize,
     /// Log line format (filter with RUST_LOG, default `info`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -192,6 +207,8 @@ impl ServeArgs {
             data_dir: self.data,
             idle_timeout: Duration::from_millis(self.idle_ms),
             max_live: self.max_objects,
+            max_objects_per_session: self.max_objects_per_session,
+            namespaces: self.namespaces.into_iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect(),
             call_timeout: c.limits.call_timeout,
             event_retention: do_modules::events::Retention {
                 max_events: self.event_max_count,
@@ -206,9 +223,34 @@ impl ServeArgs {
             server: c,
             host: h,
             broker_timeout: Duration::from_millis(self.broker_timeout_ms),
-            require_tokens: self.require_tokens,
+            require_tokens: self.require_tokens || (!self.host.is_loopback() && !self.open),
+            open: self.open,
             log_format: self.log_format,
         }))
+    }
+}
+
+impl Serve {
+    /// Whether the listeners are reachable beyond this machine's loopback.
+    pub fn exposed(&self) -> bool {
+        !self.server.http_addr.ip().is_loopback()
+    }
+
+    /// What to say at start-up about who may open objects, when it is not the loopback
+    /// default.
+    pub fn access_notice(&self) -> Option<String> {
+        match (self.exposed(), self.require_tokens) {
+            (true, true) => Some(
+                "  listening beyond loopback: objects only through capability tokens (broker.redeem); \
+                 gateway.object is refused (--open allows it)"
+                    .into(),
+            ),
+            (true, false) => {
+                Some("  --open: anyone who reaches this address may open any object with gateway.object".into())
+            }
+            (false, true) => Some("  objects only through capability tokens (broker.redeem)".into()),
+            (false, false) => None,
+        }
     }
 }
 
@@ -299,6 +341,28 @@ mod tests {
     }
 
     #[test]
+    fn beyond_loopback_tokens_are_required_unless_open() {
+        let s = serve("serve --host 0.0.0.0");
+        assert!(s.require_tokens && !s.open && s.exposed());
+        assert!(s.access_notice().is_some_and(|n| n.contains("--open")));
+        let s = serve("serve --host 0.0.0.0 --open");
+        assert!(!s.require_tokens && s.open);
+        assert!(s.access_notice().is_some_and(|n| n.contains("anyone")));
+        let s = serve("serve --host ::1");
+        assert!(!s.require_tokens && s.access_notice().is_none(), "loopback stays open");
+        assert!(parse(args("serve --open --require-tokens")).unwrap_err().contains("cannot be used with"));
+    }
+
+    #[test]
+    fn namespaces_and_the_session_object_bound_are_flags() {
+        assert!(serve("serve").host.namespaces.is_empty());
+        assert_eq!(serve("serve --namespaces a,b").host.namespaces, vec!["a", "b"]);
+        assert_eq!(serve("serve --namespace a").host.namespaces, vec!["a"]);
+        assert_eq!(serve("serve").host.max_objects_per_session, HostConfig::default().max_objects_per_session);
+        assert_eq!(serve("serve --max-objects-per-session 3").host.max_objects_per_session, 3);
+    }
+
+    #[test]
     fn bad_serve_flags_are_refused_with_usage() {
         let e = parse(args("serve --port x")).unwrap_err();
         assert!(e.contains("invalid value 'x'") && e.contains("--port"), "{e}");
@@ -316,6 +380,7 @@ mod tests {
         }
         let Ok(Command::Help(text)) = parse(args("serve --help")) else { panic!() };
         assert!(text.contains("--require-tokens") && text.contains("[default: 8787]"), "{text}");
+        assert!(text.contains("--open") && text.contains("beyond loopback") && text.contains("--namespaces"), "{text}");
     }
 
     #[test]

@@ -2,31 +2,18 @@
 //! negotiation, discovery and the getters that hand out capabilities.
 
 use crate::demo::DirectoryServer;
-use crate::host::registry::{ObjectHost, ObjectKey};
+use crate::host::registry::ObjectHost;
+use crate::session_objects::SessionObjects;
 use capnp::capability::Rc;
-use capnp_rpc::rpc_twoparty_capnp::Side;
 use do_modules::wrap_modules::WrapModules;
 use rpc_broker::{BrokerServer, BrokerState};
 use rpc_core::layer::Stack;
 use rpc_core::negotiation::{negotiate, Offer, ServerProtocol};
 use rpc_core::params::{text, texts};
+use rpc_core::{Code, RpcError};
 use rpc_server::SessionInfo;
-use schema::object_capnp::object;
 use schema::session_capnp::gateway;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// A session's connection to one object.
-struct ObjectConnection {
-    /// The object's capability as the host hands it out (the broker wraps it in a membrane).
-    plain: object::Client,
-    /// The same inside the session's layers: what `gateway.object` returns, one
-    /// capability (one identity) per object for the whole session.
-    layered: object::Client,
-    /// Closes the connection.
-    disconnector: Option<capnp_rpc::Disconnector<Side>>,
-}
 
 /// Serves `Gateway` for one session.
 pub struct GatewayServer {
@@ -34,10 +21,9 @@ pub struct GatewayServer {
     protocol: ServerProtocol,
     /// The session's layers, around every capability the gateway hands out.
     stack: Stack,
-    objects: Arc<ObjectHost>,
     broker: Arc<BrokerState>,
-    /// This session's connections to objects, closed when the session ends.
-    connections: RefCell<HashMap<ObjectKey, ObjectConnection>>,
+    /// The objects this session holds open.
+    objects: SessionObjects,
 }
 
 impl GatewayServer {
@@ -45,49 +31,23 @@ impl GatewayServer {
     pub fn new(info: SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> Self {
         // Objects' getters hand out their modules inside the session's layers too.
         let stack = info.stack().layer(WrapModules);
-        GatewayServer {
-            info,
-            protocol: ServerProtocol::default(),
-            stack,
-            objects,
-            broker,
-            connections: RefCell::default(),
-        }
+        let objects = SessionObjects::new(objects, stack.clone(), info.namespace.clone());
+        GatewayServer { info, protocol: ServerProtocol::default(), stack, broker, objects }
     }
 
-    /// Serves the gateway as a layered capability.
+    /// Serves the gateway as a layered capability; a session in a namespace the host
+    /// does not list ([`crate::HostConfig::namespaces`]) gets a gateway that refuses
+    /// every call with NOT_FOUND.
     pub fn client(info: &SessionInfo, objects: Arc<ObjectHost>, broker: Arc<BrokerState>) -> gateway::Client {
+        let listed = &objects.config.namespaces;
+        if !listed.is_empty() && !listed.contains(&info.namespace) {
+            let refusal =
+                RpcError::new(Code::NotFound, format!("this server does not serve namespace {:?}", info.namespace));
+            return capnp::capability::FromClientHook::cast_to(capnp_rpc::new_broken_cap(refusal.into()));
+        }
         let server = GatewayServer::new(info.clone(), objects, broker);
         let stack = server.stack.clone();
         stack.server(server)
-    }
-
-    /// This session's connection to the object (class, name) in its namespace: the
-    /// plain capability and the layered one.
-    fn open_object(&self, class: &str, name: &str) -> Result<(object::Client, object::Client), rpc_core::RpcError> {
-        let key = ObjectKey::new(&self.info.namespace, class, name)?;
-        let existing = self.connections.borrow().get(&key).map(|c| (c.plain.clone(), c.layered.clone()));
-        if let Some(c) = existing {
-            return Ok(c);
-        }
-        let (plain, disconnector) = self.objects.connect(key.clone())?;
-        let layered = self.stack.client(plain.clone());
-        let connection =
-            ObjectConnection { plain: plain.clone(), layered: layered.clone(), disconnector: Some(disconnector) };
-        self.connections.borrow_mut().insert(key, connection);
-        Ok((plain, layered))
-    }
-}
-
-impl Drop for GatewayServer {
-    fn drop(&mut self) {
-        for (_, connection) in self.connections.borrow_mut().drain() {
-            if let Some(d) = connection.disconnector {
-                tokio::task::spawn_local(async move {
-                    let _ = d.await;
-                });
-            }
-        }
     }
 }
 
@@ -149,13 +109,13 @@ impl gateway::Server for GatewayServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         if self.broker.require_tokens {
-            return Err(rpc_core::RpcError::new(
-                rpc_core::Code::Unauthorized,
+            return Err(RpcError::new(
+                Code::Unauthorized,
                 "this server requires capability tokens: use broker.redeem(token)",
             )
             .into());
         }
-        let (_, layered) = self.open_object(&text(p.get_class())?, &text(p.get_name())?)?;
+        let layered = self.objects.layered(&text(p.get_class())?, &text(p.get_name())?)?;
         results.get().set_object(layered);
         Ok(())
     }
@@ -169,7 +129,7 @@ impl gateway::Server for GatewayServer {
         let admin = self.broker.admin(&key);
         let gateway = self.clone();
         let resolve: rpc_broker::broker::Resolve =
-            Rc::new(move |class: &str, name: &str| gateway.open_object(class, name).map(|(plain, _)| plain));
+            Rc::new(move |class: &str, name: &str| gateway.objects.plain(class, name));
         let server = BrokerServer::new(self.broker.clone(), admin, self.info.namespace.clone(), resolve);
         results.get().set_broker(self.stack.server::<schema::broker_capnp::broker::Client, _>(server));
         Ok(())

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod gateway;
 pub mod host;
 pub mod logging;
+mod session_objects;
 pub mod token_cli;
 
 pub use host::clock::Clock;
@@ -83,7 +84,7 @@ impl Runtime {
         };
         let objects = ObjectHost::start(self.host)?;
         let host_metrics = objects.metrics.clone();
-        let broker = BrokerState::new(broker);
+        let broker = BrokerState::new(broker).map_err(std::io::Error::other)?;
         let shared = broker.clone();
         let server = rpc_server::start(
             self.server,
@@ -106,7 +107,7 @@ pub fn broker_from_env(host: &HostConfig, call_timeout: std::time::Duration) -> 
     Ok(BrokerConfig {
         keys: rpc_broker::token::KeyRing::from_env().map_err(std::io::Error::other)?,
         admin_key: std::env::var("DOTDO_ADMIN_KEY").ok(),
-        db_path: host.data_dir.join("broker.sqlite"),
+        db_path: rpc_broker::revocations::default_path(&host.data_dir),
         call_timeout,
         require_tokens,
         max_shards: rpc_broker::broker::DEFAULT_MAX_SHARDS,

@@ -39,6 +39,7 @@ fn main() {
                 std::process::exit(2);
             }
             let data = serve.host.data_dir.clone();
+            let notice = serve.access_notice();
             let started = do_runtime::broker_from_env(&serve.host, serve.broker_timeout).and_then(|mut broker| {
                 broker.require_tokens |= serve.require_tokens;
                 do_runtime::Runtime::new(serve.server).host(serve.host).broker(broker).start()
@@ -56,6 +57,10 @@ fn main() {
             let mut out = std::io::stdout();
             let _ = writeln!(out, "dotdo listening on http://{}", server.http_addr);
             let _ = writeln!(out, "  objects in {}", data.display());
+            if let Some(notice) = &notice {
+                tracing::info!("{}", notice.trim());
+                let _ = writeln!(out, "{notice}");
+            }
             let _ = writeln!(out, "  POST /rpc   HTTP batch (application/x-capnp)");
             let _ = writeln!(out, "  GET  /rpc   WebSocket (subprotocol capnp-rpc)");
             let _ = writeln!(out, "  GET  /health");

@@ -36,6 +36,17 @@ fn mint_verify_and_attenuate_from_the_command_line() {
     let v: serde_json::Value = serde_json::from_str(&claims).expect("json claims");
     assert_eq!(v["scope"], "read");
     assert_eq!(v["methods"], serde_json::json!(["storage.get"]));
+    // Every mint gets its own random id, however close together.
+    let id = |t: &str| {
+        let (ok, claims, _) = dotdo(&["verify", t], Some(&key));
+        assert!(ok);
+        serde_json::from_str::<serde_json::Value>(&claims).expect("json")["tokenId"].as_str().map(String::from)
+    };
+    let (_, again, _) =
+        dotdo(&["mint", "--target", "Customer/acme", "--methods", "storage.*", "--scope", "write"], Some(&key));
+    let (first, second) = (id(&token).expect("an id"), id(&again).expect("an id"));
+    assert_ne!(first, second);
+    assert!(first.len() == 32 && !first.starts_with("cli-"), "random, not the millisecond: {first}");
     // Refusals: no key configured, a tampered token.
     let (ok, _, err) = dotdo(&["mint", "--target", "a/b", "--methods", "*", "--scope", "read"], None);
     assert!(!ok && err.contains("SECRET_REQUIRED"), "{err}");

@@ -3,15 +3,17 @@
 //! queries (admin).
 
 use crate::fanout::merge;
-use crate::membrane::{wrap, Policy};
+use crate::membrane::{stack, Policy, Shared};
 use crate::metrics::BrokerMetrics;
-use crate::revocations;
+use crate::revocations::Revocations;
 use crate::ring::ShardRing;
 use crate::token::{KeyRing, MintRequest, Rights, Scope};
 use capnp::capability::Rc as CapRc;
 use do_modules::storage::query::Query;
 use do_modules::storage::things::Thing;
+use do_modules::wrap_modules::WrapModules;
 use futures::StreamExt;
+use rpc_core::layer::{Layer, Stack};
 use rpc_core::params::now_ms;
 use rpc_core::params::text;
 use rpc_core::{Code, RpcError};
@@ -35,7 +37,8 @@ pub struct BrokerConfig {
     pub keys: KeyRing,
     /// The API key that opens an admin broker (none: only admin tokens do).
     pub admin_key: Option<String>,
-    /// Where revocations are kept (`broker.sqlite`).
+    /// Where revocations are kept (`broker.sqlite`): loaded into memory at start,
+    /// written on every change.
     pub db_path: PathBuf,
     /// Deadline of each call through a membrane.
     pub call_timeout: Duration,
@@ -51,7 +54,7 @@ pub struct BrokerConfig {
 pub struct BrokerState {
     keys: RwLock<KeyRing>,
     admin_key: Option<String>,
-    db_path: PathBuf,
+    revocations: Arc<Revocations>,
     call_timeout: Duration,
     max_shards: u32,
     /// Objects are reachable only through redeemed tokens.
@@ -60,28 +63,38 @@ pub struct BrokerState {
     pub metrics: Arc<BrokerMetrics>,
 }
 
-/// Opens an object `Class/name` in the caller's namespace.
-pub type Resolve = Rc<dyn Fn(&str, &str) -> Result<object::Client, RpcError>>;
-
-fn random_id() -> String {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 12];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// An object the broker opened: its capability, and a layer to put innermost around it
+/// (the session's hold on the object's connection: every capability made with it, the
+/// modules the object hands out included, keeps the connection open).
+pub struct Opened {
+    /// The object's capability.
+    pub object: object::Client,
+    /// The layer that holds the object open, if the resolver has one.
+    pub hold: Option<Rc<dyn Layer>>,
 }
 
+/// Opens an object `Class/name` in the caller's namespace.
+pub type Resolve = Rc<dyn Fn(&str, &str) -> Result<Opened, RpcError>>;
+
 impl BrokerState {
-    /// The shared state for `config`.
-    pub fn new(config: BrokerConfig) -> Arc<BrokerState> {
-        Arc::new(BrokerState {
+    /// The shared state for `config`, with the revocations loaded from its store
+    /// (INTERNAL when the store cannot be opened: tokens could not be revoked).
+    pub fn new(config: BrokerConfig) -> Result<Arc<BrokerState>, RpcError> {
+        let revocations = Arc::new(Revocations::load(&config.db_path)?);
+        Ok(Arc::new(BrokerState {
             keys: RwLock::new(config.keys),
             admin_key: config.admin_key.filter(|k| !k.is_empty()),
-            db_path: config.db_path,
+            revocations,
             call_timeout: config.call_timeout,
             max_shards: config.max_shards,
             require_tokens: config.require_tokens,
             metrics: Arc::new(BrokerMetrics::default()),
-        })
+        }))
+    }
+
+    /// The revoked token ids.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     /// A shard count from a request, checked against the configured most.
@@ -100,10 +113,11 @@ impl BrokerState {
         self.keys.read().map(|k| k.clone()).map_err(|_| RpcError::new(Code::Internal, "key ring poisoned"))
     }
 
-    /// Verifies a token and checks it was not revoked, counting rejections by reason.
+    /// Verifies a token and checks it was not revoked (in memory: no I/O), counting
+    /// rejections by reason.
     pub fn check_token(&self, token: &str) -> Result<Rights, RpcError> {
         let result = self.keys()?.verify(token, now_ms()).and_then(|r| {
-            if revocations::is_revoked(&self.db_path, &r.token_id)? {
+            if self.revocations.is_revoked(&r.token_id) {
                 Err(RpcError::new(Code::Revoked, format!("token {} was revoked", r.token_id)))
             } else {
                 Ok(r)
@@ -178,7 +192,7 @@ impl BrokerServer {
         }
     }
 
-    fn open(&self, target: &str) -> Result<object::Client, RpcError> {
+    fn open(&self, target: &str) -> Result<Opened, RpcError> {
         let (class, name) = target
             .split_once('/')
             .ok_or_else(|| RpcError::invalid_argument(format!("target {target:?} is not Class/name")))?;
@@ -210,7 +224,7 @@ impl broker::Server for BrokerServer {
             subject: text(r.get_subject())?,
             namespace: self.namespace.clone(),
         };
-        let token = self.state.keys()?.mint(&req, now_ms(), &random_id())?;
+        let token = self.state.keys()?.mint_new(&req, now_ms())?;
         self.state.metrics.token("minted", "ok");
         results.get().set_token(token);
         Ok(())
@@ -237,10 +251,11 @@ impl broker::Server for BrokerServer {
             self.state.metrics.token("rejected", Code::WrongTarget.as_str());
             return Err(RpcError::new(Code::WrongTarget, format!("the token is for {target}, not {expected}")).into());
         }
-        let object = self.open(&target)?;
-        let policy = Policy { rights, target, now_ms };
+        let opened = self.open(&target)?;
+        let policy = Policy { rights, target, now_ms, revocations: self.state.revocations.clone() };
         self.state.metrics.token("redeemed", "ok");
-        results.get().set_object(wrap(object, policy, self.state.call_timeout, self.state.metrics.clone()));
+        let stack = stack(policy, self.state.call_timeout, self.state.metrics.clone(), opened.hold);
+        results.get().set_object(stack.client(opened.object));
         Ok(())
     }
 
@@ -272,7 +287,8 @@ impl broker::Server for BrokerServer {
         if id.is_empty() {
             return Err(RpcError::invalid_argument("revoke needs a token id").into());
         }
-        revocations::revoke(&self.state.db_path, &id, now_ms())?;
+        // Refused by every membrane at once; answered once committed.
+        self.state.revocations.revoke(&id, now_ms()).await?;
         Ok(())
     }
 
@@ -294,7 +310,13 @@ impl broker::Server for BrokerServer {
         let p = params.get()?;
         let ring = ShardRing::new(self.state.shards(p.get_shards())?);
         let index = ring.shard_for(&text(p.get_key())?);
-        let object = self.open(&format!("{}/shard-{index}", text(p.get_class())?))?;
+        let opened = self.open(&format!("{}/shard-{index}", text(p.get_class())?))?;
+        // The object and the modules it hands out hold it open.
+        let mut holding = Stack::new().layer(WrapModules);
+        if let Some(hold) = opened.hold {
+            holding = holding.layer(Shared(hold));
+        }
+        let object = holding.client(opened.object);
         let mut r = results.get();
         r.set_index(index);
         r.set_object(object);
@@ -318,7 +340,9 @@ impl broker::Server for BrokerServer {
             let query = query.clone();
             async move {
                 let run = async {
-                    let storage = opened?.storage_request().send().pipeline.get_storage();
+                    // `opened` holds the shard's connection open until its answer is read.
+                    let opened = opened?;
+                    let storage = opened.object.storage_request().send().pipeline.get_storage();
                     let mut req = storage.query_request();
                     req.get().set_query(&query);
                     let resp = req.send().promise.await?;

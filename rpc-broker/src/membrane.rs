@@ -1,7 +1,7 @@
 //! The membrane a redeemed token puts around its target object: a [`Layer`] (not an
-//! `if` in each method) that forwards a call only when the token allows that method at
-//! the method's declared scope (`$scope` in the schema) and answers everything else
-//! with the token's refusal code. The object's getters hand out their modules wrapped
+//! `if` in each method) that forwards a call only when the token is not revoked nor
+//! expired and allows that method at the method's declared scope (`$scope` in the
+//! schema), and answers everything else with the token's refusal code. The object's getters hand out their modules wrapped
 //! in the same stack, so the membrane covers everything reached through it.
 //! Pipelining works through it like through any capability.
 //!
@@ -9,6 +9,7 @@
 //! object's modules kept inside it, a deadline and error tags.
 
 use crate::metrics::BrokerMetrics;
+use crate::revocations::Revocations;
 use crate::token::{Rights, Scope};
 use capnp::capability::{FromClientHook, Promise, Request};
 use capnp::traits::HasTypeId;
@@ -29,6 +30,9 @@ pub struct Policy {
     pub target: String,
     /// The current time in ms since the epoch.
     pub now_ms: fn() -> i64,
+    /// The broker's revoked token ids, looked up (in memory) on every call, so revoking
+    /// a token cuts off the capabilities already redeemed with it.
+    pub revocations: Arc<Revocations>,
 }
 
 /// The layer that checks every call against a token's rights.
@@ -44,19 +48,33 @@ impl Membrane {
 
 /// The stack of a redeemed capability: calls are counted in `metrics` (refusals too),
 /// checked against `policy`, the object's getters answer with modules in the same
-/// stack, calls are bounded by `timeout`, and their errors carry codes.
-pub fn stack(policy: Policy, timeout: Duration, metrics: Arc<BrokerMetrics>) -> Stack {
-    Stack::new()
+/// stack, calls are bounded by `timeout`, and their errors carry codes; `hold`, if
+/// any, goes innermost (what keeps the object open, kept by every module too).
+pub fn stack(policy: Policy, timeout: Duration, metrics: Arc<BrokerMetrics>, hold: Option<Rc<dyn Layer>>) -> Stack {
+    let stack = Stack::new()
         .layer(ObserveCalls::new(metrics))
         .layer(Membrane::new(policy))
         .layer(WrapModules)
         .layer(Deadline::new(timeout))
-        .layer(TagErrors)
+        .layer(TagErrors);
+    match hold {
+        Some(hold) => stack.layer(Shared(hold)),
+        None => stack,
+    }
 }
 
-/// Wraps `inner` in [`stack`].
+/// Wraps `inner` in [`stack`] (with nothing holding it open).
 pub fn wrap<C: FromClientHook>(inner: C, policy: Policy, timeout: Duration, metrics: Arc<BrokerMetrics>) -> C {
-    stack(policy, timeout, metrics).client(inner)
+    stack(policy, timeout, metrics, None).client(inner)
+}
+
+/// A layer shared behind an `Rc` (one the caller made), as a layer of a [`Stack`].
+pub struct Shared(pub Rc<dyn Layer>);
+
+impl Layer for Shared {
+    fn layer(&self, inner: Rc<dyn Service>, stack: &Stack) -> Rc<dyn Service> {
+        self.0.layer(inner, stack)
+    }
 }
 
 impl Layer for Membrane {
@@ -83,6 +101,9 @@ struct Guarded {
 impl Guarded {
     fn admit(&self, interface_id: u64, method_id: u16) -> Result<(), RpcError> {
         let p = &self.policy;
+        if p.revocations.is_revoked(&p.rights.token_id) {
+            return Err(RpcError::new(Code::Revoked, "the token was revoked"));
+        }
         if (p.now_ms)() >= p.rights.expires_at {
             return Err(RpcError::new(Code::Expired, "the token expired"));
         }

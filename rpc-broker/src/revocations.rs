@@ -1,48 +1,148 @@
-//! Revoked token ids, persisted in the broker's SQLite (`<data>/broker.sqlite`) and
-//! checked on every redeem. Each thread keeps its own connection to the file.
+//! Revoked token ids: a set in memory, checked on every redeem and on every call through
+//! a membrane (a lookup, no I/O), loaded from the broker's SQLite
+//! (`<data>/broker.sqlite`) at start and written to it on every change.
 
 use rpc_core::{Code, RpcError};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-thread_local! {
-    static CONNECTIONS: RefCell<HashMap<PathBuf, rusqlite::Connection>> = RefCell::new(HashMap::new());
+/// The revoked token ids of one broker.
+#[derive(Debug)]
+pub struct Revocations {
+    ids: RwLock<HashSet<String>>,
+    /// Whether any id was ever revoked: calls skip the lock while none was.
+    any: AtomicBool,
+    /// Where revocations are persisted (`None`: in memory only).
+    db: Option<Mutex<rusqlite::Connection>>,
 }
 
-fn db_error(e: rusqlite::Error) -> RpcError {
-    RpcError::new(Code::Internal, format!("revocation store: {e}"))
+/// An error of the store, without the path (logged here in full).
+fn db_error(e: &rusqlite::Error) -> RpcError {
+    tracing::error!(error = %e, "revocation store");
+    let code = match e {
+        rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
+        _ => 0,
+    };
+    RpcError::new(Code::Internal, format!("the revocation store failed (sqlite code {code})"))
 }
 
-fn with<R>(path: &Path, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>) -> Result<R, RpcError> {
-    CONNECTIONS.with(|c| {
-        let mut c = c.borrow_mut();
-        if !c.contains_key(path) {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let conn = rusqlite::Connection::open(path).map_err(db_error)?;
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_error)?;
-            conn.execute_batch("CREATE TABLE IF NOT EXISTS revoked (token_id TEXT PRIMARY KEY, at INTEGER NOT NULL)")
-                .map_err(db_error)?;
-            c.insert(path.to_path_buf(), conn);
+fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS revoked (token_id TEXT PRIMARY KEY, at INTEGER NOT NULL)")?;
+    Ok(conn)
+}
+
+impl Revocations {
+    /// Opens (creating) the store at `path` and loads every revoked id into memory.
+    pub fn load(path: &Path) -> Result<Revocations, RpcError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                tracing::error!(error = %e, dir = %dir.display(), "cannot create the revocation store's directory");
+                RpcError::new(Code::Internal, "the revocation store's directory could not be created")
+            })?;
         }
-        let conn = c.get(path).ok_or_else(|| RpcError::new(Code::Internal, "revocation store vanished"))?;
-        f(conn).map_err(db_error)
-    })
+        let conn = open(path).map_err(|e| db_error(&e))?;
+        let ids: HashSet<String> = conn
+            .prepare("SELECT token_id FROM revoked")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| db_error(&e))?;
+        Ok(Revocations { any: AtomicBool::new(!ids.is_empty()), ids: RwLock::new(ids), db: Some(Mutex::new(conn)) })
+    }
+
+    /// A set kept in memory only (for tests and embedders without a data directory).
+    pub fn in_memory() -> Revocations {
+        Revocations { ids: RwLock::default(), any: AtomicBool::new(false), db: None }
+    }
+
+    /// Whether `token_id` was revoked: a lookup in memory.
+    pub fn is_revoked(&self, token_id: &str) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        // A poisoned lock still holds every id inserted before the panic.
+        self.ids.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(token_id)
+    }
+
+    /// How many ids are revoked.
+    pub fn len(&self) -> usize {
+        self.ids.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether no id is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Revokes `token_id`: every membrane refuses its next call at once, then the id is
+    /// committed to the store (blocking: on a network thread use [`Revocations::revoke`]).
+    pub fn revoke_blocking(&self, token_id: &str, now: i64) -> Result<(), RpcError> {
+        self.insert(token_id);
+        self.persist(token_id, now)
+    }
+
+    /// [`Revocations::revoke_blocking`] with the write on tokio's blocking pool: the id
+    /// is refused at once (before this first yields), and the future completes once it
+    /// is committed.
+    pub async fn revoke(self: &Arc<Self>, token_id: &str, now: i64) -> Result<(), RpcError> {
+        self.insert(token_id);
+        let (this, id) = (self.clone(), token_id.to_string());
+        tokio::task::spawn_blocking(move || this.persist(&id, now))
+            .await
+            .map_err(|e| RpcError::new(Code::Internal, format!("the revocation was not written: {e}")))?
+    }
+
+    fn insert(&self, token_id: &str) {
+        self.ids.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(token_id.to_string());
+        self.any.store(true, Ordering::Release);
+    }
+
+    fn persist(&self, token_id: &str, now: i64) -> Result<(), RpcError> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute("INSERT OR IGNORE INTO revoked (token_id, at) VALUES (?1, ?2)", rusqlite::params![token_id, now])
+            .map_err(|e| db_error(&e))?;
+        Ok(())
+    }
 }
 
-/// Records `token_id` as revoked (committed before this returns).
-pub fn revoke(path: &Path, token_id: &str, now: i64) -> Result<(), RpcError> {
-    with(path, |c| {
-        c.execute("INSERT OR IGNORE INTO revoked (token_id, at) VALUES (?1, ?2)", rusqlite::params![token_id, now])
-    })?;
-    Ok(())
+/// The store's file beside the objects: `<data>/broker.sqlite`.
+pub fn default_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("broker.sqlite")
 }
 
-/// Whether `token_id` was revoked.
-pub fn is_revoked(path: &Path, token_id: &str) -> Result<bool, RpcError> {
-    with(path, |c| c.query_row("SELECT COUNT(*) FROM revoked WHERE token_id = ?1", [token_id], |r| r.get::<_, i64>(0)))
-        .map(|n| n > 0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_are_in_memory_and_survive_a_reload() {
+        let dir = std::env::temp_dir().join(format!("dotdo-revocations-{}", std::process::id()));
+        let path = dir.join("broker.sqlite");
+        let r = Revocations::load(&path).expect("load");
+        assert!(!r.is_revoked("a"));
+        r.revoke_blocking("a", 1).expect("revoke");
+        r.revoke_blocking("a", 2).expect("revoking twice is fine");
+        assert!(r.is_revoked("a") && !r.is_revoked("b"));
+        drop(r);
+        let again = Revocations::load(&path).expect("reload");
+        assert!(again.is_revoked("a") && again.len() == 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_store_that_cannot_open_says_so_without_its_path() {
+        let dir = std::env::temp_dir().join(format!("dotdo-revocations-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A directory where the file should be.
+        let path = dir.join("broker.sqlite");
+        std::fs::create_dir_all(&path).expect("dir in the way");
+        let e = Revocations::load(&path).expect_err("cannot open");
+        assert_eq!(e.code, Code::Internal);
+        assert!(!e.message.contains(dir.to_str().expect("utf-8")), "{}", e.message);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -44,6 +44,21 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
 }
 
+/// A fresh token id: 16 bytes from the system's random source, in hex. INTERNAL when
+/// the source fails.
+pub fn new_token_id() -> Result<String, RpcError> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    let filled = ring::rand::SystemRandom::new().fill(&mut b).map(|()| b);
+    token_id_from(filled)
+}
+
+/// The id made of `bytes`, or the refusal when the random source failed.
+fn token_id_from(bytes: Result<[u8; 16], ring::error::Unspecified>) -> Result<String, RpcError> {
+    let b = bytes.map_err(|_| err(Code::Internal, "the random source failed: no token id, no token"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 fn err(code: Code, msg: impl Into<String>) -> RpcError {
     RpcError::new(code, msg)
 }
@@ -344,6 +359,12 @@ impl KeyRing {
         Ok((kid, b64().encode(secret)))
     }
 
+    /// Mints a token at time `now` with a fresh random id ([`new_token_id`]); a failure
+    /// of the random source fails the mint (INTERNAL), it never falls back to a guessable id.
+    pub fn mint_new(&self, req: &MintRequest, now: i64) -> Result<String, RpcError> {
+        self.mint(req, now, &new_token_id()?)
+    }
+
     /// Mints a token at time `now` with id `token_id`, signed by the active key.
     pub fn mint(&self, req: &MintRequest, now: i64, token_id: &str) -> Result<String, RpcError> {
         let kid = self.active.as_ref().ok_or_else(|| {
@@ -474,6 +495,29 @@ mod tests {
 
     fn keys() -> KeyRing {
         KeyRing::parse(&format!("k1:{SECRET}"), None).unwrap()
+    }
+
+    #[test]
+    fn two_mints_in_the_same_millisecond_get_different_ids() {
+        let req = MintRequest {
+            target: "Customer/acme".into(),
+            methods: vec!["*".into()],
+            scope: Scope::Read,
+            ttl_ms: 1_000,
+            subject: String::new(),
+            namespace: "default".into(),
+        };
+        let (a, b) = (keys().mint_new(&req, 1_000).unwrap(), keys().mint_new(&req, 1_000).unwrap());
+        let (a, b) = (keys().verify(&a, 1_500).unwrap(), keys().verify(&b, 1_500).unwrap());
+        assert_ne!(a.token_id, b.token_id);
+        assert_eq!(a.token_id.len(), 32, "16 random bytes in hex");
+    }
+
+    #[test]
+    fn a_failing_random_source_fails_the_mint() {
+        let e = token_id_from(Err(ring::error::Unspecified)).unwrap_err();
+        assert_eq!(e.code, Code::Internal);
+        assert_eq!(token_id_from(Ok([0xab; 16])).unwrap(), "ab".repeat(16));
     }
 
     fn mint(methods: &[&str], scope: Scope) -> String {

@@ -2,5 +2,6 @@
 
 pub mod channel;
 pub mod clock;
+pub mod fds;
 pub mod registry;
 pub mod sqlite;

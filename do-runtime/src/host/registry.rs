@@ -11,6 +11,7 @@
 
 use super::channel::{pair, ChannelFrames};
 use super::clock::Clock;
+use super::fds;
 use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
@@ -32,6 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+/// The default of [`HostConfig::max_objects_per_session`].
+pub const DEFAULT_MAX_OBJECTS_PER_SESSION: usize = 256;
+
 /// How objects are hosted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
@@ -42,7 +46,16 @@ pub struct HostConfig {
     /// An object with no open connection for this long is evicted from memory.
     pub idle_timeout: Duration,
     /// Most objects in memory per thread; beyond it new objects get OVERLOADED.
+    /// [`ObjectHost::start`] lowers it to what the open-files limit allows
+    /// ([`super::fds::live_objects_per_thread`]).
     pub max_live: usize,
+    /// Most objects one session may hold open at once (through `gateway.object` and
+    /// the broker); the next is LIMIT_EXCEEDED. An object counts until the session
+    /// releases every capability it was handed for it.
+    pub max_objects_per_session: usize,
+    /// The namespaces sessions may use (from the `Host` header; `default` on TCP);
+    /// empty: any. A session in another namespace is refused with NOT_FOUND.
+    pub namespaces: Vec<String>,
     /// Deadline of each call into an object.
     pub call_timeout: Duration,
     /// The objects' time (`Env::now_ms`, alarms): the system clock, or a manual one in
@@ -65,6 +78,8 @@ impl Default for HostConfig {
             threads: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(2),
             idle_timeout: Duration::from_secs(60),
             max_live: 10_000,
+            max_objects_per_session: DEFAULT_MAX_OBJECTS_PER_SESSION,
+            namespaces: Vec::new(),
             call_timeout: Duration::from_secs(30),
             clock: Clock::system(),
             event_retention: Retention::default(),
@@ -180,13 +195,22 @@ struct Open {
 /// The running host; cheap to share between worker threads.
 pub struct ObjectHost {
     senders: Vec<UnboundedSender<Open>>,
+    /// The configuration it runs with (`max_live` as bounded by the open-files limit).
+    pub config: HostConfig,
     /// The host's counters.
     pub metrics: Arc<HostMetrics>,
 }
 
 impl ObjectHost {
-    /// Starts the object threads.
-    pub fn start(config: HostConfig) -> std::io::Result<Arc<ObjectHost>> {
+    /// Starts the object threads, with at most as many live objects as the process's
+    /// open-files limit allows.
+    pub fn start(mut config: HostConfig) -> std::io::Result<Arc<ObjectHost>> {
+        let nofile = fds::open_files_limit().unwrap_or(fds::FALLBACK_NOFILE);
+        let bound = fds::live_objects_per_thread(nofile, config.threads.max(1));
+        if bound < config.max_live {
+            tracing::info!(nofile, per_thread = bound, "live objects bounded by the open-files limit");
+            config.max_live = bound;
+        }
         let metrics = Arc::new(HostMetrics::default());
         let mut senders = Vec::new();
         for i in 0..config.threads.max(1) {
@@ -198,7 +222,7 @@ impl ObjectHost {
                 .spawn(move || object_thread(rx, config, metrics, i, threads))?;
             senders.push(tx);
         }
-        Ok(Arc::new(ObjectHost { senders, metrics }))
+        Ok(Arc::new(ObjectHost { senders, config, metrics }))
     }
 
     /// Opens a connection to the object `key` and returns its capability (usable at once:
@@ -377,7 +401,7 @@ impl LiveObjects {
     /// Builds the object from its SQLite file (created on first use).
     fn load_from_file(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, AlarmCallback), RpcError> {
         let path = self.config.data_dir.join(&key.namespace).join(&key.class).join(format!("{id}.sqlite"));
-        let sql = Rc::new(SqliteDb::open(&path)?);
+        let sql = Rc::new(SqliteDb::open(&path).map_err(|e| self.without_paths(e))?);
         let stack = Stack::new().layer(TagErrors).layer(Deadline::new(self.config.call_timeout));
         let wrap = |m: Module| match m {
             Module::Storage(s) => stack.server::<storage::Client, _>(s).client,
@@ -399,8 +423,23 @@ impl LiveObjects {
             self.config.event_retention,
             self.config.event_subscribers,
             &wrap,
-        )?;
+        )
+        .map_err(|e| self.without_paths(e))?;
         Ok((stack.server(server), callback))
+    }
+
+    /// `e` with the data directory's path taken out of its message (peers see errors;
+    /// where the files live is the server's business).
+    fn without_paths(&self, mut e: RpcError) -> RpcError {
+        let dir = &self.config.data_dir;
+        let absolute = std::fs::canonicalize(dir).ok();
+        for p in [Some(dir.as_path()), absolute.as_deref()].into_iter().flatten() {
+            let p = p.to_string_lossy();
+            if !p.is_empty() && e.message.contains(&*p) {
+                e.message = e.message.replace(&*p, "<data>");
+            }
+        }
+        e
     }
 
     /// The object's alarm callback, loading the object if needed (no connection counted).

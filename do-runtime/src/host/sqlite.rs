@@ -17,8 +17,25 @@ fn sql_error(e: rusqlite::Error) -> RpcError {
             RpcError::new(Code::Overloaded, format!("database busy: {e}"))
         }
         rusqlite::Error::UserFunctionError(u) => RpcError::invalid_argument(u.to_string()),
+        // SQLite names the file in these: say what failed, log where.
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure) =>
+        {
+            open_error(&e)
+        }
         _ => RpcError::new(Code::Internal, format!("sqlite: {e}")),
     }
+}
+
+/// The error of a database that could not be opened: a fixed message with SQLite's
+/// code, never the file's path (which is logged, with the whole error, here).
+fn open_error(e: &rusqlite::Error) -> RpcError {
+    tracing::error!(error = %e, "an object database could not be opened");
+    let code = match e {
+        rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
+        _ => 0,
+    };
+    RpcError::new(Code::Internal, format!("object database could not be opened (sqlite code {code})"))
 }
 
 /// An object's database.
@@ -31,10 +48,12 @@ impl SqliteDb {
     /// Opens (creating) the database file at `path`.
     pub fn open(path: &Path) -> Result<SqliteDb, RpcError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| RpcError::new(Code::Internal, format!("create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                tracing::error!(error = %e, dir = %dir.display(), "cannot create an object's directory");
+                RpcError::new(Code::Internal, format!("object database could not be opened ({:?})", e.kind()))
+            })?;
         }
-        let conn = Connection::open(path).map_err(sql_error)?;
+        let conn = Connection::open(path).map_err(|e| open_error(&e))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_error)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;

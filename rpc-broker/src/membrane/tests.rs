@@ -61,7 +61,12 @@ fn after() -> i64 {
 /// The object behind a membrane, as a peer holds it; and the membrane's metrics.
 fn redeemed(methods: &[&str], scope: Scope, now_ms: fn() -> i64) -> (object::Client, Arc<BrokerMetrics>) {
     let metrics = Arc::new(BrokerMetrics::default());
-    let policy = Policy { rights: rights(methods, scope), target: "Customer/acme".into(), now_ms };
+    let policy = Policy {
+        rights: rights(methods, scope),
+        target: "Customer/acme".into(),
+        now_ms,
+        revocations: Arc::new(Revocations::in_memory()),
+    };
     let wrapped: object::Client = wrap(capnp_rpc::new_client(Obj), policy, Duration::from_secs(5), metrics.clone());
     (capnp_rpc::new_future_client(futures::future::ready(Ok(wrapped))), metrics)
 }
@@ -143,11 +148,47 @@ fn getters_hand_out_modules_inside_the_membrane() {
 
 #[test]
 fn getters_called_in_process_are_refused() {
-    let policy = Policy { rights: rights(&["*"], Scope::Admin), target: "Customer/acme".into(), now_ms: during };
+    let policy = Policy {
+        rights: rights(&["*"], Scope::Admin),
+        target: "Customer/acme".into(),
+        now_ms: during,
+        revocations: Arc::new(Revocations::in_memory()),
+    };
     let metrics = Arc::new(BrokerMetrics::default());
     let local: object::Client = wrap(capnp_rpc::new_client(Obj), policy, Duration::from_secs(5), metrics);
     let r = run(async { local.storage_request().send().promise.await.map(|_| ()).map_err(RpcError::from) });
     assert_eq!(code(r), Code::Forbidden);
     let info = run(async { local.info_request().send().promise.await.map(|_| ()).map_err(RpcError::from) });
     assert_eq!(info, Ok(()));
+}
+
+#[test]
+fn revoking_cuts_off_a_capability_already_redeemed() {
+    let revocations = Arc::new(Revocations::in_memory());
+    let policy = Policy {
+        rights: rights(&["*"], Scope::Admin),
+        target: "Customer/acme".into(),
+        now_ms: during,
+        revocations: revocations.clone(),
+    };
+    let wrapped: object::Client =
+        wrap(capnp_rpc::new_client(Obj), policy, Duration::from_secs(5), Arc::new(BrokerMetrics::default()));
+    let obj: object::Client = capnp_rpc::new_future_client(futures::future::ready(Ok(wrapped)));
+    let storage = run(async {
+        obj.storage_request()
+            .send()
+            .promise
+            .await
+            .map(|r| r.get().and_then(object::storage_results::Reader::get_storage))
+    })
+    .expect("the getter")
+    .expect("a module");
+    let count_on = |s: &storage::Client| {
+        let s = s.clone();
+        run(async move { Ok::<u64, RpcError>(s.count_request().send().promise.await?.get()?.get_count()) })
+    };
+    assert_eq!(count_on(&storage), Ok(42));
+    revocations.revoke_blocking("t1", 3_000).expect("revoke");
+    assert_eq!(code(run(count(&obj))), Code::Revoked, "the object");
+    assert_eq!(code(count_on(&storage)), Code::Revoked, "a module it handed out before");
 }

@@ -1,0 +1,79 @@
+//! How many objects the host can keep open: each live object holds about
+//! [`FDS_PER_OBJECT`] file descriptors (its SQLite file, WAL and shared-memory index),
+//! so the bound comes from the process's open-files limit (`RLIMIT_NOFILE`), less a
+//! reserve for connections, listeners and the host's own files.
+
+/// File descriptors one live object holds (database, `-wal`, `-shm`).
+pub const FDS_PER_OBJECT: u64 = 3;
+
+/// The open-files limit assumed when the process's own cannot be read (the usual soft
+/// limit of a Linux shell).
+pub const FALLBACK_NOFILE: u64 = 1024;
+
+/// Descriptors kept for everything but objects: a quarter of the limit, at least 128
+/// (sessions, listeners, the alarm indexes and the broker's store).
+pub fn reserve(nofile: u64) -> u64 {
+    (nofile / 4).max(128)
+}
+
+/// The process's soft open-files limit, from `/proc/self/limits` (`None` elsewhere or
+/// when it cannot be read; "unlimited" reads as `u64::MAX`).
+pub fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_limits(&text)
+}
+
+/// The soft "Max open files" of a `/proc/<pid>/limits` text.
+pub fn parse_limits(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
+    if soft == "unlimited" {
+        return Some(u64::MAX);
+    }
+    soft.parse().ok()
+}
+
+/// Most objects each of `threads` object threads may keep live under an open-files
+/// limit of `nofile`: what is left after the [`reserve`], [`FDS_PER_OBJECT`] each,
+/// shared between the threads (at least one per thread).
+pub fn live_objects_per_thread(nofile: u64, threads: usize) -> usize {
+    let objects = nofile.saturating_sub(reserve(nofile)) / FDS_PER_OBJECT;
+    let per_thread = objects / (threads.max(1) as u64);
+    usize::try_from(per_thread).unwrap_or(usize::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_leaves_room_for_connections() {
+        // At 1024 descriptors: 256 kept back, 768 / 3 = 256 objects, 128 per thread.
+        assert_eq!(live_objects_per_thread(1024, 2), 128);
+        assert_eq!(live_objects_per_thread(1024, 1), 256);
+        assert_eq!(live_objects_per_thread(65_536, 4), 4096);
+        // A tiny limit still allows an object per thread; no limit is no bound.
+        assert_eq!(live_objects_per_thread(100, 8), 1);
+        assert!(live_objects_per_thread(u64::MAX, 2) > 1 << 40);
+        for nofile in [256, 1024, 4096, 1 << 20] {
+            let total = live_objects_per_thread(nofile, 1) as u64;
+            assert!(total * FDS_PER_OBJECT + reserve(nofile) <= nofile, "{nofile}");
+        }
+    }
+
+    #[test]
+    fn the_soft_limit_is_read_from_proc() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max processes             63704                63704                processes \n\
+                    Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_limits(text), Some(1024));
+        assert_eq!(
+            parse_limits("Max open files            unlimited            unlimited            files"),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_limits("nothing here"), None);
+        if cfg!(target_os = "linux") {
+            assert!(open_files_limit().is_some_and(|n| n > 0));
+        }
+    }
+}
