@@ -92,6 +92,7 @@ impl Cron {
         }
         let pattern = fields.join(" ");
         match parser().parse(&pattern) {
+            Ok(inner) if !ever_fires(&inner) => Err(bad(format!("cron {pattern:?} never fires"))),
             Ok(inner) => Ok(Cron { pattern, inner: Box::new(inner) }),
             Err(e) => Err(blame(&fields, e)),
         }
@@ -108,6 +109,26 @@ impl Cron {
         let next = self.inner.find_next_occurrence(&start, false).ok()?.timestamp_millis();
         (next > after_ms && next - after_ms <= HORIZON_MS).then_some(next)
     }
+}
+
+/// Whether a parsed pattern matches any time at all. croner looks for the next match
+/// up to the year 5000, a second at a time when a time field matches nothing (`0 , * * *
+/// *`: seconds of CPU per lookup) and a day at a time when no date does (`0 0 30 2 *`),
+/// so a pattern that never fires is refused when it is parsed. 28 years from 2024 hold
+/// every date on every weekday, leap days included.
+fn ever_fires(c: &croner::Cron) -> bool {
+    use chrono::Datelike;
+    let p = &c.pattern;
+    let any = |n: u32, matches: &dyn Fn(u32) -> Result<bool, croner::errors::CronError>| {
+        (0..n).any(|v| matches(v).unwrap_or(false))
+    };
+    if !(any(60, &|s| p.second_match(s)) && any(60, &|m| p.minute_match(m)) && any(24, &|h| p.hour_match(h))) {
+        return false;
+    }
+    let Some(start) = chrono::NaiveDate::from_ymd_opt(2024, 1, 1) else { return false };
+    start.iter_days().take(28 * 366).any(|d| {
+        p.month_match(d.month()).unwrap_or(false) && p.day_match(d.year(), d.month(), d.day()).unwrap_or(false)
+    })
 }
 
 fn time_of_day(s: &str) -> Result<(u32, u32), RpcError> {
@@ -236,12 +257,26 @@ mod tests {
         assert_eq!(c.next_after(JAN1_2024), Some(ms(59, 0, 0, 0)), "2024 is a leap year");
         let c = Spec::parse("0 0 1 1 7").unwrap();
         assert!(c.next_after(JAN1_2024).is_some(), "7 is Sunday; day fields OR together");
-        assert_eq!(Spec::parse("0 0 31 2 *").unwrap().next_after(JAN1_2024), None, "never fires");
         // Seconds given: fires on the listed seconds only.
         let c = Spec::parse("5,35 * * * * *").unwrap();
         assert_eq!(c.next_after(ms(0, 0, 0, 5)), Some(ms(0, 0, 0, 35)));
         // Sub-second starts still give the next whole matching second.
         assert_eq!(Spec::parse("* * * * * *").unwrap().next_after(JAN1_2024 + 500), Some(ms(0, 0, 0, 1)));
+    }
+
+    #[test]
+    fn a_cron_that_never_fires_is_refused_when_parsed() {
+        // croner would search for each of these until the year 5000: seconds of CPU for
+        // the empty minute list (found by the `schedule` fuzz target), and every lookup.
+        for spec in ["0 , * 9 * *", "0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"] {
+            let e = Spec::parse(spec).unwrap_err();
+            assert_eq!(e.code, Code::InvalidArgument, "{spec}");
+            assert!(e.message.contains("never fires"), "{spec}: {}", e.message);
+        }
+        // Rare ones still parse: a leap day, the fifth Monday, the last day of February.
+        for spec in ["0 0 29 2 *", "0 0 * * 1#5", "0 0 L 2 *"] {
+            assert!(Spec::parse(spec).is_ok_and(|s| s.next_after(JAN1_2024).is_some()), "{spec}");
+        }
     }
 
     #[test]
