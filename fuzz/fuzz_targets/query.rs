@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(q) = Query::parse(text) else { return };
     DB.with(|db| {
-        for (sql, params) in [q.select_sql(), q.count_sql()] {
+        let (row, mut row_params) = q.row_sql();
+        row_params.push(SqlValue::Integer(1));
+        for (sql, params) in [q.page_sql(), (row, row_params), q.ids_after_sql((i64::MIN, i64::MIN), 10), q.count_sql()]
+        {
             if let Err(e) = db.query(&sql, &params) {
                 // A $regex is compiled at parse time; nothing else may fail.
                 assert_eq!(

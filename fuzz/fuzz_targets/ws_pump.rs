@@ -10,11 +10,10 @@ use libfuzzer_sys::fuzz_target;
 use rpc_core::guard::Guard;
 use rpc_core::pump::Pump;
 use rpc_core::vat::{rpc_system, Link};
+use rpc_core::wsframe::Role;
 use rpc_core::Limits;
-use rpc_transport::websocket::{ws_config, WsFrames};
+use rpc_transport::websocket::WsFrames;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 async fn session(data: Vec<u8>) {
     let limits = Limits::default();
@@ -34,9 +33,9 @@ async fn session(data: Vec<u8>) {
             }
         }
     });
-    let ws = WebSocketStream::from_raw_socket(server, Role::Server, Some(ws_config(&limits))).await;
+    let ws = WsFrames::new(server, Role::Server, &limits, bytes::BytesMut::new());
     let link = Link::new();
-    let pump = Pump::new(WsFrames::new(ws), link.clone(), Guard::new(limits));
+    let pump = Pump::new(ws, link.clone(), Guard::new(limits));
     let system = rpc_system(Side::Server, link, Promise::from_future(pump), Some(dotdo_fuzz::demo_bootstrap(&limits)));
     let _ = system.await;
 }
