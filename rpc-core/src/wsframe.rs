@@ -241,26 +241,11 @@ pub fn encode(opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>, out: &mut V
 mod tests {
     use super::*;
 
+    /// A frame with first byte `b0` (FIN, reserved bits, opcode as given).
     fn frame(b0: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![b0];
-        let m = if mask.is_some() { 0x80 } else { 0 };
-        match payload.len() {
-            n @ 0..=125 => v.push(m | n as u8),
-            n @ 126..=0xFFFF => {
-                v.push(m | 126);
-                v.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                v.push(m | 127);
-                v.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let mut p = payload.to_vec();
-        if let Some(k) = mask {
-            v.extend_from_slice(&k);
-            apply_mask(&mut p, k);
-        }
-        v.extend_from_slice(&p);
+        let mut v = Vec::new();
+        encode(Opcode::Binary, payload, mask, &mut v);
+        v[0] = b0;
         v
     }
 

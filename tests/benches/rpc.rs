@@ -155,32 +155,28 @@ async fn in_flight_typed(dir: &rpc_client::api::demo::Directory, k: u64) -> f64 
 /// swamped by the warm-up.
 async fn warm_up(dir: &directory::Client) {
     for _ in 0..100 {
-        let calls: Vec<_> = (0..10)
-            .map(|i| {
-                let mut req = dir.echo_request();
-                req.get().set_x(i);
-                req.send().promise
-            })
-            .collect();
-        for r in futures::future::join_all(calls).await {
-            r.expect("echo");
-        }
+        echo_all(dir, 10).await;
+    }
+}
+
+/// `k` echo calls at once, all awaited.
+async fn echo_all(dir: &directory::Client, k: u64) {
+    let calls: Vec<_> = (0..k)
+        .map(|i| {
+            let mut req = dir.echo_request();
+            req.get().set_x(i);
+            req.send().promise
+        })
+        .collect();
+    for r in futures::future::join_all(calls).await {
+        r.expect("echo");
     }
 }
 
 async fn in_flight(dir: &directory::Client, k: u64) -> f64 {
     let (t0, mut n) = (Instant::now(), 0u64);
     while t0.elapsed().as_secs_f64() < secs() {
-        let calls: Vec<_> = (0..k)
-            .map(|i| {
-                let mut req = dir.echo_request();
-                req.get().set_x(i);
-                req.send().promise
-            })
-            .collect();
-        for r in futures::future::join_all(calls).await {
-            r.expect("echo");
-        }
+        echo_all(dir, k).await;
         n += k;
     }
     n as f64 / t0.elapsed().as_secs_f64()

@@ -16,22 +16,7 @@ pub fn reserve(nofile: u64) -> u64 {
     (nofile / 4).max(128)
 }
 
-/// The process's soft open-files limit, from `/proc/self/limits` (`None` elsewhere or
-/// when it cannot be read; "unlimited" reads as `u64::MAX`).
-pub fn open_files_limit() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    parse_limits(&text)
-}
-
-/// The soft "Max open files" of a `/proc/<pid>/limits` text.
-pub fn parse_limits(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
-    if soft == "unlimited" {
-        return Some(u64::MAX);
-    }
-    soft.parse().ok()
-}
+pub use rpc_server::open_files_limit;
 
 /// Most objects each of `threads` object threads may keep live under an open-files
 /// limit of `nofile`: what is left after the [`reserve`], [`FDS_PER_OBJECT`] each,
@@ -58,22 +43,6 @@ mod tests {
         for nofile in [256, 1024, 4096, 1 << 20] {
             let total = live_objects_per_thread(nofile, 1) as u64;
             assert!(total * FDS_PER_OBJECT + reserve(nofile) <= nofile, "{nofile}");
-        }
-    }
-
-    #[test]
-    fn the_soft_limit_is_read_from_proc() {
-        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
-                    Max processes             63704                63704                processes \n\
-                    Max open files            1024                 524288               files     \n";
-        assert_eq!(parse_limits(text), Some(1024));
-        assert_eq!(
-            parse_limits("Max open files            unlimited            unlimited            files"),
-            Some(u64::MAX)
-        );
-        assert_eq!(parse_limits("nothing here"), None);
-        if cfg!(target_os = "linux") {
-            assert!(open_files_limit().is_some_and(|n| n > 0));
         }
     }
 }

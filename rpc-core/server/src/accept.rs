@@ -32,21 +32,23 @@ connection: close\r\ncontent-length: 77\r\n\r\n\
 /// The connection cap when none is configured: three quarters of the descriptors above
 /// [`RESERVED_FDS`] (the rest stay for objects' databases and files), at least 16.
 pub(crate) fn default_max_connections() -> usize {
-    let nofile = nofile_limit().unwrap_or(1024);
+    let nofile = open_files_limit().map_or(1024, |n| usize::try_from(n).unwrap_or(usize::MAX / 2).min(usize::MAX / 2));
     (nofile.saturating_sub(RESERVED_FDS) * 3 / 4).max(16)
 }
 
-/// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits` (Linux).
-fn nofile_limit() -> Option<usize> {
+/// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits` (Linux; None
+/// elsewhere); `u64::MAX` when unlimited.
+pub fn open_files_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    parse_nofile(&text)
+    parse_limits(&text)
 }
 
-fn parse_nofile(limits: &str) -> Option<usize> {
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+/// The soft "Max open files" of a `/proc/<pid>/limits` text.
+pub fn parse_limits(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
     let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
     match soft {
-        "unlimited" => Some(usize::MAX / 2),
+        "unlimited" => Some(u64::MAX),
         n => n.parse().ok(),
     }
 }
@@ -185,10 +187,13 @@ mod tests {
         let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
                     Max processes             63704                63704                processes \n\
                     Max open files            1024                 524288               files     \n";
-        assert_eq!(parse_nofile(text), Some(1024));
-        assert_eq!(parse_nofile("Max open files unlimited unlimited files"), Some(usize::MAX / 2));
-        assert_eq!(parse_nofile("nothing here"), None);
+        assert_eq!(parse_limits(text), Some(1024));
+        assert_eq!(parse_limits("Max open files unlimited unlimited files"), Some(u64::MAX));
+        assert_eq!(parse_limits("nothing here"), None);
         assert!(default_max_connections() >= 16);
+        if cfg!(target_os = "linux") {
+            assert!(open_files_limit().is_some_and(|n| n > 0));
+        }
     }
 
     #[test]

@@ -30,6 +30,8 @@
 //!   connections each holding a partial 32 MiB frame measured +310 MiB (bound 318 MiB).
 
 mod accept;
+
+pub use accept::{open_files_limit, parse_limits};
 mod auto_error;
 
 use bytes::Bytes;
