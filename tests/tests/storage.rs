@@ -387,10 +387,13 @@ fn live_objects_are_bounded() {
     let ws = format!("ws://{}/rpc", s.http_addr);
     rpc_client::run(async {
         let holder = rpc_client::connect(&ws).await.expect("connect");
-        create(&storage_of(&holder.bootstrap, "Shop", "first"), "Note", "n", json!({})).await.expect("first object");
+        // The holder keeps a capability for the object: its session holds the connection.
+        let held = storage_of(&holder.bootstrap, "Shop", "first");
+        create(&held, "Note", "n", json!({})).await.expect("first object");
         let other = rpc_client::connect(&ws).await.expect("connect");
         let refused = create(&storage_of(&other.bootstrap, "Shop", "second"), "Note", "n", json!({})).await;
         assert_eq!(code(refused), Code::Overloaded, "the one live slot is held by a connected object");
+        drop(held);
         holder.close().await.expect("close");
         other.close().await.expect("close");
         // Once its connection is closed on the object thread, the first object has none:
