@@ -8,7 +8,6 @@ use common::*;
 use rpc_broker::token::{attenuate, Caveat, KeyRing, MintRequest, Scope};
 use rpc_core::params::now_ms;
 use rpc_core::{Code, Limits, RpcError};
-use schema::broker_capnp::broker;
 use schema::session_capnp::gateway;
 use serde_json::json;
 use std::time::Duration;
@@ -22,28 +21,7 @@ fn start(dir: &std::path::Path, keys: &str, active: &str) -> rpc_server::ServerH
 }
 
 fn start_with(dir: &std::path::Path, keys: &str, active: &str, require_tokens: bool) -> rpc_server::ServerHandle {
-    let config = rpc_server::ServerConfig {
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        tcp_addr: None,
-        workers: 2,
-        limits: Limits::default(),
-    };
-    let host = do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, ..Default::default() };
-    let broker = do_runtime::BrokerConfig {
-        keys: KeyRing::parse(keys, Some(active)).expect("keys"),
-        admin_key: Some(ADMIN.into()),
-        db_path: dir.join("broker.sqlite"),
-        call_timeout: Duration::from_secs(5),
-        require_tokens,
-        max_shards: 8,
-    };
-    do_runtime::Runtime::new(config).host(host).broker(broker).start().expect("server").server
-}
-
-fn broker_of(g: &gateway::Client, key: &str) -> broker::Client {
-    let mut req = g.broker_request();
-    req.get().set_api_key(key);
-    req.send().pipeline.get_broker()
+    broker_server_with(dir, keys, active, ADMIN, require_tokens)
 }
 
 async fn mint(url: &str, target: &str, methods: &[&str], scope: &str, ttl_ms: u64) -> Result<String, RpcError> {

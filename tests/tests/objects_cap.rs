@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rpc_core::{Code, Limits, RpcError};
+use rpc_core::{Code, RpcError};
 use schema::object_capnp::object;
 use schema::session_capnp::gateway;
 use std::path::Path;
@@ -15,20 +15,12 @@ use std::time::Duration;
 const CAP: usize = 3;
 
 fn start(dir: &Path) -> (rpc_server::ServerHandle, std::sync::Arc<do_runtime::HostMetrics>) {
-    let config = rpc_server::ServerConfig {
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        tcp_addr: Some("127.0.0.1:0".parse().expect("addr")),
-        workers: 2,
-        limits: Limits::default(),
-    };
-    let host = do_runtime::HostConfig {
+    host_server(do_runtime::HostConfig {
         data_dir: dir.to_path_buf(),
         threads: 2,
         max_objects_per_session: CAP,
         ..Default::default()
-    };
-    let running = do_runtime::Runtime::new(config).host(host).start().expect("server starts");
-    (running.server, running.host_metrics)
+    })
 }
 
 fn object_of(g: &gateway::Client, class: &str, name: &str) -> object::Client {

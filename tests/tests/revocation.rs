@@ -5,39 +5,16 @@ mod common;
 
 use common::*;
 use rpc_broker::token::KeyRing;
-use rpc_core::{Code, Limits, RpcError};
-use schema::broker_capnp::broker;
+use rpc_core::{Code, RpcError};
 use schema::object_capnp::{object, storage};
 use schema::session_capnp::gateway;
 use std::path::Path;
-use std::time::Duration;
 
 const ADMIN: &str = "admin-secret-for-revocation-tests";
 const K1: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA";
 
 fn start(dir: &Path) -> rpc_server::ServerHandle {
-    let config = rpc_server::ServerConfig {
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        tcp_addr: None,
-        workers: 2,
-        limits: Limits::default(),
-    };
-    let host = do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, ..Default::default() };
-    let broker = do_runtime::BrokerConfig {
-        keys: KeyRing::parse(&format!("k1:{K1}"), Some("k1")).expect("keys"),
-        admin_key: Some(ADMIN.into()),
-        db_path: dir.join("broker.sqlite"),
-        call_timeout: Duration::from_secs(5),
-        require_tokens: false,
-        max_shards: 8,
-    };
-    do_runtime::Runtime::new(config).host(host).broker(broker).start().expect("server").server
-}
-
-fn broker_of(g: &gateway::Client, key: &str) -> broker::Client {
-    let mut req = g.broker_request();
-    req.get().set_api_key(key);
-    req.send().pipeline.get_broker()
+    broker_server(dir, &format!("k1:{K1}"), "k1", ADMIN)
 }
 
 /// A token for `Customer/acme` with every method, and its id.

@@ -87,18 +87,23 @@ pub fn object_server_with_clock(
     idle: std::time::Duration,
     clock: do_runtime::Clock,
 ) -> (ServerHandle, std::sync::Arc<do_runtime::HostMetrics>) {
-    let config = ServerConfig {
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        tcp_addr: Some("127.0.0.1:0".parse().expect("addr")),
-        workers: 2,
-        limits: Limits::default(),
-    };
-    let host = do_runtime::HostConfig {
+    host_server(do_runtime::HostConfig {
         data_dir: dir.to_path_buf(),
         threads: 2,
         idle_timeout: idle,
         clock,
         ..Default::default()
+    })
+}
+
+/// A server (HTTP and TCP on free loopback ports) hosting objects as `host` says, and
+/// its host's counters.
+pub fn host_server(host: do_runtime::HostConfig) -> (ServerHandle, std::sync::Arc<do_runtime::HostMetrics>) {
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        tcp_addr: Some("127.0.0.1:0".parse().expect("addr")),
+        workers: 2,
+        limits: Limits::default(),
     };
     let running = do_runtime::Runtime::new(config).host(host).start().expect("server starts");
     (running.server, running.host_metrics)
@@ -177,6 +182,17 @@ pub fn storage_of(g: &gateway::Client, class: &str, name: &str) -> schema::objec
 /// A server with the token broker: objects under `dir`, signing keys `keys` (the
 /// `kid:secret` list) with `active` the signing one, and `admin` as the admin key.
 pub fn broker_server(dir: &std::path::Path, keys: &str, active: &str, admin: &str) -> ServerHandle {
+    broker_server_with(dir, keys, active, admin, false)
+}
+
+/// [`broker_server`], requiring tokens for `gateway.object` if `require_tokens`.
+pub fn broker_server_with(
+    dir: &std::path::Path,
+    keys: &str,
+    active: &str,
+    admin: &str,
+    require_tokens: bool,
+) -> ServerHandle {
     let config = ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         tcp_addr: None,
@@ -189,8 +205,15 @@ pub fn broker_server(dir: &std::path::Path, keys: &str, active: &str, admin: &st
         admin_key: Some(admin.into()),
         db_path: dir.join("broker.sqlite"),
         call_timeout: std::time::Duration::from_secs(5),
-        require_tokens: false,
+        require_tokens,
         max_shards: 8,
     };
     do_runtime::Runtime::new(config).host(host).broker(broker).start().expect("server").server
+}
+
+/// The session's broker, with `key` as its API key (empty: none).
+pub fn broker_of(g: &gateway::Client, key: &str) -> schema::broker_capnp::broker::Client {
+    let mut req = g.broker_request();
+    req.get().set_api_key(key);
+    req.send().pipeline.get_broker()
 }

@@ -117,12 +117,6 @@ fn token_cases(write: &str, read: &str, only_get: &str, revoked: &str) -> Vec<(&
     ]
 }
 
-fn broker_of(g: &schema::session_capnp::gateway::Client, key: &str) -> schema::broker_capnp::broker::Client {
-    let mut req = g.broker_request();
-    req.get().set_api_key(key);
-    req.send().pipeline.get_broker()
-}
-
 async fn redeemed(g: &schema::session_capnp::gateway::Client, token: &str, target: &str) -> storage::Client {
     let mut redeem = broker_of(g, "").redeem_request();
     redeem.get().set_token(token);
