@@ -71,6 +71,36 @@ fn loopback_round_trips_per_s() -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// The same 64-byte ping-pong on tokio: a server thread with its own current-thread
+/// runtime, the client on the caller's runtime. The floor for any RPC built on tokio
+/// here: it pays the reactor's wake-ups and no RPC work at all.
+async fn tokio_loopback_round_trips_per_s() -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        rpc_client::run(async move {
+            l.set_nonblocking(true).expect("nonblocking");
+            let l = tokio::net::TcpListener::from_std(l).expect("listener");
+            if let Ok((mut s, _)) = l.accept().await {
+                let _ = s.set_nodelay(true);
+                let mut b = [0u8; 64];
+                while s.read_exact(&mut b).await.is_ok() && s.write_all(&b).await.is_ok() {}
+            }
+        });
+    });
+    let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    c.set_nodelay(true).expect("nodelay");
+    let mut b = [7u8; 64];
+    let (t0, mut n) = (Instant::now(), 0u64);
+    while t0.elapsed().as_secs_f64() < secs() {
+        c.write_all(&b).await.expect("write");
+        c.read_exact(&mut b).await.expect("read");
+        n += 1;
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
 /// A plain capnp-rpc (twoparty) server for the demo directory, on its own thread.
 fn plain_capnp_server() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -273,7 +303,7 @@ fn main() {
         // Each figure is the median of ROUNDS runs, the rounds interleaved so that a
         // change in the machine's load hits every figure alike.
         let ws_typed = rpc_client::api::demo::Directory::from(ws_dir.clone());
-        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); 13];
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); 14];
         for _ in 0..rounds() {
             let only = |i: usize| selected(i);
             if only(0) {
@@ -315,16 +345,24 @@ fn main() {
             if only(12) {
                 runs[12].push(in_flight_typed(&ws_typed, 1000).await);
             }
+            if only(13) {
+                runs[13].push(tokio_loopback_round_trips_per_s().await);
+            }
         }
         let m: Vec<f64> = runs.iter_mut().map(|v| median(v)).collect();
         let (loopback, plain_seq, plain_k, ws_seq, tcp_seq, ws_k, tcp_k) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6]);
         let (ws_chain_p, ws_chain_a, http_chain_p, http_chain_a) = (m[7], m[8], m[9], m[10]);
         println!("== baselines (same run, medians of {} rounds of {}s)", rounds(), secs());
         println!("bare loopback round trips/s (64 B ping-pong)  {loopback:>10.0}");
-        println!("plain capnp-rpc TCP sequential calls/s        {plain_seq:>10.0}");
+        let tokio_loopback = m[13];
+        println!(
+            "tokio loopback round trips/s (same ping-pong)  {tokio_loopback:>10.0}   {:.2}x bare loopback",
+            tokio_loopback / loopback
+        );
+        println!("plain capnp-rpc TCP sequential calls/s        {plain_seq:>10.0}   {:.2}x bare loopback, {:.2}x tokio loopback", plain_seq / loopback, plain_seq / tokio_loopback);
         println!("plain capnp-rpc TCP 1000-in-flight calls/s    {plain_k:>10.0}");
         println!("== dotdo");
-        println!("WebSocket sequential calls/s                  {ws_seq:>10.0}   {:.2}x bare loopback, {:.2}x plain capnp-rpc", ws_seq / loopback, ws_seq / plain_seq);
+        println!("WebSocket sequential calls/s                  {ws_seq:>10.0}   {:.2}x bare loopback, {:.2}x tokio loopback, {:.2}x plain capnp-rpc", ws_seq / loopback, ws_seq / tokio_loopback, ws_seq / plain_seq);
         println!("TCP sequential calls/s                        {tcp_seq:>10.0}   {:.2}x bare loopback, {:.2}x plain capnp-rpc", tcp_seq / loopback, tcp_seq / plain_seq);
         println!("WebSocket 1000-in-flight calls/s              {ws_k:>10.0}   {:.2}x plain capnp-rpc", ws_k / plain_k);
         println!(
