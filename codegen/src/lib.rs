@@ -99,10 +99,17 @@ impl Builder {
             None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or(CodegenError::NoOutDir)?,
         };
         let files: Vec<PathBuf> = files.iter().map(|f| f.as_ref().to_path_buf()).collect();
-        let request = compile_request(&files, &self.import_paths)?;
+        // dotdo's own files (`import "/object.capnp"`) are found and not generated again:
+        // their code is in the `schema` crate.
+        let mut import_paths = self.import_paths.clone();
+        import_paths.push(builtin_schema_dir());
+        let request = compile_request(&files, &import_paths)?;
         std::fs::create_dir_all(&out)?;
         capnpc::codegen::CodeGenerationCommand::new()
             .output_directory(&out)
+            .crates_provide_map(
+                interfaces::builtin_file_ids(&request)?.into_iter().map(|id| (id, "schema".to_string())).collect(),
+            )
             .run(&request[..])
             .map_err(|e| CodegenError::Failed(e.to_string()))?;
         let model = model::Model::read(&request)?;
@@ -110,6 +117,9 @@ impl Builder {
         for (id, name) in &model.files {
             let stem = model::file_module(name);
             written.push(out.join(format!("{stem}.rs")));
+            let table = out.join(format!("{}_interfaces.rs", stem.trim_end_matches("_capnp")));
+            std::fs::write(&table, interfaces::file_interfaces_table(&request, *id, &self.paths.runtime)?)?;
+            written.push(table);
             if self.typed.unwrap_or(true) {
                 let typed = out.join(format!("{}_client.rs", stem.trim_end_matches("_capnp")));
                 std::fs::write(&typed, render::file(&model, &self.paths, *id, name))?;
@@ -143,6 +153,7 @@ pub fn builtin_paths() -> Paths {
         typed_suffix: String::new(),
         runtime: "crate::codegen".into(),
         doc_root: Some("rpc_client::api".into()),
+        imports: Vec::new(),
     }
 }
 

@@ -22,6 +22,22 @@ pub struct Paths {
     /// The public path of the typed modules for doc examples (`rpc_client::api`), if
     /// they are reachable from doc tests.
     pub doc_root: Option<String>,
+    /// Imported files generated elsewhere: (capnpc module of the file, e.g.
+    /// `object_capnp`; where capnpc's module is, e.g. `::schema`; the typed module,
+    /// e.g. `::rpc_client::api::object`). By default dotdo's built-in files.
+    pub imports: Vec<(String, String, String)>,
+}
+
+/// dotdo's built-in schema files as imports: capnpc's modules in the `schema` crate,
+/// the typed ones in `rpc_client::api`.
+pub fn builtin_imports() -> Vec<(String, String, String)> {
+    crate::BUILTIN_FILES
+        .iter()
+        .map(|f| {
+            let stem = f.trim_end_matches(".capnp");
+            (format!("{stem}_capnp"), "::schema".to_string(), format!("::rpc_client::api::{stem}"))
+        })
+        .collect()
 }
 
 impl Default for Paths {
@@ -32,6 +48,7 @@ impl Default for Paths {
             typed_suffix: "_client".into(),
             runtime: "::rpc_client::codegen".into(),
             doc_root: None,
+            imports: builtin_imports(),
         }
     }
 }
@@ -129,19 +146,35 @@ struct File<'m> {
 }
 
 impl File<'_> {
+    /// The import that provides `d`, when it comes from a file generated elsewhere.
+    fn import_of(&self, d: &Decl) -> Option<&(String, String, String)> {
+        if self.model.files.iter().any(|(f, _)| *f == d.file) {
+            return None;
+        }
+        let file_mod = d.raw_path.split("::").next()?;
+        self.paths.imports.iter().find(|(m, ..)| m == file_mod)
+    }
+
+    fn raw_root(&self, d: &Decl) -> &str {
+        self.import_of(d).map_or(self.paths.raw_root.as_str(), |(_, root, _)| root.as_str())
+    }
+
     fn raw(&self, d: &Decl) -> String {
-        format!("{}::{}", self.paths.raw_root, d.raw_path)
+        format!("{}::{}", self.raw_root(d), d.raw_path)
     }
 
     fn raw_enum(&self, d: &Decl) -> String {
         let parent = d.raw_path.rsplit_once("::").map_or(d.raw_path.as_str(), |(p, _)| p);
-        format!("{}::{}::{}", self.paths.raw_root, parent, d.name)
+        format!("{}::{}::{}", self.raw_root(d), parent, d.name)
     }
 
     /// The path of a typed item (`Directory`) as seen from this file's module.
     fn typed(&self, d: &Decl) -> String {
         if d.file == self.file {
             return d.plain.clone();
+        }
+        if let Some((_, _, typed)) = self.import_of(d) {
+            return format!("{typed}::{}", d.plain);
         }
         let stem = self
             .model

@@ -87,8 +87,9 @@ impl gateway::Server for GatewayServer {
         _: gateway::DescribeParams,
         mut results: gateway::DescribeResults,
     ) -> capnp::Result<()> {
-        let mut list = results.get().init_interfaces(schema::INTERFACES.len() as u32);
-        for (i, desc) in schema::INTERFACES.iter().enumerate() {
+        let interfaces = schema::interfaces();
+        let mut list = results.get().init_interfaces(interfaces.len() as u32);
+        for (i, desc) in interfaces.iter().enumerate() {
             let mut item = list.reborrow().get(i as u32);
             item.set_name(desc.name);
             item.set_id(desc.id);

@@ -10,6 +10,7 @@
 //! running.server.wait();
 //! ```
 
+pub mod app;
 pub mod cli;
 pub mod demo;
 pub mod gateway;
@@ -18,6 +19,12 @@ pub mod logging;
 mod session_objects;
 pub mod token_cli;
 
+pub use app::App;
+pub use do_modules::class::{Class, Context, Kv};
+pub use do_modules::events::Event;
+pub use do_modules::host::SqlValue;
+pub use do_modules::object::Address;
+pub use host::classes::Classes;
 pub use host::clock::Clock;
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost, ObjectKey};
 pub use rpc_broker::BrokerConfig;
@@ -45,6 +52,8 @@ pub struct Runtime {
     /// The broker; `None` reads it from the environment ([`broker_from_env`], with a
     /// 5 s call timeout) when the runtime starts.
     pub broker: Option<BrokerConfig>,
+    /// The classes served; by default the built-in class under every name.
+    pub classes: Classes,
 }
 
 /// A started [`Runtime`].
@@ -58,7 +67,7 @@ pub struct Running {
 impl Runtime {
     /// A runtime serving with `server`, the default host and the broker from the environment.
     pub fn new(server: ServerConfig) -> Self {
-        Runtime { server, host: HostConfig::default(), broker: None }
+        Runtime { server, host: HostConfig::default(), broker: None, classes: Classes::default() }
     }
 
     /// Hosts objects as `host` says.
@@ -75,6 +84,13 @@ impl Runtime {
         self
     }
 
+    /// Serves `classes` (see [`App`] for the usual way to list them).
+    #[must_use]
+    pub fn classes(mut self, classes: Classes) -> Self {
+        self.classes = classes;
+        self
+    }
+
     /// Starts the object host, the broker and the listeners; every session bootstraps
     /// into a [`gateway::GatewayServer`].
     pub fn start(self) -> std::io::Result<Running> {
@@ -82,7 +98,7 @@ impl Runtime {
             Some(b) => b,
             None => broker_from_env(&self.host, std::time::Duration::from_secs(5))?,
         };
-        let objects = ObjectHost::start(self.host)?;
+        let objects = ObjectHost::start_with(self.host, self.classes)?;
         let host_metrics = objects.metrics.clone();
         let broker = BrokerState::new(broker).map_err(std::io::Error::other)?;
         let shared = broker.clone();

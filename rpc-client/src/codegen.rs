@@ -28,3 +28,5 @@ pub fn text(t: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, RpcErro
 pub fn not_in_schema(e: capnp::NotInSchema) -> RpcError {
     RpcError::new(Code::InvalidArgument, format!("enum value {} is not in the schema", e.0))
 }
+
+pub use schema::{InterfaceDesc, MethodDesc};

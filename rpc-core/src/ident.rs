@@ -8,7 +8,7 @@
 //! | [`class`] | an identifier | an object's class (`Customer`) |
 //! | [`noun`] / [`verb`] | an identifier | a Thing's type, an event's `Noun.verb` |
 //! | [`field_path`] | 1 to 8 identifiers joined by `.` | query and patch fields (`address.city`) |
-//! | [`object_name`] | 1 to 256 bytes of any text | an object's name (`acme`, `shard-3`, `a/b`) |
+//! | [`object_name`] | 1 to 256 bytes of text without `/`, `..` or control characters (NUL included) | an object's name (`acme`, `shard-3`, `Ada Lovelace`) |
 //! | [`namespace`] | 1 to 63 of `[a-z0-9-]` (a DNS label, as the Host header gives it) | the namespace |
 //!
 //! ```
@@ -81,10 +81,15 @@ pub fn field_path(path: &str) -> Result<Vec<&str>, RpcError> {
     Ok(segments)
 }
 
-/// Checks an object's name: any text of 1 to 256 bytes.
+/// Checks an object's name: 1 to 256 bytes of text with no `/`, no `..` and no control
+/// characters (NUL included). Names never become paths (files are named by a hash), but
+/// a name that looks like one, or hides characters in logs, is refused all the same.
 pub fn object_name(s: &str) -> Result<(), RpcError> {
     if s.is_empty() || s.len() > MAX_OBJECT_NAME {
         return Err(RpcError::invalid_argument(format!("an object name is 1 to {MAX_OBJECT_NAME} bytes")));
+    }
+    if s.contains('/') || s.contains("..") || s.chars().any(char::is_control) {
+        return Err(RpcError::invalid_argument("an object name has no '/', no '..' and no control characters"));
     }
     Ok(())
 }
@@ -135,7 +140,10 @@ mod tests {
     #[test]
     fn object_names_and_namespaces() {
         assert!(object_name("shard-3").is_ok());
-        assert!(object_name("a/b c").is_ok());
+        assert!(object_name("Ada Lovelace").is_ok());
+        for bad in ["a/b", "..", "a..b", "nul\0", "tab\t", "bell\u{7}", "del\u{7f}"] {
+            assert_eq!(object_name(bad).unwrap_err().code, Code::InvalidArgument, "{bad:?}");
+        }
         assert_eq!(object_name("").unwrap_err().code, Code::InvalidArgument);
         assert_eq!(object_name(&"n".repeat(257)).unwrap_err().code, Code::InvalidArgument);
         assert!(namespace("default").is_ok());

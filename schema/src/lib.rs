@@ -62,9 +62,39 @@ pub struct InterfaceDesc {
 
 include!("generated/interfaces.rs");
 
-/// The interface and method with these ids, if the schema declares them.
+/// Interfaces declared outside this crate (users' classes), registered at start-up.
+static REGISTERED: std::sync::RwLock<Vec<&'static InterfaceDesc>> = std::sync::RwLock::new(Vec::new());
+
+/// Registers the interfaces of another schema file (the `INTERFACES` table `dotdo
+/// codegen` writes for it), so [`method`] and [`interfaces`] know them: token scopes,
+/// method names in logs and metrics, discovery. Registering one twice is harmless.
+pub fn register(table: &'static [InterfaceDesc]) {
+    let mut registered = REGISTERED.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for i in table {
+        if !registered.iter().any(|r| r.id == i.id) && !INTERFACES.iter().any(|b| b.id == i.id) {
+            registered.push(i);
+        }
+    }
+}
+
+/// Every interface known: the built-in ones, then the registered ones.
+pub fn interfaces() -> Vec<&'static InterfaceDesc> {
+    let registered = REGISTERED.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    INTERFACES.iter().chain(registered.iter().copied()).collect()
+}
+
+/// The interface with this id, built in or registered.
+pub fn interface(interface_id: u64) -> Option<&'static InterfaceDesc> {
+    INTERFACES.iter().find(|i| i.id == interface_id).or_else(|| {
+        let registered = REGISTERED.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        registered.iter().copied().find(|i| i.id == interface_id)
+    })
+}
+
+/// The interface and method with these ids, if the schema declares them (or a
+/// [`register`]ed table does).
 pub fn method(interface_id: u64, method_id: u16) -> Option<(&'static InterfaceDesc, &'static MethodDesc)> {
-    let i = INTERFACES.iter().find(|i| i.id == interface_id)?;
+    let i = interface(interface_id)?;
     Some((i, i.methods.get(usize::from(method_id))?))
 }
 

@@ -46,6 +46,15 @@ pub trait Sql {
     /// when it returns Err. Called again inside `f`, it runs the inner function as part
     /// of the same transaction (whose failure then rolls back the whole).
     fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError>;
+    /// Runs one statement of the object's class: only on tables that are not the
+    /// framework's ([`is_framework_table`]), no PRAGMA, ATTACH or transaction control (a
+    /// class uses its context's `transaction`); with `read_only` nothing that writes.
+    /// Refusals are FORBIDDEN. Returns the rows (none for a statement without any).
+    /// A host that cannot check statements keeps the default, which refuses them all.
+    fn class_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Vec<Vec<SqlValue>>, RpcError> {
+        let _ = (sql, params, read_only);
+        Err(RpcError::new(rpc_core::Code::Unimplemented, "this host does not run a class's own SQL"))
+    }
 }
 
 /// A task the host runs to completion on the object's thread.
@@ -72,4 +81,13 @@ pub trait Env {
 pub trait Alarm {
     /// Sets the alarm to `at_ms` (ms since the epoch), or clears it with `None`.
     fn set_alarm(&self, at_ms: Option<i64>);
+}
+
+/// Whether `table` belongs to the framework (Things, events, schedules, the key-value
+/// entries and the object's own bookkeeping), which a class's own SQL may not touch:
+/// `things`, `events`, `schedules` and every table whose name starts with `dotdo_` or
+/// `sqlite_` (compared without case, as SQLite does).
+pub fn is_framework_table(table: &str) -> bool {
+    let t = table.to_ascii_lowercase();
+    matches!(t.as_str(), "things" | "events" | "schedules") || t.starts_with("dotdo_") || t.starts_with("sqlite_")
 }

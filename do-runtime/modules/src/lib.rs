@@ -4,6 +4,7 @@
 //! servers run natively (rusqlite, tokio) and inside Cloudflare Durable Objects
 //! (wasm32: `cargo check -p do-modules --target wasm32-unknown-unknown`).
 
+pub mod class;
 pub mod events;
 pub mod host;
 pub mod object;

@@ -1,5 +1,7 @@
 //! `Object`: the capability of one Durable Object, whose getters hand out its modules.
 
+use crate::class::alarm::AlarmMux;
+use crate::class::{ClassHooks, Peers};
 use crate::events::{EventHub, EventsServer, Retention, SubscriberLimits};
 use crate::host::{Alarm, Env, Sql};
 use crate::schedule::server::{ScheduleServer, Scheduler};
@@ -35,36 +37,110 @@ pub struct ObjectServer {
 #[derive(Clone)]
 pub struct AlarmCallback {
     scheduler: Rc<Scheduler>,
+    mux: Rc<AlarmMux>,
+    env: Rc<dyn Env>,
+    class: Option<Rc<dyn ClassHooks>>,
 }
 
 impl AlarmCallback {
-    /// Call when the object's alarm fires; returns how many schedules ran.
+    /// Call when the object's alarm fires: runs the due schedules, then the class's
+    /// alarm handler if its alarm is due (in the background, on the object's thread).
+    /// Returns how many schedules ran.
     pub fn fire(&self) -> Result<usize, RpcError> {
-        self.scheduler.on_alarm()
+        let ran = self.scheduler.on_alarm();
+        let class_due = self.mux.take_due_class_alarm(self.env.now_ms());
+        if let (Ok(true), Some(class)) = (&class_due, &self.class) {
+            self.env.spawn(class.on_alarm());
+        }
+        self.mux.refresh();
+        class_due?;
+        ran
+    }
+}
+
+/// What one object is made of before a class is put on it: the host's parts and the
+/// module servers built over them.
+pub struct ObjectParts {
+    /// Who the object is.
+    pub address: Address,
+    /// Its database.
+    pub sql: Rc<dyn Sql>,
+    /// Time, randomness, background work.
+    pub env: Rc<dyn Env>,
+    /// Its event log and subscribers.
+    pub hub: Rc<EventHub>,
+    /// Its schedules.
+    pub scheduler: Rc<Scheduler>,
+    /// Its one alarm, shared by the schedules and the class.
+    pub mux: Rc<AlarmMux>,
+    /// Its Things (the storage server, callable in-process).
+    pub storage_server: StorageServer,
+    /// The storage capability, wrapped by the host.
+    pub storage: storage::Client,
+    /// The events capability.
+    pub events: events::Client,
+    /// The schedule capability.
+    pub schedule: schedule::Client,
+    /// How it reaches other objects.
+    pub peers: Rc<dyn Peers>,
+}
+
+/// What the host gives an object to build it.
+pub struct HostParts {
+    /// Its database.
+    pub sql: Rc<dyn Sql>,
+    /// Time, randomness, background work.
+    pub env: Rc<dyn Env>,
+    /// Its one alarm.
+    pub alarm: Rc<dyn Alarm>,
+    /// How much of its event log to keep.
+    pub retention: Retention,
+    /// Bounds on its event subscribers.
+    pub subscribers: SubscriberLimits,
+    /// How it reaches other objects.
+    pub peers: Rc<dyn Peers>,
+}
+
+impl ObjectParts {
+    /// Builds the object's modules over the host's parts; `wrap` turns each module
+    /// server into a client (the host's layers: deadlines and typed errors).
+    pub fn new(
+        address: Address,
+        host: HostParts,
+        wrap: &dyn Fn(Module) -> capnp::capability::Client,
+    ) -> Result<ObjectParts, RpcError> {
+        let HostParts { sql, env, alarm, retention, subscribers, peers } = host;
+        let hub = EventHub::with_limits(sql.clone(), env.clone(), address.id.clone(), retention, subscribers)?;
+        let mux = AlarmMux::new(alarm, sql.clone())?;
+        let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), mux.schedules_side())?;
+        let storage_server = StorageServer::new(sql.clone(), env.clone(), hub.clone())?;
+        let storage = storage::Client { client: wrap(Module::Storage(storage_server.clone())) };
+        let events = events::Client { client: wrap(Module::Events(EventsServer::new(hub.clone()))) };
+        let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };
+        Ok(ObjectParts { address, sql, env, hub, scheduler, mux, storage_server, storage, events, schedule, peers })
+    }
+
+    /// The base `Object` server of these parts.
+    pub fn object_server(&self) -> ObjectServer {
+        ObjectServer {
+            address: self.address.clone(),
+            storage: self.storage.clone(),
+            events: self.events.clone(),
+            schedule: self.schedule.clone(),
+        }
+    }
+
+    /// The alarm callback of these parts, waking `class` (if any) for its alarm.
+    pub fn alarm_callback(&self, class: Option<Rc<dyn ClassHooks>>) -> AlarmCallback {
+        AlarmCallback { scheduler: self.scheduler.clone(), mux: self.mux.clone(), env: self.env.clone(), class }
     }
 }
 
 impl ObjectServer {
-    /// Builds the object's modules over its database, keeping `retention` of its event
-    /// log and bounding its event subscribers by `subscribers`; `wrap` turns each module server into a client (the host's layers: deadlines
-    /// and typed errors). Also returns the callback the host runs when the object's alarm
-    /// fires.
-    pub fn new(
-        address: Address,
-        sql: Rc<dyn Sql>,
-        env: Rc<dyn Env>,
-        alarm: Rc<dyn Alarm>,
-        retention: Retention,
-        subscribers: SubscriberLimits,
-        wrap: &dyn Fn(Module) -> capnp::capability::Client,
-    ) -> Result<(Self, AlarmCallback), RpcError> {
-        let hub = EventHub::with_limits(sql.clone(), env.clone(), address.id.clone(), retention, subscribers)?;
-        let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), alarm)?;
-        let storage = StorageServer::new(sql, env, hub.clone())?;
-        let storage = storage::Client { client: wrap(Module::Storage(storage)) };
-        let events = events::Client { client: wrap(Module::Events(EventsServer::new(hub))) };
-        let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };
-        Ok((ObjectServer { address, storage, events, schedule }, AlarmCallback { scheduler }))
+    /// The built-in object over `parts`: `Object` and its modules, no class of its own;
+    /// with the callback the host runs when the object's alarm fires.
+    pub fn new(parts: &ObjectParts) -> (Self, AlarmCallback) {
+        (parts.object_server(), parts.alarm_callback(None))
     }
 }
 

@@ -9,15 +9,16 @@
 //! evicted and come back from their file on the next call; at most `max_live` are in
 //! memory per thread.
 
-use super::channel::{pair, ChannelFrames};
+use super::classes::Classes;
 use super::clock::Clock;
 use super::fds;
+use super::peers::{open, NativePeers, Open};
 use super::sqlite::SqliteDb;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use do_modules::events::{Retention, SubscriberLimits};
 use do_modules::host::{Alarm, Env, Task};
-use do_modules::object::{Address, AlarmCallback, Module, ObjectServer};
+use do_modules::object::{Address, AlarmCallback, HostParts, Module, ObjectParts};
 use rpc_core::guard::Guard;
 use rpc_core::layer::{Deadline, Stack, TagErrors};
 use rpc_core::pump::Pump;
@@ -31,7 +32,7 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 
 /// The default of [`HostConfig::max_objects_per_session`].
 pub const DEFAULT_MAX_OBJECTS_PER_SESSION: usize = 256;
@@ -187,14 +188,11 @@ impl HostMetrics {
     }
 }
 
-struct Open {
-    key: ObjectKey,
-    io: ChannelFrames,
-}
-
 /// The running host; cheap to share between worker threads.
 pub struct ObjectHost {
     senders: Vec<UnboundedSender<Open>>,
+    /// The classes it serves.
+    pub classes: Arc<Classes>,
     /// The configuration it runs with (`max_live` as bounded by the open-files limit).
     pub config: HostConfig,
     /// The host's counters.
@@ -202,9 +200,15 @@ pub struct ObjectHost {
 }
 
 impl ObjectHost {
-    /// Starts the object threads, with at most as many live objects as the process's
+    /// Starts the object threads serving the built-in class under every class name
+    /// (what `dotdo serve` does), with at most as many live objects as the process's
     /// open-files limit allows.
-    pub fn start(mut config: HostConfig) -> std::io::Result<Arc<ObjectHost>> {
+    pub fn start(config: HostConfig) -> std::io::Result<Arc<ObjectHost>> {
+        ObjectHost::start_with(config, Classes::default())
+    }
+
+    /// Starts the object threads serving `classes`.
+    pub fn start_with(mut config: HostConfig, classes: Classes) -> std::io::Result<Arc<ObjectHost>> {
         let nofile = fds::open_files_limit().unwrap_or(fds::FALLBACK_NOFILE);
         let bound = fds::live_objects_per_thread(nofile, config.threads.max(1));
         if bound < config.max_live {
@@ -212,37 +216,28 @@ impl ObjectHost {
             config.max_live = bound;
         }
         let metrics = Arc::new(HostMetrics::default());
-        let mut senders = Vec::new();
-        for i in 0..config.threads.max(1) {
-            let (tx, rx) = unbounded_channel();
+        let classes = Arc::new(classes);
+        let threads = config.threads.max(1);
+        let (senders, inboxes): (Vec<_>, Vec<_>) = (0..threads).map(|_| unbounded_channel()).unzip();
+        let weak: Arc<Vec<_>> = Arc::new(senders.iter().map(UnboundedSender::downgrade).collect());
+        for (i, rx) in inboxes.into_iter().enumerate() {
             let (config, metrics) = (config.clone(), metrics.clone());
-            let threads = config.threads.max(1);
+            let shared = Shared { classes: classes.clone(), senders: weak.clone() };
             std::thread::Builder::new()
                 .name(format!("dotdo-objects-{i}"))
-                .spawn(move || object_thread(rx, config, metrics, i, threads))?;
-            senders.push(tx);
+                .spawn(move || object_thread(rx, config, metrics, shared, i, threads))?;
         }
-        Ok(Arc::new(ObjectHost { senders, config, metrics }))
+        Ok(Arc::new(ObjectHost { senders, classes, config, metrics }))
     }
 
     /// Opens a connection to the object `key` and returns its capability (usable at once:
     /// calls on it are pipelined until the object is loaded) and the connection's
     /// disconnector. Must run inside a `LocalSet`.
+    /// A class nobody registered is NOT_FOUND, before anything is opened.
     pub fn connect(&self, key: ObjectKey) -> Result<(object::Client, capnp_rpc::Disconnector<Side>), RpcError> {
+        self.classes.resolve(&key.class)?;
         let thread = ObjectKey::thread_for(&key.id(), self.senders.len());
-        let (mine, theirs) = pair();
-        self.senders[thread]
-            .send(Open { key, io: theirs })
-            .map_err(|_| RpcError::new(Code::Disconnected, "the object host has stopped"))?;
-        let link = Link::new();
-        let pump = Pump::new(mine, link.clone(), Guard::new(Limits::default()));
-        let mut system = rpc_system(Side::Client, link, Promise::from_future(pump), None);
-        let client: object::Client = system.bootstrap(Side::Server);
-        let disconnector = system.get_disconnector();
-        tokio::task::spawn_local(async move {
-            let _ = system.await;
-        });
-        Ok((client, disconnector))
+        open(&self.senders[thread], key)
     }
 }
 
@@ -294,8 +289,15 @@ impl Alarm for NativeAlarm {
     }
 }
 
+/// What every object thread shares: the classes and the way to every thread.
+struct Shared {
+    classes: Arc<Classes>,
+    senders: Arc<Vec<WeakUnboundedSender<Open>>>,
+}
+
 /// The objects in memory on one object thread, with their alarms.
 struct LiveObjects {
+    shared: Shared,
     config: HostConfig,
     metrics: Arc<HostMetrics>,
     /// Live objects by id, most recently used first (every open and close touches).
@@ -398,8 +400,10 @@ impl LiveObjects {
         }
     }
 
-    /// Builds the object from its SQLite file (created on first use).
+    /// Builds the object from its SQLite file (created on first use), as an instance
+    /// of its class.
     fn load_from_file(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, AlarmCallback), RpcError> {
+        let factory = self.shared.classes.resolve(&key.class)?;
         let path = self.config.data_dir.join(&key.namespace).join(&key.class).join(format!("{id}.sqlite"));
         let sql = Rc::new(SqliteDb::open(&path).map_err(|e| self.without_paths(e))?);
         let stack = Stack::new().layer(TagErrors).layer(Deadline::new(self.config.call_timeout));
@@ -415,17 +419,23 @@ impl LiveObjects {
             name: key.name.clone(),
         };
         let alarm = Rc::new(NativeAlarm { objects: Rc::downgrade(self), id: id.to_string(), key: key.clone() });
-        let (server, callback) = ObjectServer::new(
-            address,
+        let peers = Rc::new(NativePeers {
+            namespace: key.namespace.clone(),
+            senders: self.shared.senders.clone(),
+            classes: self.shared.classes.clone(),
+            open: RefCell::default(),
+        });
+        let host = HostParts {
             sql,
-            self.env.clone(),
+            env: self.env.clone(),
             alarm,
-            self.config.event_retention,
-            self.config.event_subscribers,
-            &wrap,
-        )
-        .map_err(|e| self.without_paths(e))?;
-        Ok((stack.server(server), callback))
+            retention: self.config.event_retention,
+            subscribers: self.config.event_subscribers,
+            peers,
+        };
+        let parts = ObjectParts::new(address, host, &wrap).map_err(|e| self.without_paths(e))?;
+        let instance = factory(&key.class, parts, &stack).map_err(|e| self.without_paths(e))?;
+        Ok((object::Client { client: instance.client }, instance.alarm))
     }
 
     /// `e` with the data directory's path taken out of its message (peers see errors;
@@ -527,6 +537,7 @@ fn object_thread(
     mut rx: UnboundedReceiver<Open>,
     config: HostConfig,
     metrics: Arc<HostMetrics>,
+    shared: Shared,
     thread: usize,
     threads: usize,
 ) {
@@ -543,6 +554,7 @@ fn object_thread(
             }
         };
         let objects = Rc::new(LiveObjects {
+            shared,
             config,
             metrics,
             entries: RefCell::new(lru::LruCache::unbounded()),
@@ -601,6 +613,7 @@ mod tests {
         let config =
             HostConfig { data_dir: dir.to_path_buf(), threads: 1, max_live, idle_timeout, ..HostConfig::default() };
         Rc::new(LiveObjects {
+            shared: Shared { classes: Arc::default(), senders: Arc::default() },
             config,
             metrics: Arc::default(),
             entries: RefCell::new(lru::LruCache::unbounded()),

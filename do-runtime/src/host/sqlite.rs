@@ -5,6 +5,7 @@
 
 use do_modules::host::{Sql, SqlValue};
 use rpc_core::{Code, RpcError};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value as RValue, ValueRef};
 use rusqlite::{params_from_iter, Connection};
 use std::cell::RefCell;
@@ -112,7 +113,88 @@ fn from_sql(v: ValueRef<'_>) -> SqlValue {
     }
 }
 
+/// What a class's statement may do, for SQLite's authorizer: its own tables only, no
+/// PRAGMA, ATTACH or transaction control, and with `read_only` only reads. Tables named
+/// `sqlite_*` are left to SQLite (creating a table writes its schema table; a statement
+/// cannot write it directly).
+fn class_authorizer(read_only: bool) -> impl FnMut(AuthContext<'_>) -> Authorization + Send + 'static {
+    move |ctx: AuthContext<'_>| {
+        let table = match ctx.action {
+            AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => return Authorization::Allow,
+            AuthAction::Read { table_name, .. } => {
+                return if framework_table(table_name) { Authorization::Deny } else { Authorization::Allow }
+            }
+            _ if read_only => return Authorization::Deny,
+            AuthAction::Insert { table_name }
+            | AuthAction::Delete { table_name }
+            | AuthAction::Update { table_name, .. }
+            | AuthAction::CreateTable { table_name }
+            | AuthAction::DropTable { table_name }
+            | AuthAction::CreateIndex { table_name, .. }
+            | AuthAction::DropIndex { table_name, .. }
+            | AuthAction::CreateTrigger { table_name, .. }
+            | AuthAction::DropTrigger { table_name, .. }
+            | AuthAction::AlterTable { table_name, .. } => table_name,
+            AuthAction::CreateView { .. }
+            | AuthAction::DropView { .. }
+            | AuthAction::Reindex { .. }
+            | AuthAction::Analyze { .. } => return Authorization::Allow,
+            _ => return Authorization::Deny,
+        };
+        if framework_table(table) {
+            Authorization::Deny
+        } else {
+            Authorization::Allow
+        }
+    }
+}
+
+fn framework_table(table: &str) -> bool {
+    do_modules::host::is_framework_table(table) && !table.to_ascii_lowercase().starts_with("sqlite_")
+}
+
+impl SqliteDb {
+    fn run_class_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Vec<Vec<SqlValue>>, RpcError> {
+        let refused = |e: rusqlite::Error| match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::AuthorizationForStatementDenied => {
+                RpcError::new(
+                    Code::Forbidden,
+                    if read_only {
+                        "a class's sql() only reads its own tables (the framework's are things, events, schedules and dotdo_*)"
+                    } else {
+                        "a class's statements touch only its own tables (not things, events, schedules or dotdo_*), without PRAGMA, ATTACH or transaction control"
+                    },
+                )
+            }
+            rusqlite::Error::SqlInputError { .. } | rusqlite::Error::SqliteFailure(..) => {
+                RpcError::invalid_argument(format!("sql: {e}"))
+            }
+            _ => sql_error(e),
+        };
+        // Prepared without the statement cache, so a statement the framework prepared
+        // (unchecked) is never reused for a class, and every class statement is checked.
+        let mut stmt = self.conn.prepare(sql).map_err(refused)?;
+        if read_only && !stmt.readonly() {
+            return Err(RpcError::new(Code::Forbidden, "sql() only reads: use execute() to write the class's tables"));
+        }
+        let n = stmt.column_count();
+        let mut rows = stmt.query(params_from_iter(params.iter().map(to_sql))).map_err(refused)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(refused)? {
+            out.push((0..n).map(|i| row.get_ref(i).map(from_sql).unwrap_or(SqlValue::Null)).collect());
+        }
+        Ok(out)
+    }
+}
+
 impl Sql for SqliteDb {
+    fn class_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Vec<Vec<SqlValue>>, RpcError> {
+        self.conn.authorizer(Some(class_authorizer(read_only)));
+        let out = self.run_class_sql(sql, params, read_only);
+        self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        out
+    }
+
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, RpcError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(sql_error)?;
         stmt.execute(params_from_iter(params.iter().map(to_sql))).map_err(sql_error)

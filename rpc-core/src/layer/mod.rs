@@ -76,7 +76,14 @@ pub fn method_name(interface_id: u64, method_id: u16) -> Cow<'static, str> {
     });
     match names.get(&(interface_id, method_id)) {
         Some(name) => Cow::Borrowed(name.as_str()),
-        None => Cow::Owned(format!("{interface_id:#x}@{method_id}")),
+        // A registered interface (a user's class), or one nobody declared.
+        None => match schema::method(interface_id, method_id) {
+            Some((iface, m)) => {
+                let short = iface.name.rsplit(':').next().unwrap_or(iface.name).to_ascii_lowercase();
+                Cow::Owned(format!("{short}.{}", m.name))
+            }
+            None => Cow::Owned(format!("{interface_id:#x}@{method_id}")),
+        },
     }
 }
 

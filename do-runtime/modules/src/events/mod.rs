@@ -434,6 +434,18 @@ impl EventHub {
         }
         Ok(())
     }
+
+    /// Delivers `event` if the log still holds it (its transaction committed), checked
+    /// by id; what [`EventHub::record`] returned, once the caller's work is done.
+    pub fn publish_if_committed(self: &Rc<Self>, event: &Event) -> Result<(), RpcError> {
+        match self.logged(i64::try_from(event.seq).unwrap_or(i64::MAX))? {
+            Some(e) if e.id == event.id => {
+                self.publish(&e);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn bad_row() -> RpcError {

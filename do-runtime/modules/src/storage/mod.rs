@@ -3,5 +3,6 @@
 pub mod order;
 pub mod patch;
 pub mod query;
+pub mod rust_api;
 pub mod server;
 pub mod things;

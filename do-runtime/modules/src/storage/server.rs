@@ -13,7 +13,8 @@ use rpc_core::RpcError;
 use schema::object_capnp::{storage, thing};
 use std::rc::Rc;
 
-/// Serves `Storage` for one object.
+/// Serves `Storage` for one object (a clone serves the same object).
+#[derive(Clone)]
 pub struct StorageServer {
     sql: Rc<dyn Sql>,
     env: Rc<dyn Env>,
@@ -28,14 +29,14 @@ impl StorageServer {
         Ok(server)
     }
 
-    fn store(&self) -> Store<'_> {
+    pub(super) fn store(&self) -> Store<'_> {
         Store { sql: &*self.sql, env: &*self.env }
     }
 
     /// Runs `write` and records the event of every thing it changed (as `changed` lists
     /// them) in one transaction, then delivers the events. A write whose event cannot be
     /// stored fails and is rolled back.
-    fn write<R>(
+    pub(super) fn write<R>(
         &self,
         mut write: impl FnMut(&Store<'_>) -> Result<R, RpcError>,
         changed: impl Fn(&R) -> Vec<(Change, &Thing)>,

@@ -1,0 +1,56 @@
+//! The storage module as plain Rust calls, for a class running inside the object: the
+//! same store, the same events written in the same transaction as each change, no RPC.
+
+use super::query::Query;
+use super::server::StorageServer;
+use super::things::{Change, Thing};
+use rpc_core::RpcError;
+
+/// An object's Things, called in-process (from its class).
+#[derive(Clone)]
+pub struct Things {
+    server: StorageServer,
+}
+
+impl Things {
+    /// The Things that `server` serves.
+    pub fn new(server: StorageServer) -> Self {
+        Things { server }
+    }
+
+    /// Creates a thing of `type_` with JSON `data`; an empty `id` is generated, an
+    /// existing one is CONFLICT. Records `<Type>.created`.
+    pub fn create(&self, type_: &str, id: &str, data: &serde_json::Value) -> Result<Thing, RpcError> {
+        let data = data.to_string();
+        self.server.write(|s| s.create(type_, id, &data), |t| vec![(Change::Created, t)])
+    }
+
+    /// The live thing `id`, or NOT_FOUND.
+    pub fn get(&self, id: &str) -> Result<Thing, RpcError> {
+        self.server.store().get(id)
+    }
+
+    /// Applies a JSON merge patch (with `$inc`); `expected_version` 0 means any.
+    pub fn update(&self, id: &str, patch: &serde_json::Value, expected_version: u64) -> Result<Thing, RpcError> {
+        let patch = patch.to_string();
+        self.server.write(|s| s.update(id, &patch, expected_version), |t| vec![(Change::Updated, t)])
+    }
+
+    /// Deletes `id` (soft: restorable); whether it was there.
+    pub fn delete(&self, id: &str, soft: bool) -> Result<bool, RpcError> {
+        let gone =
+            self.server.write(|s| s.delete(id, soft), |gone| gone.iter().map(|t| (Change::Deleted, t)).collect())?;
+        Ok(gone.is_some())
+    }
+
+    /// A page of things matching the query (JSON, as the `Storage` capability takes it)
+    /// and the cursor of the next page (`None` on the last).
+    pub fn query(&self, query: &str) -> Result<(Vec<Thing>, Option<String>), RpcError> {
+        self.server.store().query(&Query::parse(query)?)
+    }
+
+    /// How many things match the query.
+    pub fn count(&self, query: &str) -> Result<u64, RpcError> {
+        self.server.store().count(&Query::parse(query)?)
+    }
+}
