@@ -12,8 +12,7 @@ fn check(stem: &str) {
     }
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::env::temp_dir().join(format!("dotdo-{stem}-{}", std::process::id()));
-    let written =
-        dotdo_codegen::generate(&[here.join(format!("schema/{stem}.capnp"))], &[], &out).expect("codegen");
+    let written = dotdo_codegen::generate(&[here.join(format!("schema/{stem}.capnp"))], &[], &out).expect("codegen");
     let names = [format!("{stem}_capnp.rs"), format!("{stem}_interfaces.rs"), format!("{stem}_client.rs")];
     assert_eq!(written, names.iter().map(|n| out.join(n)).collect::<Vec<_>>());
     for name in &names {

@@ -191,6 +191,8 @@ impl HostMetrics {
 /// The running host; cheap to share between worker threads.
 pub struct ObjectHost {
     senders: Vec<UnboundedSender<Open>>,
+    /// The object threads, joined when the host is dropped.
+    threads: Vec<std::thread::JoinHandle<()>>,
     /// The classes it serves.
     pub classes: Arc<Classes>,
     /// The configuration it runs with (`max_live` as bounded by the open-files limit).
@@ -220,14 +222,17 @@ impl ObjectHost {
         let threads = config.threads.max(1);
         let (senders, inboxes): (Vec<_>, Vec<_>) = (0..threads).map(|_| unbounded_channel()).unzip();
         let weak: Arc<Vec<_>> = Arc::new(senders.iter().map(UnboundedSender::downgrade).collect());
+        let mut handles = Vec::new();
         for (i, rx) in inboxes.into_iter().enumerate() {
             let (config, metrics) = (config.clone(), metrics.clone());
             let shared = Shared { classes: classes.clone(), senders: weak.clone() };
-            std::thread::Builder::new()
-                .name(format!("dotdo-objects-{i}"))
-                .spawn(move || object_thread(rx, config, metrics, shared, i, threads))?;
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("dotdo-objects-{i}"))
+                    .spawn(move || object_thread(rx, config, metrics, shared, i, threads))?,
+            );
         }
-        Ok(Arc::new(ObjectHost { senders, classes, config, metrics }))
+        Ok(Arc::new(ObjectHost { senders, threads: handles, classes, config, metrics }))
     }
 
     /// Opens a connection to the object `key` and returns its capability (usable at once:
@@ -238,6 +243,21 @@ impl ObjectHost {
         self.classes.resolve(&key.class)?;
         let thread = ObjectKey::thread_for(&key.id(), self.senders.len());
         open(&self.senders[thread], key)
+    }
+}
+
+impl Drop for ObjectHost {
+    /// Closes the object threads' inboxes and waits for them, so every object's file is
+    /// closed (and no alarm of this host fires) once the host is gone: a host started
+    /// next on the same directory is the only one using it.
+    fn drop(&mut self) {
+        self.senders.clear();
+        let current = std::thread::current().id();
+        for t in self.threads.drain(..) {
+            if t.thread().id() != current {
+                let _ = t.join();
+            }
+        }
     }
 }
 
