@@ -186,6 +186,29 @@ fn in_process(dir: &std::path::Path) -> (f64, f64, f64) {
     (create, get, query)
 }
 
+/// A class's key-value API in-process, on its own file: gets and puts per second.
+fn kv_in_process(dir: &std::path::Path) -> (f64, f64) {
+    let db = std::rc::Rc::new(do_runtime::host::sqlite::SqliteDb::open(&dir.join("kv.sqlite")).expect("db"));
+    let kv = do_runtime::Kv::new(db).expect("kv");
+    for i in 0..100 {
+        kv.put(&format!("k{i}"), &i).expect("put");
+    }
+    let time = |f: &mut dyn FnMut(u64)| {
+        let (t0, mut n) = (Instant::now(), 0u64);
+        while t0.elapsed().as_secs_f64() < secs() {
+            f(n);
+            n += 1;
+        }
+        n as f64 / t0.elapsed().as_secs_f64()
+    };
+    let get = time(&mut |n| {
+        let v: Option<u64> = kv.get(&format!("k{}", n % 100)).expect("get");
+        assert!(v.is_some());
+    });
+    let put = time(&mut |n| kv.put(&format!("k{}", n % 100), &n).expect("put"));
+    (get, put)
+}
+
 struct Sink(std::rc::Rc<Cell<u64>>);
 
 impl handler::Server for Sink {
@@ -209,10 +232,17 @@ fn main() {
     let event_retention = do_modules::events::Retention { max_events: u64::MAX, max_age_ms: u64::MAX };
     let host =
         do_runtime::HostConfig { data_dir: dir.join("server"), threads: 1, event_retention, ..Default::default() };
-    let server = do_runtime::Runtime::new(config).host(host).start().expect("server").server;
+    let server = do_runtime::App::new()
+        .class::<examples::counter::Counter>("Counter")
+        .any_class_builtin()
+        .host(host)
+        .start(config)
+        .expect("server")
+        .server;
     let url = format!("ws://{}/rpc", server.http_addr);
     let aging_url = url.clone();
     let (ip_create, ip_get, ip_query) = rpc_client::run(async { in_process(&dir) });
+    let (kv_get, kv_put) = kv_in_process(&dir);
 
     rpc_client::run(async move {
         let session = rpc_client::connect(&url).await.expect("connect");
@@ -249,6 +279,51 @@ fn main() {
             let p = r.send().promise;
             async move {
                 p.await.expect("query");
+            }
+        })
+        .await;
+        // Durable creates with 100 in flight: their writes share commits (the output
+        // gate holds each answer until the commit covering it).
+        let create_100 = rate(|n| {
+            let calls: Vec<_> = (0..100)
+                .map(|i| {
+                    let mut r = st.create_request();
+                    r.get().set_type("Burst");
+                    r.get().set_id(format!("b{n}-{i}"));
+                    r.get().set_data(format!(r#"{{"n": {i}}}"#));
+                    r.send().promise
+                })
+                .collect();
+            async move {
+                for c in futures::future::join_all(calls).await {
+                    c.expect("create");
+                }
+            }
+        })
+        .await
+            * 100.0;
+        // A user class's method vs the built-in storage's, one write each, sequential.
+        let counter = examples::counter_client::Counter::new(session.bootstrap.object("Counter", "c").object().cast());
+        counter.increment(1).await.expect("increment");
+        let increment = rate(|_| {
+            let call = counter.increment(1);
+            async move {
+                call.await.expect("increment");
+            }
+        })
+        .await;
+        let mut r = st.create_request();
+        r.get().set_type("Tally");
+        r.get().set_id("tally");
+        r.get().set_data(r#"{"n": 0}"#);
+        r.send().promise.await.expect("create the tally");
+        let inc = rate(|_| {
+            let mut r = st.update_request();
+            r.get().set_id("tally");
+            r.get().set_patch(r#"{"$inc": {"n": 1}}"#);
+            let p = r.send().promise;
+            async move {
+                p.await.expect("update");
             }
         })
         .await;
@@ -297,6 +372,13 @@ fn main() {
         println!("get      {get:>9.0} via RPC   {ip_get:>9.0} in-process   ({:.2}x)", get / ip_get);
         println!("query    {query:>9.0} via RPC   {ip_query:>9.0} in-process   ({:.2}x)", query / ip_query);
         println!("get with 100 in flight {get_100:>9.0} via RPC ({:.2}x sequential RPC gets)", get_100 / get);
+        println!(
+            "create with 100 in flight {create_100:>9.0} via RPC ({:.2}x sequential RPC creates; target >= 20,000/s)",
+            create_100 / create
+        );
+        println!("== a user class (Counter) vs the built-in storage, sequential over WebSocket");
+        println!("Counter.increment {increment:>9.0}/s   storage.update $inc {inc:>9.0}/s   ({:.2}x)", increment / inc);
+        println!("KV in-process: get {kv_get:>9.0}/s   put {kv_put:>9.0}/s (each put its own commit)");
         println!("== event fan-out to 100 subscribers over WebSocket");
         println!(
             "{events} events sent in {:.1} ms ({:.0} events/s); {} deliveries done in {:.1} ms ({:.0} deliveries/s)",

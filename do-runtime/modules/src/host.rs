@@ -55,7 +55,18 @@ pub trait Sql {
         let _ = (sql, params, read_only);
         Err(RpcError::new(rpc_core::Code::Unimplemented, "this host does not run a class's own SQL"))
     }
+    /// The output gate: completes once every write made so far is durable. A host that
+    /// coalesces the writes of concurrent calls into one commit (as Cloudflare's Durable
+    /// Objects do) holds each call's reply, and each event's delivery, on it; an error
+    /// means that commit failed and its writes are gone. The default (a host that
+    /// commits each write before returning) is ready at once.
+    fn durable(&self) -> Durable {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
+
+/// What [`Sql::durable`] returns.
+pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RpcError>>>>;
 
 /// A task the host runs to completion on the object's thread.
 pub type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;

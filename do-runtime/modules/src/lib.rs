@@ -8,6 +8,7 @@ pub mod class;
 pub mod events;
 pub mod host;
 pub mod object;
+pub mod output_gate;
 pub mod schedule;
 pub mod storage;
 pub mod wrap_modules;

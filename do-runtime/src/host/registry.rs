@@ -19,6 +19,7 @@ use capnp_rpc::rpc_twoparty_capnp::Side;
 use do_modules::events::{Retention, SubscriberLimits};
 use do_modules::host::{Alarm, Env, Task};
 use do_modules::object::{Address, AlarmCallback, HostParts, Module, ObjectParts};
+use do_modules::output_gate::OutputGate;
 use rpc_core::guard::Guard;
 use rpc_core::layer::{Deadline, Stack, TagErrors};
 use rpc_core::pump::Pump;
@@ -425,8 +426,12 @@ impl LiveObjects {
     fn load_from_file(self: &Rc<Self>, key: &ObjectKey, id: &str) -> Result<(object::Client, AlarmCallback), RpcError> {
         let factory = self.shared.classes.resolve(&key.class)?;
         let path = self.config.data_dir.join(&key.namespace).join(&key.class).join(format!("{id}.sqlite"));
-        let sql = Rc::new(SqliteDb::open(&path).map_err(|e| self.without_paths(e))?);
-        let stack = Stack::new().layer(TagErrors).layer(Deadline::new(self.config.call_timeout));
+        let sql = SqliteDb::open_gated(&path).map_err(|e| self.without_paths(e))?;
+        // The output gate innermost: an answer waits for the commit of its writes.
+        let stack = Stack::new()
+            .layer(TagErrors)
+            .layer(Deadline::new(self.config.call_timeout))
+            .layer(OutputGate::new(sql.clone()));
         let wrap = |m: Module| match m {
             Module::Storage(s) => stack.server::<storage::Client, _>(s).client,
             Module::Events(s) => stack.server::<events::Client, _>(s).client,

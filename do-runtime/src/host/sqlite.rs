@@ -1,16 +1,23 @@
 //! One object's SQLite database: a file of its own, WAL mode, behind the [`Sql`] trait.
 //!
-//! Writes commit before a call returns (the output gate): with WAL and
-//! `synchronous=NORMAL` a committed transaction survives the process being killed.
+//! With WAL and `synchronous=NORMAL` a committed transaction survives the process being
+//! killed. Opened by the host ([`SqliteDb::open_gated`]), a database coalesces writes:
+//! the first write opens a transaction, each call's own transaction is a savepoint in
+//! it, and it commits once the calls that were ready to run have run (one commit for
+//! many calls under load); [`Sql::durable`] completes after that commit, and the host's
+//! output gate holds every reply until then. Opened with [`SqliteDb::open`], every
+//! write commits before it returns.
 
 use do_modules::host::{Sql, SqlValue};
+use futures::channel::oneshot;
 use rpc_core::{Code, RpcError};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value as RValue, ValueRef};
 use rusqlite::{params_from_iter, Connection};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
+use std::rc::{Rc, Weak};
 
 fn sql_error(e: rusqlite::Error) -> RpcError {
     match &e {
@@ -42,25 +49,95 @@ fn open_error(e: &rusqlite::Error) -> RpcError {
 /// An object's database.
 pub struct SqliteDb {
     conn: Connection,
-    in_tx: std::cell::Cell<bool>,
+    in_tx: Cell<bool>,
+    /// Coalesced commits, when opened by the host.
+    gate: Option<Gate>,
+}
+
+/// The state of coalesced commits.
+struct Gate {
+    /// The database, for the commit task.
+    this: Weak<SqliteDb>,
+    /// A transaction holding uncommitted writes is open.
+    open: Cell<bool>,
+    /// Callers waiting for it to commit.
+    waiters: RefCell<Vec<oneshot::Sender<Result<(), RpcError>>>>,
 }
 
 impl SqliteDb {
     /// Opens (creating) the database file at `path`.
     pub fn open(path: &Path) -> Result<SqliteDb, RpcError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                tracing::error!(error = %e, dir = %dir.display(), "cannot create an object's directory");
-                RpcError::new(Code::Internal, format!("object database could not be opened ({:?})", e.kind()))
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|e| open_error(&e))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_error)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;
-        register_regexp(&conn)?;
-        Ok(SqliteDb { conn, in_tx: false.into() })
+        Ok(SqliteDb { conn: connect(path)?, in_tx: false.into(), gate: None })
     }
+
+    /// Opens (creating) the database at `path` with coalesced commits; must be used
+    /// inside a tokio `LocalSet` (the commit runs as a task there).
+    pub fn open_gated(path: &Path) -> Result<Rc<SqliteDb>, RpcError> {
+        let conn = connect(path)?;
+        Ok(Rc::new_cyclic(|this| SqliteDb {
+            conn,
+            in_tx: false.into(),
+            gate: Some(Gate { this: this.clone(), open: false.into(), waiters: RefCell::default() }),
+        }))
+    }
+
+    /// With coalesced commits: makes sure a transaction is open for a write, and that
+    /// it will commit once the calls ready to run now have run.
+    fn before_write(&self) -> Result<(), RpcError> {
+        let Some(gate) = &self.gate else { return Ok(()) };
+        if gate.open.get() {
+            return Ok(());
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_error)?;
+        gate.open.set(true);
+        let this = gate.this.clone();
+        tokio::task::spawn_local(async move {
+            // Behind every task that is ready now: their writes join this commit.
+            tokio::task::yield_now().await;
+            if let Some(db) = this.upgrade() {
+                db.commit();
+            }
+        });
+        Ok(())
+    }
+
+    /// Commits the open transaction (if any) and tells whoever waits for it.
+    fn commit(&self) {
+        let Some(gate) = &self.gate else { return };
+        if !gate.open.replace(false) {
+            return;
+        }
+        let result = self.conn.execute_batch("COMMIT").map_err(sql_error);
+        if let Err(e) = &result {
+            tracing::error!(code = e.code.as_str(), error = %e.message, "an object's commit failed: rolling back");
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        for w in gate.waiters.borrow_mut().drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+impl Drop for SqliteDb {
+    fn drop(&mut self) {
+        self.commit();
+    }
+}
+
+/// Opens the file at `path` (creating it and its directory) in WAL mode.
+fn connect(path: &Path) -> Result<Connection, RpcError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            tracing::error!(error = %e, dir = %dir.display(), "cannot create an object's directory");
+            RpcError::new(Code::Internal, format!("object database could not be opened ({:?})", e.kind()))
+        })?;
+    }
+    let conn = Connection::open(path).map_err(|e| open_error(&e))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_error)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;
+    register_regexp(&conn)?;
+    Ok(conn)
 }
 
 /// `dotdo_regexp(pattern, text)`: Rust's linear-time regex engine, patterns cached.
@@ -188,7 +265,21 @@ impl SqliteDb {
 }
 
 impl Sql for SqliteDb {
+    fn durable(&self) -> do_modules::host::Durable {
+        let Some(gate) = self.gate.as_ref().filter(|g| g.open.get()) else {
+            return Box::pin(std::future::ready(Ok(())));
+        };
+        let (tx, rx) = oneshot::channel();
+        gate.waiters.borrow_mut().push(tx);
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| Err(RpcError::new(Code::Internal, "the object closed before its commit")))
+        })
+    }
+
     fn class_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Vec<Vec<SqlValue>>, RpcError> {
+        if !read_only {
+            self.before_write()?;
+        }
         self.conn.authorizer(Some(class_authorizer(read_only)));
         let out = self.run_class_sql(sql, params, read_only);
         self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
@@ -196,6 +287,7 @@ impl Sql for SqliteDb {
     }
 
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, RpcError> {
+        self.before_write()?;
         let mut stmt = self.conn.prepare_cached(sql).map_err(sql_error)?;
         stmt.execute(params_from_iter(params.iter().map(to_sql))).map_err(sql_error)
     }
@@ -214,6 +306,21 @@ impl Sql for SqliteDb {
     fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
         if self.in_tx.get() {
             return f();
+        }
+        if self.gate.is_some() {
+            // One call's transaction: a savepoint in the open batch.
+            self.before_write()?;
+            self.conn.execute_batch("SAVEPOINT dotdo_call").map_err(sql_error)?;
+            self.in_tx.set(true);
+            let result = f();
+            self.in_tx.set(false);
+            return match result {
+                Ok(()) => self.conn.execute_batch("RELEASE dotdo_call").map_err(sql_error),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK TO dotdo_call; RELEASE dotdo_call");
+                    Err(e)
+                }
+            };
         }
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_error)?;
         self.in_tx.set(true);

@@ -36,7 +36,8 @@ fn decode<T: DeserializeOwned>(key: &str, text: &str) -> Result<T, RpcError> {
 }
 
 impl Kv {
-    pub(crate) fn new(sql: Rc<dyn Sql>) -> Result<Kv, RpcError> {
+    /// The entries in `sql` (creating their table).
+    pub fn new(sql: Rc<dyn Sql>) -> Result<Kv, RpcError> {
         sql.execute(MIGRATION, &[])?;
         Ok(Kv { sql })
     }

@@ -311,6 +311,18 @@ impl EventHub {
         loop {
             let next = self.subscribers.borrow_mut().next(id);
             let Next::Deliver(event, handler) = next else { return };
+            // Delivered once its write is durable (the output gate); an event whose
+            // commit failed was never stored, and is dropped.
+            if self.sql.durable().await.is_err() {
+                drop(handler);
+                let ended = self.subscribers.borrow_mut().settle(id, Outcome::Failed);
+                if ended.is_some() {
+                    // Dropped here, after the table's borrow (its handler may call back).
+                    drop(ended);
+                    return;
+                }
+                continue;
+            }
             let mut req = handler.handle_request();
             event.fill(req.get().init_event());
             drop(event);
