@@ -44,6 +44,8 @@ pub enum Command {
     },
     /// A token command (`new-key`, `mint`, `verify`, `attenuate`).
     Token(TokenCommand),
+    /// Look inside a data directory's objects (`dotdo inspect`).
+    Inspect(Box<crate::inspect::InspectArgs>),
     /// Print this text (help or version) and exit successfully.
     Help(String),
 }
@@ -65,6 +67,10 @@ enum Sub {
     /// Capability tokens: new-key, mint, verify, attenuate.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List a namespace's objects, or show one (KV entries, Things, events, schedules,
+    /// alarm) from the data directory; with --admin-key, change KV entries or Things
+    /// through a running server.
+    Inspect(crate::inspect::InspectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +281,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         Sub::Serve(s) => s.into_command(),
         Sub::Codegen(c) => Command::Codegen { files: c.files, imports: c.imports, out: c.out },
         Sub::Token(t) => Command::Token(t),
+        Sub::Inspect(i) => Command::Inspect(Box::new(i)),
     })
 }
 

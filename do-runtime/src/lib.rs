@@ -15,6 +15,7 @@ pub mod cli;
 pub mod demo;
 pub mod gateway;
 pub mod host;
+pub mod inspect;
 pub mod logging;
 mod session_objects;
 pub mod token_cli;

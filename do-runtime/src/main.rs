@@ -1,6 +1,7 @@
 //! `dotdo`: the server binary. `dotdo serve` runs the server with the embedded
 //! defaults on 127.0.0.1; `dotdo codegen` generates Rust clients from a schema;
-//! `dotdo token` makes and checks capability tokens. `dotdo --help` lists the flags.
+//! `dotdo token` makes and checks capability tokens; `dotdo inspect` looks inside
+//! objects. `dotdo --help` lists the flags.
 
 use do_runtime::cli::{parse, Command};
 use std::io::Write;
@@ -19,6 +20,13 @@ fn main() {
             Ok(out) => println!("{out}"),
             Err(e) => {
                 eprintln!("dotdo token: {e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Inspect(args) => match do_runtime::inspect::run(&args) {
+            Ok(out) => println!("{out}"),
+            Err(e) => {
+                eprintln!("dotdo inspect: [{}] {}", e.code.as_str(), e.message);
                 std::process::exit(1);
             }
         },

@@ -35,6 +35,9 @@ interface Object {
   storage @1 () -> (storage :Storage) $scope("read");
   events @2 () -> (events :Events) $scope("read");
   schedule @3 () -> (schedule :Schedule) $scope("read");
+  kv @4 () -> (kv :Kv) $scope("admin");
+  # The object's key-value entries (a class's own state): for operators and tools
+  # such as `dotdo inspect`, so every method of it needs an admin token.
 }
 
 interface Storage {
@@ -104,4 +107,20 @@ interface Schedule {
   list @1 () -> (entries :List(ScheduleEntry)) $scope("read");
   cancel @2 (id :Text) -> (cancelled :Bool) $scope("write");
   nextRun @3 (id :Text) -> (at :Int64) $scope("read");
+}
+
+struct KvEntry {
+  key @0 :Text;
+  value @1 :Text;
+  # JSON.
+}
+
+interface Kv {
+  # The key-value entries a class keeps with `Context::kv` (JSON values).
+  get @0 (key :Text) -> (value :Text, found :Bool) $scope("admin");
+  put @1 (key :Text, value :Text) -> () $scope("admin");
+  # value: JSON; anything else is INVALID_ARGUMENT.
+  delete @2 (key :Text) -> (deleted :Bool) $scope("admin");
+  list @3 (prefix :Text, limit :UInt32) -> (entries :List(KvEntry)) $scope("admin");
+  # In key order, at most `limit` (and 10,000).
 }

@@ -7,6 +7,7 @@
 pub mod class;
 pub mod events;
 pub mod host;
+pub mod kv;
 pub mod object;
 pub mod output_gate;
 pub mod schedule;

@@ -3,12 +3,14 @@
 use crate::class::alarm::AlarmMux;
 use crate::class::{ClassHooks, Peers};
 use crate::events::{EventHub, EventsServer, Retention, SubscriberLimits};
-use crate::host::{Alarm, Env, Sql};
+use crate::host::{Alarm, Env, Sql, SqlValue};
+use crate::kv::server::KvServer;
+use crate::kv::Kv;
 use crate::schedule::server::{ScheduleServer, Scheduler};
 use crate::storage::server::StorageServer;
 use capnp::capability::Rc as CapRc;
 use rpc_core::RpcError;
-use schema::object_capnp::{events, object, schedule, storage};
+use schema::object_capnp::{events, kv, object, schedule, storage};
 use std::rc::Rc;
 
 /// Who an object is.
@@ -30,6 +32,7 @@ pub struct ObjectServer {
     storage: storage::Client,
     events: events::Client,
     schedule: schedule::Client,
+    kv: kv::Client,
 }
 
 /// What the host keeps of an object besides its capability: the way to wake it when
@@ -81,8 +84,34 @@ pub struct ObjectParts {
     pub events: events::Client,
     /// The schedule capability.
     pub schedule: schedule::Client,
+    /// Its key-value entries.
+    pub kv: Kv,
+    /// The key-value capability.
+    pub kv_cap: kv::Client,
     /// How it reaches other objects.
     pub peers: Rc<dyn Peers>,
+}
+
+/// The table that names the object in its own file (for tools such as `dotdo inspect`:
+/// files are named by the object's id, a hash).
+pub const ADDRESS_MIGRATION: &str =
+    "CREATE TABLE IF NOT EXISTS dotdo_object (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID";
+
+fn record_address(sql: &dyn Sql, address: &Address) -> Result<(), RpcError> {
+    sql.execute(ADDRESS_MIGRATION, &[])?;
+    let rows = sql.query("SELECT COUNT(*) FROM dotdo_object", &[])?;
+    if rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64) == Some(4) {
+        return Ok(());
+    }
+    for (k, v) in
+        [("id", &address.id), ("namespace", &address.namespace), ("class", &address.class), ("name", &address.name)]
+    {
+        sql.execute(
+            "INSERT INTO dotdo_object (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+            &[SqlValue::Text(k.into()), SqlValue::Text(v.clone())],
+        )?;
+    }
+    Ok(())
 }
 
 /// What the host gives an object to build it.
@@ -110,6 +139,7 @@ impl ObjectParts {
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
     ) -> Result<ObjectParts, RpcError> {
         let HostParts { sql, env, alarm, retention, subscribers, peers } = host;
+        record_address(&*sql, &address)?;
         let hub = EventHub::with_limits(sql.clone(), env.clone(), address.id.clone(), retention, subscribers)?;
         let mux = AlarmMux::new(alarm, sql.clone())?;
         let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), mux.schedules_side())?;
@@ -117,7 +147,23 @@ impl ObjectParts {
         let storage = storage::Client { client: wrap(Module::Storage(storage_server.clone())) };
         let events = events::Client { client: wrap(Module::Events(EventsServer::new(hub.clone()))) };
         let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };
-        Ok(ObjectParts { address, sql, env, hub, scheduler, mux, storage_server, storage, events, schedule, peers })
+        let kv = Kv::new(sql.clone())?;
+        let kv_cap = kv::Client { client: wrap(Module::Kv(KvServer::new(kv.clone()))) };
+        Ok(ObjectParts {
+            address,
+            sql,
+            env,
+            hub,
+            scheduler,
+            mux,
+            storage_server,
+            storage,
+            events,
+            schedule,
+            kv,
+            kv_cap,
+            peers,
+        })
     }
 
     /// The base `Object` server of these parts.
@@ -127,6 +173,7 @@ impl ObjectParts {
             storage: self.storage.clone(),
             events: self.events.clone(),
             schedule: self.schedule.clone(),
+            kv: self.kv_cap.clone(),
         }
     }
 
@@ -152,6 +199,8 @@ pub enum Module {
     Events(EventsServer),
     /// The schedule server.
     Schedule(ScheduleServer),
+    /// The key-value server.
+    Kv(KvServer),
 }
 
 impl object::Server for ObjectServer {
@@ -188,6 +237,11 @@ impl object::Server for ObjectServer {
         mut results: object::ScheduleResults,
     ) -> capnp::Result<()> {
         results.get().set_schedule(self.schedule.clone());
+        Ok(())
+    }
+
+    async fn kv(self: CapRc<Self>, _: object::KvParams, mut results: object::KvResults) -> capnp::Result<()> {
+        results.get().set_kv(self.kv.clone());
         Ok(())
     }
 }

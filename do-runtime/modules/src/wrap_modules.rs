@@ -18,6 +18,8 @@ pub enum Getter {
     Events,
     /// `Object.schedule`.
     Schedule,
+    /// `Object.kv`.
+    Kv,
 }
 
 impl Getter {
@@ -30,6 +32,7 @@ impl Getter {
             "storage" => Some(Getter::Storage),
             "events" => Some(Getter::Events),
             "schedule" => Some(Getter::Schedule),
+            "kv" => Some(Getter::Kv),
             _ => None,
         }
     }
@@ -77,6 +80,11 @@ impl Service for Wrapping {
                         Request::new(request.hook);
                     let module = req.send().promise.await?.get()?.get_schedule()?;
                     Results::<object::schedule_results::Owned>::new(results).get().set_schedule(stack.client(module));
+                }
+                Getter::Kv => {
+                    let req: Request<object::kv_params::Owned, object::kv_results::Owned> = Request::new(request.hook);
+                    let module = req.send().promise.await?.get()?.get_kv()?;
+                    Results::<object::kv_results::Owned>::new(results).get().set_kv(stack.client(module));
                 }
             }
             Ok(())

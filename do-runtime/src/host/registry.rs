@@ -436,6 +436,7 @@ impl LiveObjects {
             Module::Storage(s) => stack.server::<storage::Client, _>(s).client,
             Module::Events(s) => stack.server::<events::Client, _>(s).client,
             Module::Schedule(s) => stack.server::<schedule::Client, _>(s).client,
+            Module::Kv(s) => stack.server::<schema::object_capnp::kv::Client, _>(s).client,
         };
         let address = Address {
             id: id.to_string(),

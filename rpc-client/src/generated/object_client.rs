@@ -661,6 +661,423 @@ pub mod handler {
     pub type HandleCall = rt::Call<::schema::object_capnp::handler::handle_results::Owned, ()>;
 }
 
+/// The key-value entries a class keeps with `Context::kv` (JSON values).
+///
+/// Typed client of `object.capnp:Kv`. Each method takes plain Rust values and returns a call you
+/// `.await` for its reply; capabilities in a reply can be called before it arrives
+/// (promise pipelining). The raw capnp client is [`Kv::raw`] (and `Deref`).
+///
+/// ```no_run
+/// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+/// let kv = kv.with_deadline(std::time::Duration::from_secs(5));
+/// let raw = kv.raw().clone();
+/// let again = rpc_client::api::object::Kv::from(raw);
+/// # let _ = again;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Kv {
+    raw: ::schema::object_capnp::kv::Client,
+    options: rt::CallOptions,
+}
+
+impl Kv {
+    /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(kv: rpc_client::api::object::Kv) {
+    /// let again = rpc_client::api::object::Kv::new(kv.raw().clone());
+    /// assert_eq!(again.options(), kv.options());
+    /// # }
+    /// ```
+    pub fn new(raw: ::schema::object_capnp::kv::Client) -> Self {
+        Kv { raw, options: rt::CallOptions::default() }
+    }
+
+    /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::kv::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Kv::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
+    pub fn serve<S: ::schema::object_capnp::kv::Server + 'static>(server: S) -> Self {
+        Self::new(rt::capnp_rpc::new_client(server))
+    }
+
+    /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(kv: rpc_client::api::object::Kv) {
+    /// let raw: &::schema::object_capnp::kv::Client = kv.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn raw(&self) -> &::schema::object_capnp::kv::Client {
+        &self.raw
+    }
+
+    /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(kv: rpc_client::api::object::Kv) {
+    /// let raw: ::schema::object_capnp::kv::Client = kv.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn into_raw(self) -> ::schema::object_capnp::kv::Client {
+        self.raw
+    }
+
+    /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(kv: rpc_client::api::object::Kv) {
+    /// assert_eq!(kv.options().deadline, None);
+    /// # }
+    /// ```
+    pub fn options(&self) -> rt::CallOptions {
+        self.options
+    }
+
+    /// The same capability, making its calls (and those of capabilities it hands out)
+    /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(kv: rpc_client::api::object::Kv) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(kv.with_options(options).options(), options);
+    /// # }
+    /// ```
+    pub fn with_options(mut self, options: rt::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The same capability with a deadline on each call: a call still running after
+    /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(kv: rpc_client::api::object::Kv) {
+    /// let hurried = kv.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
+    pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
+        let mut options = self.options;
+        options.deadline = Some(deadline);
+        self.with_options(options)
+    }
+
+    /// The same capability as another interface (a class seen through a base it
+    /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(kv: rpc_client::api::object::Kv) {
+    /// let same: rpc_client::api::object::Kv = kv.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
+    pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
+        T::new(self.raw.client.hook.add_ref())
+    }
+
+    /// Calls `get`.
+    ///
+    /// Method @0 of `object.capnp:Kv`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::GetCall = kv.get("");
+    /// let reply: rpc_client::api::object::kv::GetReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn get(&self, key: &str) -> kv::GetCall {
+        let mut request_ = self.raw.get_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_key(key);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// value: JSON; anything else is INVALID_ARGUMENT.
+    ///
+    /// Method @1 of `object.capnp:Kv`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::PutCall = kv.put("", "");
+    /// let reply: () = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn put(&self, key: &str, value: &str) -> kv::PutCall {
+        let mut request_ = self.raw.put_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_key(key);
+            p_.set_value(value);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// Calls `delete`.
+    ///
+    /// Method @2 of `object.capnp:Kv`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::DeleteCall = kv.delete("");
+    /// let reply: rpc_client::api::object::kv::DeleteReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn delete(&self, key: &str) -> kv::DeleteCall {
+        let mut request_ = self.raw.delete_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_key(key);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// In key order, at most `limit` (and 10,000).
+    ///
+    /// Method @3 of `object.capnp:Kv`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::ListCall = kv.list("", 0);
+    /// let reply: rpc_client::api::object::kv::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn list(&self, prefix: &str, limit: u32) -> kv::ListCall {
+        let mut request_ = self.raw.list_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_prefix(prefix);
+            p_.set_limit(limit);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+}
+
+impl From<::schema::object_capnp::kv::Client> for Kv {
+    fn from(raw: ::schema::object_capnp::kv::Client) -> Self {
+        Self::new(raw)
+    }
+}
+
+impl From<Kv> for ::schema::object_capnp::kv::Client {
+    fn from(typed: Kv) -> Self {
+        typed.raw
+    }
+}
+
+impl std::ops::Deref for Kv {
+    type Target = ::schema::object_capnp::kv::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.raw
+    }
+}
+
+impl rt::capnp::capability::FromClientHook for Kv {
+    fn new(hook: Box<dyn rt::capnp::private::capability::ClientHook>) -> Self {
+        Self::new(::schema::object_capnp::kv::Client::new(hook))
+    }
+    fn into_client_hook(self) -> Box<dyn rt::capnp::private::capability::ClientHook> {
+        self.raw.client.hook
+    }
+    fn as_client_hook(&self) -> &dyn rt::capnp::private::capability::ClientHook {
+        &*self.raw.client.hook
+    }
+}
+
+/// The calls and replies of [`Kv`]'s methods.
+#[allow(clippy::module_inception)]
+pub mod kv {
+    #[allow(unused_imports)]
+    use super::*;
+
+    /// The call of `Kv.get` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::GetCall = kv.get("");
+    /// let reply: rpc_client::api::object::kv::GetReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type GetCall = rt::Call<::schema::object_capnp::kv::get_results::Owned, GetReply>;
+
+    /// What `Kv.get` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::GetCall = kv.get("");
+    /// let reply: rpc_client::api::object::kv::GetReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct GetReply {
+        /// `value`.
+        pub value: String,
+        /// `found`.
+        pub found: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::kv::get_results::Owned> for GetReply {
+        fn read(r: ::schema::object_capnp::kv::get_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(GetReply {
+                value: rt::text(r.get_value())?,
+                found: r.get_found(),
+            })
+        }
+    }
+
+    /// The call of `Kv.put` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::PutCall = kv.put("", "");
+    /// let reply: () = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type PutCall = rt::Call<::schema::object_capnp::kv::put_results::Owned, ()>;
+
+    /// The call of `Kv.delete` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::DeleteCall = kv.delete("");
+    /// let reply: rpc_client::api::object::kv::DeleteReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type DeleteCall = rt::Call<::schema::object_capnp::kv::delete_results::Owned, DeleteReply>;
+
+    /// What `Kv.delete` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::DeleteCall = kv.delete("");
+    /// let reply: rpc_client::api::object::kv::DeleteReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct DeleteReply {
+        /// `deleted`.
+        pub deleted: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::kv::delete_results::Owned> for DeleteReply {
+        fn read(r: ::schema::object_capnp::kv::delete_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(DeleteReply {
+                deleted: r.get_deleted(),
+            })
+        }
+    }
+
+    /// The call of `Kv.list` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::ListCall = kv.list("", 0);
+    /// let reply: rpc_client::api::object::kv::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type ListCall = rt::Call<::schema::object_capnp::kv::list_results::Owned, ListReply>;
+
+    /// What `Kv.list` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(kv: rpc_client::api::object::Kv) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::kv::ListCall = kv.list("", 0);
+    /// let reply: rpc_client::api::object::kv::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct ListReply {
+        /// `entries`.
+        pub entries: Vec<KvEntry>,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::kv::list_results::Owned> for ListReply {
+        fn read(r: ::schema::object_capnp::kv::list_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ListReply {
+                entries: { let list0 = r.get_entries()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(KvEntry::read(item0, options)?); } v },
+            })
+        }
+    }
+}
+
+/// The plain Rust value of `object.capnp:KvEntry`; [`KvEntry::read`] and [`KvEntry::write`] convert it
+/// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::KvEntry::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::kv_entry::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::kv_entry::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::KvEntry::read(reader, &Default::default()).unwrap(), value);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KvEntry {
+    /// `key`.
+    pub key: String,
+    /// JSON.
+    pub value: String,
+}
+
+impl KvEntry {
+    /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::KvEntry::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::kv_entry::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::kv_entry::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::KvEntry::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn read(r: ::schema::object_capnp::kv_entry::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+        let _ = options;
+        Ok(KvEntry {
+            key: rt::text(r.get_key())?,
+            value: rt::text(r.get_value())?,
+        })
+    }
+
+    /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::KvEntry::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::kv_entry::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::kv_entry::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::KvEntry::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn write(&self, b: ::schema::object_capnp::kv_entry::Builder<'_>) {
+        let mut b = b;
+        b.set_key(&self.key[..]);
+        b.set_value(&self.value[..]);
+    }
+}
+
 /// The plain Rust value of `object.capnp:NewThing`; [`NewThing::read`] and [`NewThing::write`] convert it
 /// from and to its Cap'n Proto form.
 ///
@@ -902,6 +1319,23 @@ impl Object {
     pub fn schedule(&self, ) -> object::ScheduleCall {
         let request_ = self.raw.schedule_request();
         object::ScheduleCall::new(rt::Call::new(request_.send(), self.options))
+    }
+
+    /// The object's key-value entries (a class's own state): for operators and tools
+    /// such as `dotdo inspect`, so every method of it needs an admin token.
+    ///
+    /// Method @4 of `object.capnp:Object`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::KvCall = object.kv();
+    /// let reply: rpc_client::api::object::object::KvReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn kv(&self, ) -> object::KvCall {
+        let request_ = self.raw.kv_request();
+        object::KvCall::new(rt::Call::new(request_.send(), self.options))
     }
 }
 
@@ -1270,6 +1704,106 @@ pub mod object {
             let _ = options;
             Ok(ScheduleReply {
                 schedule: Schedule::new(r.get_schedule()?).with_options(*options),
+            })
+        }
+    }
+
+    /// The call of `Object.kv` in flight: `.await` it for the reply, or call the
+    /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::KvCall = object.kv();
+    /// let reply: rpc_client::api::object::object::KvReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub struct KvCall(rt::Call<::schema::object_capnp::object::kv_results::Owned, KvReply>, Kv);
+
+    impl KvCall {
+        /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.kv().into_call();
+        /// let again = rpc_client::api::object::object::KvCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn new(call: rt::Call<::schema::object_capnp::object::kv_results::Owned, KvReply>) -> Self {
+            let only = Kv::new(call.pipeline().get_kv()).with_options(call.options());
+            KvCall(call, only)
+        }
+
+        /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.kv().into_call();
+        /// let again = rpc_client::api::object::object::KvCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn into_call(self) -> rt::Call<::schema::object_capnp::object::kv_results::Owned, KvReply> {
+            self.0
+        }
+
+        /// `kv` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let capability = object.kv().kv();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
+        pub fn kv(&self) -> Kv {
+            self.1.clone()
+        }
+    }
+
+    impl std::ops::Deref for KvCall {
+        type Target = Kv;
+        /// The only result, `kv`, before it arrives: call it directly.
+        fn deref(&self) -> &Kv {
+            &self.1
+        }
+    }
+
+    impl From<KvCall> for Kv {
+        /// The only result, `kv`, before it arrives.
+        fn from(call: KvCall) -> Kv {
+            call.1
+        }
+    }
+
+    impl std::future::IntoFuture for KvCall {
+        type Output = Result<KvReply, rt::RpcError>;
+        type IntoFuture = rt::CallFuture<::schema::object_capnp::object::kv_results::Owned, KvReply>;
+        fn into_future(self) -> Self::IntoFuture {
+            self.0.into_future()
+        }
+    }
+
+    /// What `Object.kv` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::KvCall = object.kv();
+    /// let reply: rpc_client::api::object::object::KvReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Clone)]
+    pub struct KvReply {
+        /// `kv`.
+        pub kv: Kv,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::object::kv_results::Owned> for KvReply {
+        fn read(r: ::schema::object_capnp::object::kv_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(KvReply {
+                kv: Kv::new(r.get_kv()?).with_options(*options),
             })
         }
     }

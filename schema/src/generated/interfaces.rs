@@ -63,6 +63,16 @@ pub static INTERFACES: &[InterfaceDesc] = &[
         ],
     },
     InterfaceDesc {
+        name: "object.capnp:Kv",
+        id: 0xb82fd8d976870748,
+        methods: &[
+            MethodDesc { name: "get", ordinal: 0, scope: Some("admin") },
+            MethodDesc { name: "put", ordinal: 1, scope: Some("admin") },
+            MethodDesc { name: "delete", ordinal: 2, scope: Some("admin") },
+            MethodDesc { name: "list", ordinal: 3, scope: Some("admin") },
+        ],
+    },
+    InterfaceDesc {
         name: "object.capnp:Object",
         id: 0xdd571be09731dedd,
         methods: &[
@@ -70,6 +80,7 @@ pub static INTERFACES: &[InterfaceDesc] = &[
             MethodDesc { name: "storage", ordinal: 1, scope: Some("read") },
             MethodDesc { name: "events", ordinal: 2, scope: Some("read") },
             MethodDesc { name: "schedule", ordinal: 3, scope: Some("read") },
+            MethodDesc { name: "kv", ordinal: 4, scope: Some("admin") },
         ],
     },
     InterfaceDesc {

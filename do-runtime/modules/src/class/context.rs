@@ -1,10 +1,10 @@
 //! What a class's instance gets from the object it lives in.
 
 use super::alarm::AlarmMux;
-use super::kv::Kv;
 use super::Peers;
 use crate::events::{Event, EventHub};
 use crate::host::{Env, Sql, SqlValue};
+use crate::kv::Kv;
 use crate::object::{Address, ObjectParts};
 use crate::schedule::server::{Entry, Scheduler};
 use crate::storage::rust_api::Things;
@@ -46,7 +46,7 @@ impl Context {
                 things: Things::new(parts.storage_server.clone()),
                 hub: parts.hub.clone(),
                 scheduler: parts.scheduler.clone(),
-                kv: Kv::new(parts.sql.clone())?,
+                kv: parts.kv.clone(),
                 alarm: parts.mux.clone(),
                 storage: parts.storage.clone(),
                 events: parts.events.clone(),

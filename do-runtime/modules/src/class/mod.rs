@@ -26,11 +26,10 @@
 
 pub mod alarm;
 pub mod context;
-pub mod kv;
 pub mod route;
 
+pub use crate::kv::Kv;
 pub use context::Context;
-pub use kv::Kv;
 
 use crate::events::{Event, Pattern};
 use crate::host::SqlValue;

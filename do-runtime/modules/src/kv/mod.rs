@@ -1,4 +1,5 @@
-//! The key-value API of a class: JSON values under text keys, in the object's own
+//! The key-value module: a class's own entries (`Context::kv`), and the `Kv` capability
+//! that shows them to operators. The entries: JSON values under text keys, in the object's own
 //! SQLite file (table `dotdo_kv`), so a write joins whatever transaction is open.
 
 use crate::host::{Sql, SqlValue};
@@ -6,6 +7,8 @@ use rpc_core::{Code, RpcError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::rc::Rc;
+
+pub mod server;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -93,5 +96,14 @@ impl Kv {
                 _ => Err(RpcError::new(Code::Internal, "a malformed row in dotdo_kv")),
             })
             .collect()
+    }
+}
+
+impl Kv {
+    /// Stores `json` (JSON text, checked) under `key`.
+    pub fn put_json(&self, key: &str, json: &str) -> Result<(), RpcError> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| RpcError::invalid_argument(format!("a value is JSON: {e}")))?;
+        self.put(key, &value)
     }
 }
