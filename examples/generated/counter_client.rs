@@ -92,6 +92,14 @@ impl Counter {
         let request_ = self.raw.reset_request();
         rt::Call::new(request_.send(), self.options)
     }
+
+    /// Adds one: a schedule whose action is `Counter.tick` calls it at each run.
+    ///
+    /// Method @3 of `counter.capnp:Counter`; one round trip, or none more when pipelined.
+    pub fn tick(&self, ) -> counter::TickCall {
+        let request_ = self.raw.tick_request();
+        rt::Call::new(request_.send(), self.options)
+    }
 }
 
 impl From<crate::counter_capnp::counter::Client> for Counter {
@@ -171,5 +179,8 @@ pub mod counter {
 
     /// The call of `Counter.reset` in flight: `.await` it for the reply.
     pub type ResetCall = rt::Call<crate::counter_capnp::counter::reset_results::Owned, ()>;
+
+    /// The call of `Counter.tick` in flight: `.await` it for the reply.
+    pub type TickCall = rt::Call<crate::counter_capnp::counter::tick_results::Owned, ()>;
 }
 

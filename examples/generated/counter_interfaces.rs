@@ -10,6 +10,7 @@ pub const INTERFACES: &[::rpc_client::codegen::InterfaceDesc] = &[
             ::rpc_client::codegen::MethodDesc { name: "increment", ordinal: 0, scope: Some("write") },
             ::rpc_client::codegen::MethodDesc { name: "get", ordinal: 1, scope: Some("read") },
             ::rpc_client::codegen::MethodDesc { name: "reset", ordinal: 2, scope: Some("admin") },
+            ::rpc_client::codegen::MethodDesc { name: "tick", ordinal: 3, scope: Some("write") },
         ],
     },
 ];

@@ -9,4 +9,6 @@ interface Counter extends(Obj.Object) {
   # Adds `by` and returns the new value.
   get @1 () -> (value :Int64) $Obj.scope("read");
   reset @2 () -> () $Obj.scope("admin");
+  tick @3 () -> () $Obj.scope("write");
+  # Adds one: a schedule whose action is `Counter.tick` calls it at each run.
 }

@@ -52,4 +52,10 @@ impl counter::Server for Counter {
         self.ctx.kv().delete("value")?;
         Ok(())
     }
+
+    async fn tick(self: Rc<Self>, _: counter::TickParams, _: counter::TickResults) -> capnp::Result<()> {
+        let kv = self.ctx.kv();
+        kv.put("value", &(kv.get::<i64>("value")?.unwrap_or(0).saturating_add(1)))?;
+        Ok(())
+    }
 }

@@ -382,3 +382,36 @@ fn token_scopes_cover_a_class_methods() {
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_schedule_calls_a_class_method_after_a_restart() {
+    let dir = data_dir("class-scheduled-method");
+    let clock = Clock::manual(5_000_000);
+    let (s, _) = start(&dir, clock.clone(), Duration::from_secs(60));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let c = counter_of(&session.bootstrap, "Counter", "ticker");
+        // The action names a method of the class: each run calls Counter.tick.
+        c.as_object().schedule().schedule("every 1 minutes", "Counter.tick", "{}", None).await.expect("schedule");
+        assert_eq!(c.get().await.expect("get").value, 0);
+    });
+    s.stop();
+    let (s, metrics) = start(&dir, clock.clone(), Duration::from_secs(60));
+    clock.advance(Duration::from_secs(61));
+    rpc_client::run(within("the alarm", metrics.wait_until(|m| m.alarms_fired.load(Ordering::Relaxed) >= 1)));
+    let [ws, ..] = urls(&s);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&ws).await.expect("connect");
+        let c = counter_of(&session.bootstrap, "Counter", "ticker");
+        within("the scheduled tick", async {
+            while c.get().await.expect("get").value < 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert_eq!(c.get().await.expect("get").value, 1, "one run, one tick");
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -35,6 +35,7 @@ use crate::events::{Event, Pattern};
 use crate::host::SqlValue;
 use crate::object::{AlarmCallback, ObjectParts};
 use capnp::capability::{FromClientHook, FromServer};
+use capnp::traits::HasTypeId;
 use futures::FutureExt;
 use rpc_core::layer::Stack;
 use rpc_core::{Code, RpcError};
@@ -47,7 +48,7 @@ use std::rc::{Rc, Weak};
 /// A Durable Object class written by the user.
 pub trait Class: Sized + 'static {
     /// The class's generated client (e.g. `counter::Client`), which serves `Self`.
-    type Client: FromServer<Self> + FromClientHook;
+    type Client: FromServer<Self> + FromClientHook + HasTypeId;
 
     /// The interfaces of the class's schema file, as `dotdo codegen` writes them
     /// (`counter_interfaces::INTERFACES`): registered when the class is, so tokens
@@ -204,6 +205,28 @@ fn migrate(parts: &ObjectParts, class: &str, migrations: &[&str]) -> Result<(), 
     })
 }
 
+/// A schedule whose action is `<Class>.<method>` calls that method of the class (with
+/// default parameters) at each run, besides sending the event.
+fn schedule_calls<C: Class>(parts: &ObjectParts, class: &str, instance: &Rc<C>) {
+    let interface_id = <C::Client as HasTypeId>::TYPE_ID;
+    let (class, env, weak) = (Rc::<str>::from(class), parts.env.clone(), Rc::downgrade(instance));
+    parts.scheduler.on_run(Rc::new(move |event: &Event| {
+        if *event.noun != *class {
+            return;
+        }
+        let Some(method) =
+            schema::interface(interface_id).and_then(|i| i.methods.iter().find(|m| m.name == event.verb))
+        else {
+            return;
+        };
+        let Some(instance) = weak.upgrade() else { return };
+        let client: C::Client = capnp_rpc::new_client_from_rc(instance);
+        let call = client.into_client_hook().new_call(interface_id, method.ordinal, None).send().promise;
+        let run: Reaction = Box::pin(async move { call.await.map(|_| ()).map_err(RpcError::from) });
+        env.spawn(guarded(class.clone(), "scheduled method", Some(run)));
+    }));
+}
+
 fn instantiate<C: Class>(class: &str, parts: ObjectParts, stack: &Stack) -> Result<Instance, RpcError> {
     migrate(&parts, class, C::MIGRATIONS)?;
     let patterns = C::EVENTS.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
@@ -222,6 +245,7 @@ fn instantiate<C: Class>(class: &str, parts: ObjectParts, stack: &Stack) -> Resu
         let handler: handler::Client = capnp_rpc::new_client(EventHandler { hooks: hooks.clone() });
         parts.hub.subscribe(pattern, handler)?;
     }
+    schedule_calls::<C>(&parts, class, &instance);
     let alarm = parts.alarm_callback(Some(hooks));
     let user: C::Client = capnp_rpc::new_client_from_rc(instance);
     let stack = stack.clone().layer(route::RouteBase::new(base)).layer(route::CatchPanics::new(class));

@@ -7,7 +7,7 @@
 //! while the object was evicted), each missed schedule fires once and moves on.
 
 use super::spec::Spec;
-use crate::events::{parse_type, EventHub};
+use crate::events::{parse_type, Event, EventHub};
 use crate::host::{Alarm, Env, Sql, SqlValue};
 use capnp::capability::Rc as CapRc;
 use rpc_core::params::text;
@@ -59,6 +59,9 @@ pub struct Scheduler {
     events: Rc<EventHub>,
     alarm: Rc<dyn Alarm>,
     handlers: RefCell<HashMap<String, handler::Client>>,
+    /// The object's class, called with each run's event (a run whose action names one
+    /// of its methods calls that method).
+    on_run: RefCell<Option<Rc<dyn Fn(&Event)>>>,
 }
 
 impl Scheduler {
@@ -70,7 +73,8 @@ impl Scheduler {
         alarm: Rc<dyn Alarm>,
     ) -> Result<Rc<Scheduler>, RpcError> {
         sql.execute(MIGRATION, &[])?;
-        let s = Rc::new(Scheduler { sql, env, events, alarm, handlers: RefCell::default() });
+        let s =
+            Rc::new(Scheduler { sql, env, events, alarm, handlers: RefCell::default(), on_run: RefCell::default() });
         s.rearm()?;
         Ok(s)
     }
@@ -79,6 +83,12 @@ impl Scheduler {
         let rows = self.sql.query("SELECT MIN(next_run) FROM schedules", &[])?;
         self.alarm.set_alarm(rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64));
         Ok(())
+    }
+
+    /// Calls `f` with the event of every run (after it has been stored), for the
+    /// object's class.
+    pub fn on_run(&self, f: Rc<dyn Fn(&Event)>) {
+        *self.on_run.borrow_mut() = Some(f);
     }
 
     /// Adds a schedule; a bad spec, action or data is INVALID_ARGUMENT.
@@ -191,6 +201,10 @@ impl Scheduler {
                 (Ok(()), Some(event)) => {
                     ran += 1;
                     self.events.publish(&event);
+                    let on_run = self.on_run.borrow().clone();
+                    if let Some(f) = on_run {
+                        f(&event);
+                    }
                     if let Some(h) = self.handlers.borrow().get(&e.id).cloned() {
                         let mut req = h.handle_request();
                         event.fill(req.get().init_event());
