@@ -52,6 +52,9 @@ impl Entry {
     }
 }
 
+/// What a run calls besides sending its event (the object's class).
+pub type OnRun = Rc<dyn Fn(&Event)>;
+
 /// The scheduler of one object.
 pub struct Scheduler {
     sql: Rc<dyn Sql>,
@@ -61,7 +64,7 @@ pub struct Scheduler {
     handlers: RefCell<HashMap<String, handler::Client>>,
     /// The object's class, called with each run's event (a run whose action names one
     /// of its methods calls that method).
-    on_run: RefCell<Option<Rc<dyn Fn(&Event)>>>,
+    on_run: RefCell<Option<OnRun>>,
 }
 
 impl Scheduler {
@@ -87,7 +90,7 @@ impl Scheduler {
 
     /// Calls `f` with the event of every run (after it has been stored), for the
     /// object's class.
-    pub fn on_run(&self, f: Rc<dyn Fn(&Event)>) {
+    pub fn on_run(&self, f: OnRun) {
         *self.on_run.borrow_mut() = Some(f);
     }
 
