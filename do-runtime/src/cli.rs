@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn help_is_text_to_print() {
-        for line in ["--help", "help", "serve --help", "codegen --help", "token --help", "token mint --help"] {
+        for line in ["--help", "help", "serve --help", "codegen --help", "inspect --help", "token --help", "token mint --help"] {
             let Ok(Command::Help(text)) = parse(args(line)) else { panic!("{line}: not help") };
             assert!(text.contains("Usage: dotdo"), "{line}: {text}");
         }
