@@ -46,6 +46,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Look inside a data directory's objects (`dotdo inspect`).
     Inspect(Box<crate::inspect::InspectArgs>),
+    /// Write a new crate with one class (`dotdo new`).
+    New(crate::scaffold::NewArgs),
     /// Print this text (help or version) and exit successfully.
     Help(String),
 }
@@ -71,6 +73,8 @@ enum Sub {
     /// alarm) from the data directory; with --admin-key, change KV entries or Things
     /// through a running server.
     Inspect(crate::inspect::InspectArgs),
+    /// Write a ready crate with one Durable Object class, a server and a test.
+    New(crate::scaffold::NewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +286,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         Sub::Codegen(c) => Command::Codegen { files: c.files, imports: c.imports, out: c.out },
         Sub::Token(t) => Command::Token(t),
         Sub::Inspect(i) => Command::Inspect(Box::new(i)),
+        Sub::New(n) => Command::New(n),
     })
 }
 
@@ -381,7 +386,16 @@ mod tests {
 
     #[test]
     fn help_is_text_to_print() {
-        for line in ["--help", "help", "serve --help", "codegen --help", "inspect --help", "token --help", "token mint --help"] {
+        for line in [
+            "--help",
+            "help",
+            "serve --help",
+            "codegen --help",
+            "inspect --help",
+            "new --help",
+            "token --help",
+            "token mint --help",
+        ] {
             let Ok(Command::Help(text)) = parse(args(line)) else { panic!("{line}: not help") };
             assert!(text.contains("Usage: dotdo"), "{line}: {text}");
         }

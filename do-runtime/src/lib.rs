@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod host;
 pub mod inspect;
 pub mod logging;
+pub mod scaffold;
 mod session_objects;
 pub mod token_cli;
 

@@ -23,6 +23,16 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        Command::New(args) => match do_runtime::scaffold::create(&args) {
+            Ok(dir) => {
+                println!("created {}", dir.display());
+                println!("  cd {} && cargo run      # serves Counter on 127.0.0.1:8787", dir.display());
+            }
+            Err(e) => {
+                eprintln!("dotdo new: [{}] {}", e.code.as_str(), e.message);
+                std::process::exit(1);
+            }
+        },
         Command::Inspect(args) => match do_runtime::inspect::run(&args) {
             Ok(out) => println!("{out}"),
             Err(e) => {
