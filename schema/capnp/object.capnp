@@ -45,12 +45,15 @@ interface Storage {
   # "limit": 50, "offset": 0, "cursor": "...", "includeDeleted": false}.
   # Patches are JSON merge patches; {"$inc": {"field": n}} adds atomically.
   # expectedVersion 0 means "any version"; a mismatch is CONFLICT.
+  # ifMatch (update, replace, delete): empty, or a `where` filter (JSON, as in queries)
+  # the thing must match when the write runs; if it does not, CONFLICT and no change.
+  # Queries may also name "select": [fields] or "exclude": [fields] of the data.
 
   create @0 (type :Text, data :Text, id :Text) -> (thing :Thing) $scope("write");
   get @1 (id :Text) -> (thing :Thing) $scope("read");
-  update @2 (id :Text, patch :Text, expectedVersion :UInt64) -> (thing :Thing) $scope("write");
-  replace @3 (id :Text, data :Text, expectedVersion :UInt64) -> (thing :Thing) $scope("write");
-  delete @4 (id :Text, soft :Bool) -> (deleted :Bool) $scope("write");
+  update @2 (id :Text, patch :Text, expectedVersion :UInt64, ifMatch :Text) -> (thing :Thing) $scope("write");
+  replace @3 (id :Text, data :Text, expectedVersion :UInt64, ifMatch :Text) -> (thing :Thing) $scope("write");
+  delete @4 (id :Text, soft :Bool, ifMatch :Text) -> (deleted :Bool) $scope("write");
   restore @5 (id :Text) -> (thing :Thing) $scope("write");
   query @6 (query :Text) -> (things :List(Thing), cursor :Text) $scope("read");
   # cursor: empty on the last page.
@@ -60,6 +63,10 @@ interface Storage {
   bulkUpdate @10 (query :Text, patch :Text) -> (count :UInt64) $scope("write");
   bulkDelete @11 (query :Text, soft :Bool) -> (count :UInt64) $scope("write");
   upsert @12 (type :Text, id :Text, data :Text) -> (thing :Thing, created :Bool) $scope("write");
+  aggregate @13 (query :Text) -> (rows :Text) $scope("read");
+  # {"type": .., "where": .., "groupBy": ["data.country"], "aggregate": {"n": {"count": "*"},
+  # "total": {"sum": "data.amount"}}, "limit": 100}: a JSON array of rows
+  # [{"group": {"data.country": "FR"}, "n": 3, "total": 12.5}], groups in order.
 }
 
 struct Event {

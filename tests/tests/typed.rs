@@ -140,7 +140,7 @@ fn storage_through_the_typed_object_is_one_chain() {
         assert_eq!(got, thing);
         let page = storage.query(r#"{"type": "Contact", "where": {"age": {"$gte": 30}}}"#).await.expect("query");
         assert_eq!(page.things.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [thing.id.as_str()]);
-        let stale = storage.update(&thing.id, r#"{"age": 32}"#, 7).await;
+        let stale = storage.update(&thing.id, r#"{"age": 32}"#, 7, "").await;
         assert_eq!(code(stale), Code::Conflict);
     });
     s.stop();

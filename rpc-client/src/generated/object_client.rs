@@ -2262,6 +2262,9 @@ impl ScheduleEntry {
 /// "limit": 50, "offset": 0, "cursor": "...", "includeDeleted": false}.
 /// Patches are JSON merge patches; {"$inc": {"field": n}} adds atomically.
 /// expectedVersion 0 means "any version"; a mismatch is CONFLICT.
+/// ifMatch (update, replace, delete): empty, or a `where` filter (JSON, as in queries)
+/// the thing must match when the write runs; if it does not, CONFLICT and no change.
+/// Queries may also name "select": [fields] or "exclude": [fields] of the data.
 ///
 /// Typed client of `object.capnp:Storage`. Each method takes plain Rust values and returns a call you
 /// `.await` for its reply; capabilities in a reply can be called before it arrives
@@ -2431,18 +2434,19 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0);
+    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0, "");
     /// let reply: rpc_client::api::object::storage::UpdateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
-    pub fn update(&self, id: &str, patch: &str, expected_version: u64) -> storage::UpdateCall {
+    pub fn update(&self, id: &str, patch: &str, expected_version: u64, if_match: &str) -> storage::UpdateCall {
         let mut request_ = self.raw.update_request();
         {
             let mut p_ = request_.get();
             p_.set_id(id);
             p_.set_patch(patch);
             p_.set_expected_version(expected_version);
+            p_.set_if_match(if_match);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -2453,18 +2457,19 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0);
+    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0, "");
     /// let reply: rpc_client::api::object::storage::ReplaceReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
-    pub fn replace(&self, id: &str, data: &str, expected_version: u64) -> storage::ReplaceCall {
+    pub fn replace(&self, id: &str, data: &str, expected_version: u64, if_match: &str) -> storage::ReplaceCall {
         let mut request_ = self.raw.replace_request();
         {
             let mut p_ = request_.get();
             p_.set_id(id);
             p_.set_data(data);
             p_.set_expected_version(expected_version);
+            p_.set_if_match(if_match);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -2475,17 +2480,18 @@ impl Storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false);
+    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false, "");
     /// let reply: rpc_client::api::object::storage::DeleteReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
     /// ```
-    pub fn delete(&self, id: &str, soft: bool) -> storage::DeleteCall {
+    pub fn delete(&self, id: &str, soft: bool, if_match: &str) -> storage::DeleteCall {
         let mut request_ = self.raw.delete_request();
         {
             let mut p_ = request_.get();
             p_.set_id(id);
             p_.set_soft(soft);
+            p_.set_if_match(if_match);
         }
         rt::Call::new(request_.send(), self.options)
     }
@@ -2653,6 +2659,28 @@ impl Storage {
         }
         rt::Call::new(request_.send(), self.options)
     }
+
+    /// {"type": .., "where": .., "groupBy": ["data.country"], "aggregate": {"n": {"count": "*"},
+    /// "total": {"sum": "data.amount"}}, "limit": 100}: a JSON array of rows
+    /// [{"group": {"data.country": "FR"}, "n": 3, "total": 12.5}], groups in order.
+    ///
+    /// Method @13 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::AggregateCall = storage.aggregate("");
+    /// let reply: rpc_client::api::object::storage::AggregateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn aggregate(&self, query: &str) -> storage::AggregateCall {
+        let mut request_ = self.raw.aggregate_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_query(query);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
 }
 
 impl From<::schema::object_capnp::storage::Client> for Storage {
@@ -2766,7 +2794,7 @@ pub mod storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0);
+    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0, "");
     /// let reply: rpc_client::api::object::storage::UpdateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
@@ -2777,7 +2805,7 @@ pub mod storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0);
+    /// let call: rpc_client::api::object::storage::UpdateCall = storage.update("", "", 0, "");
     /// let reply: rpc_client::api::object::storage::UpdateReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
@@ -2801,7 +2829,7 @@ pub mod storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0);
+    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0, "");
     /// let reply: rpc_client::api::object::storage::ReplaceReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
@@ -2812,7 +2840,7 @@ pub mod storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0);
+    /// let call: rpc_client::api::object::storage::ReplaceCall = storage.replace("", "", 0, "");
     /// let reply: rpc_client::api::object::storage::ReplaceReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
@@ -2836,7 +2864,7 @@ pub mod storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false);
+    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false, "");
     /// let reply: rpc_client::api::object::storage::DeleteReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
@@ -2847,7 +2875,7 @@ pub mod storage {
     ///
     /// ```no_run
     /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
-    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false);
+    /// let call: rpc_client::api::object::storage::DeleteCall = storage.delete("", false, "");
     /// let reply: rpc_client::api::object::storage::DeleteReply = call.await?;
     /// # let _ = reply;
     /// # Ok(()) }
@@ -3152,6 +3180,41 @@ pub mod storage {
             Ok(UpsertReply {
                 thing: Thing::read(r.get_thing()?, options)?,
                 created: r.get_created(),
+            })
+        }
+    }
+
+    /// The call of `Storage.aggregate` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::AggregateCall = storage.aggregate("");
+    /// let reply: rpc_client::api::object::storage::AggregateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type AggregateCall = rt::Call<::schema::object_capnp::storage::aggregate_results::Owned, AggregateReply>;
+
+    /// What `Storage.aggregate` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::AggregateCall = storage.aggregate("");
+    /// let reply: rpc_client::api::object::storage::AggregateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct AggregateReply {
+        /// `rows`.
+        pub rows: String,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::aggregate_results::Owned> for AggregateReply {
+        fn read(r: ::schema::object_capnp::storage::aggregate_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(AggregateReply {
+                rows: rt::text(r.get_rows())?,
             })
         }
     }

@@ -110,6 +110,7 @@ pub static INTERFACES: &[InterfaceDesc] = &[
             MethodDesc { name: "bulkUpdate", ordinal: 10, scope: Some("write") },
             MethodDesc { name: "bulkDelete", ordinal: 11, scope: Some("write") },
             MethodDesc { name: "upsert", ordinal: 12, scope: Some("write") },
+            MethodDesc { name: "aggregate", ordinal: 13, scope: Some("read") },
         ],
     },
     InterfaceDesc {

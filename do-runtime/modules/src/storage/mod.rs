@@ -1,7 +1,9 @@
 //! The storage module: Things with CRUD, a query language, optimistic concurrency.
 
+pub mod aggregate;
 pub mod order;
 pub mod patch;
+pub mod precondition;
 pub mod query;
 pub mod rust_api;
 pub mod server;

@@ -366,6 +366,84 @@ pub struct Query {
     pub cursor: Option<Cursor>,
     /// Include soft-deleted things.
     pub include_deleted: bool,
+    /// What of each thing's data to return.
+    pub projection: Projection,
+}
+
+/// The part of a thing's data a query returns (`select` / `exclude`; id, type, version
+/// and the timestamps always come).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Projection {
+    /// All of it.
+    #[default]
+    All,
+    /// Only these JSON paths (`$.a.b`); a path the thing lacks is left out.
+    Select(Vec<String>),
+    /// All but these JSON paths.
+    Exclude(Vec<String>),
+}
+
+/// Most fields a `select` or `exclude` names.
+pub const MAX_PROJECTED: usize = 32;
+
+fn parse_projection(obj: &Map<String, Value>) -> Result<Projection, RpcError> {
+    let paths = |key: &str| -> Result<Option<Vec<String>>, RpcError> {
+        let Some(v) = obj.get(key).filter(|v| !v.is_null()) else { return Ok(None) };
+        let items = v.as_array().ok_or_else(|| {
+            RpcError::invalid_argument(format!("{key} takes an array of data fields like [\"name\", \"address.city\"]"))
+        })?;
+        if items.is_empty() || items.len() > MAX_PROJECTED {
+            return Err(RpcError::invalid_argument(format!("{key} names 1 to {MAX_PROJECTED} fields")));
+        }
+        items
+            .iter()
+            .map(|i| {
+                let name = i.as_str().ok_or_else(|| RpcError::invalid_argument(format!("{key} fields are strings")))?;
+                match Field::parse(name)? {
+                    Field::Data(path) => Ok(path),
+                    Field::Column(_) => Err(RpcError::invalid_argument(format!(
+                        "{key} names data fields; {name:?} always comes with a thing"
+                    ))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    match (paths("select")?, paths("exclude")?) {
+        (Some(_), Some(_)) => Err(RpcError::invalid_argument("a query has select or exclude, not both")),
+        (Some(s), None) => Ok(Projection::Select(s)),
+        (None, Some(e)) => Ok(Projection::Exclude(e)),
+        (None, None) => Ok(Projection::All),
+    }
+}
+
+impl Projection {
+    /// The SQL expression of the projected data, pushing its parameters.
+    pub fn data_sql(&self, params: &mut Vec<SqlValue>) -> String {
+        match self {
+            Projection::All => "data".to_string(),
+            Projection::Exclude(paths) => {
+                params.extend(paths.iter().map(|p| SqlValue::Text(p.clone())));
+                format!("json_remove(data{})", ", ?".repeat(paths.len()))
+            }
+            // Each selected path is set into an empty object (json_set makes the objects
+            // on the way), then the ones the thing lacks are removed again (a path that
+            // exists is swapped for one that cannot, which removes nothing).
+            Projection::Select(paths) => {
+                let mut sets = String::new();
+                for p in paths {
+                    params.extend([SqlValue::Text(p.clone()), SqlValue::Text(p.clone())]);
+                    sets.push_str(", ?, data -> ?");
+                }
+                let mut absent = String::new();
+                for p in paths {
+                    params.extend([SqlValue::Text(p.clone()), SqlValue::Text(p.clone())]);
+                    absent.push_str(", CASE WHEN json_type(data, ?) IS NULL THEN ? ELSE '$.\"\u{1}\"' END");
+                }
+                format!("json_remove(json_set('{{}}'{sets}){absent})")
+            }
+        }
+    }
 }
 
 /// The columns every thing query selects, in order.
@@ -386,7 +464,9 @@ impl Query {
         };
         let obj = v.as_object().ok_or_else(|| RpcError::invalid_argument("a query must be a JSON object"))?;
         for k in obj.keys() {
-            if !["type", "where", "sort", "limit", "offset", "cursor", "includeDeleted"].contains(&k.as_str()) {
+            if !["type", "where", "sort", "limit", "offset", "cursor", "includeDeleted", "select", "exclude"]
+                .contains(&k.as_str())
+            {
                 return Err(RpcError::invalid_argument(format!("unknown query key {k:?}")));
             }
         }
@@ -441,7 +521,8 @@ impl Query {
             Some(Value::String(s)) => Some(decode_cursor(s, &signature, sort.len())?),
             Some(_) => return Err(RpcError::invalid_argument("cursor must be a string")),
         };
-        Ok(Query { type_, filter, sort, signature, limit: limit as u32, offset, cursor, include_deleted })
+        let projection = parse_projection(obj)?;
+        Ok(Query { type_, filter, sort, signature, limit: limit as u32, offset, cursor, include_deleted, projection })
     }
 
     /// The conditions of the query (type, deletion, filter), pushing parameters.
@@ -494,8 +575,12 @@ impl Query {
     /// push): the thing columns, then the sort values (for the cursor).
     pub fn row_sql(&self) -> (String, Vec<SqlValue>) {
         let mut params = Vec::new();
+        let data = self.projection.data_sql(&mut params);
         let extra: String = self.sort.iter().map(|k| format!(", {}", k.field.sql(&mut params))).collect();
-        (format!("SELECT {THING_COLUMNS}{extra} FROM things WHERE rowid = ?"), params)
+        (
+            format!("SELECT id, type, {data}, created_at, updated_at, deleted_at, version{extra} FROM things WHERE rowid = ?"),
+            params,
+        )
     }
 
     /// `SELECT` of the next `page` matches of the query (its filter and cursor; sort,

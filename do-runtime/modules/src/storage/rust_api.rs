@@ -1,6 +1,8 @@
 //! The storage module as plain Rust calls, for a class running inside the object: the
 //! same store, the same events written in the same transaction as each change, no RPC.
 
+use super::aggregate::Aggregate;
+use super::precondition::parse_if_match;
 use super::query::Query;
 use super::server::StorageServer;
 use super::things::{Change, Thing};
@@ -41,6 +43,43 @@ impl Things {
         let gone =
             self.server.write(|s| s.delete(id, soft), |gone| gone.iter().map(|t| (Change::Deleted, t)).collect())?;
         Ok(gone.is_some())
+    }
+
+    /// [`Things::update`] only if the thing matches `if_match` (a query's `where`
+    /// filter) when it runs; CONFLICT, and no change, if it does not.
+    pub fn update_if(
+        &self,
+        id: &str,
+        patch: &serde_json::Value,
+        if_match: &serde_json::Value,
+    ) -> Result<Thing, RpcError> {
+        let (patch, filter) = (patch.to_string(), parse_if_match(&if_match.to_string())?);
+        self.server.write(
+            |s| {
+                s.check_precondition(id, filter.as_ref())?;
+                s.update(id, &patch, 0)
+            },
+            |t| vec![(Change::Updated, t)],
+        )
+    }
+
+    /// [`Things::delete`] only if the thing matches `if_match`; CONFLICT if it does not.
+    pub fn delete_if(&self, id: &str, soft: bool, if_match: &serde_json::Value) -> Result<bool, RpcError> {
+        let filter = parse_if_match(&if_match.to_string())?;
+        let gone = self.server.write(
+            |s| {
+                s.check_precondition(id, filter.as_ref())?;
+                s.delete(id, soft)
+            },
+            |gone| gone.iter().map(|t| (Change::Deleted, t)).collect(),
+        )?;
+        Ok(gone.is_some())
+    }
+
+    /// Aggregates (`count/sum/avg/min/max`, `groupBy`) over the things a filter matches;
+    /// the query and answer are those of the `Storage` capability's `aggregate`.
+    pub fn aggregate(&self, query: &str) -> Result<serde_json::Value, RpcError> {
+        Aggregate::parse(query)?.run(self.server.sql())
     }
 
     /// A page of things matching the query (JSON, as the `Storage` capability takes it)

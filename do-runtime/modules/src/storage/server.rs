@@ -3,6 +3,8 @@
 //! same transaction as the change (both commit, or neither), and delivers the events to
 //! subscribers once that has committed.
 
+use super::aggregate::Aggregate;
+use super::precondition::parse_if_match;
 use super::query::Query;
 use super::things::{Change, Store, Thing};
 use crate::events::{EventHub, Outbox};
@@ -27,6 +29,10 @@ impl StorageServer {
         let server = StorageServer { sql, env, events };
         server.store().migrate()?;
         Ok(server)
+    }
+
+    pub(super) fn sql(&self) -> &dyn Sql {
+        &*self.sql
     }
 
     pub(super) fn store(&self) -> Store<'_> {
@@ -129,7 +135,14 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let (id, patch) = (text(p.get_id())?, text(p.get_patch())?);
-        let t = self.write(|s| s.update(&id, &patch, p.get_expected_version()), |t| vec![(Change::Updated, t)])?;
+        let if_match = parse_if_match(&text(p.get_if_match())?)?;
+        let t = self.write(
+            |s| {
+                s.check_precondition(&id, if_match.as_ref())?;
+                s.update(&id, &patch, p.get_expected_version())
+            },
+            |t| vec![(Change::Updated, t)],
+        )?;
         t.write(results.get().init_thing());
         Ok(())
     }
@@ -141,7 +154,14 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let (id, data) = (text(p.get_id())?, text(p.get_data())?);
-        let t = self.write(|s| s.replace(&id, &data, p.get_expected_version()), |t| vec![(Change::Updated, t)])?;
+        let if_match = parse_if_match(&text(p.get_if_match())?)?;
+        let t = self.write(
+            |s| {
+                s.check_precondition(&id, if_match.as_ref())?;
+                s.replace(&id, &data, p.get_expected_version())
+            },
+            |t| vec![(Change::Updated, t)],
+        )?;
         t.write(results.get().init_thing());
         Ok(())
     }
@@ -153,8 +173,16 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let id = text(p.get_id())?;
-        let gone =
-            self.write(|s| s.delete(&id, p.get_soft()), |gone| gone.iter().map(|t| (Change::Deleted, t)).collect())?;
+        let if_match = parse_if_match(&text(p.get_if_match())?)?;
+        let gone = self.write(
+            |s| {
+                if if_match.is_some() {
+                    s.check_precondition(&id, if_match.as_ref())?;
+                }
+                s.delete(&id, p.get_soft())
+            },
+            |gone| gone.iter().map(|t| (Change::Deleted, t)).collect(),
+        )?;
         results.get().set_deleted(gone.is_some());
         Ok(())
     }
@@ -269,6 +297,16 @@ impl storage::Server for StorageServer {
         let mut r = results.get();
         r.set_created(created);
         t.write(r.init_thing());
+        Ok(())
+    }
+
+    async fn aggregate(
+        self: CapRc<Self>,
+        params: storage::AggregateParams,
+        mut results: storage::AggregateResults,
+    ) -> capnp::Result<()> {
+        let aggregate = Aggregate::parse(&text(params.get()?.get_query())?)?;
+        results.get().set_rows(aggregate.run(&*self.sql)?.to_string());
         Ok(())
     }
 }
