@@ -254,14 +254,19 @@ impl SqliteDb {
         if read_only && !stmt.readonly() {
             return Err(RpcError::new(Code::Forbidden, "sql() only reads: use execute() to write the class's tables"));
         }
-        let n = stmt.column_count();
-        let mut rows = stmt.query(params_from_iter(params.iter().map(to_sql))).map_err(refused)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(refused)? {
-            out.push((0..n).map(|i| row.get_ref(i).map(from_sql).unwrap_or(SqlValue::Null)).collect());
-        }
-        Ok(out)
+        all_rows(&mut stmt, params).map_err(refused)
     }
+}
+
+/// Every row of `stmt` run with `params`.
+fn all_rows(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> rusqlite::Result<Vec<Vec<SqlValue>>> {
+    let n = stmt.column_count();
+    let mut rows = stmt.query(params_from_iter(params.iter().map(to_sql)))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push((0..n).map(|i| row.get_ref(i).map(from_sql).unwrap_or(SqlValue::Null)).collect());
+    }
+    Ok(out)
 }
 
 impl Sql for SqliteDb {
@@ -294,13 +299,7 @@ impl Sql for SqliteDb {
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, RpcError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(sql_error)?;
-        let n = stmt.column_count();
-        let mut rows = stmt.query(params_from_iter(params.iter().map(to_sql))).map_err(sql_error)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(sql_error)? {
-            out.push((0..n).map(|i| row.get_ref(i).map(from_sql).unwrap_or(SqlValue::Null)).collect());
-        }
-        Ok(out)
+        all_rows(&mut stmt, params).map_err(sql_error)
     }
 
     fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
