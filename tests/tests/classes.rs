@@ -30,9 +30,17 @@ impl Class for Faulty {
     type Client = counter::Client;
     const INTERFACES: &'static [schema::InterfaceDesc] = examples::counter_interfaces::INTERFACES;
     const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE audit (note TEXT NOT NULL)"];
+    const EVENTS: &'static [&'static str] = &["Boom.*"];
 
     fn create(ctx: Context) -> Result<Self, RpcError> {
         Ok(Faulty { ctx })
+    }
+
+    /// `Boom.panic` panics; any other `Boom.*` is noted in the key `booms`.
+    async fn on_event(self: std::rc::Rc<Self>, event: do_runtime::Event) -> Result<(), RpcError> {
+        assert_ne!(event.verb, "panic", "a handler that panics");
+        let kv = self.ctx.kv();
+        kv.put("booms", &(kv.get::<i64>("booms")?.unwrap_or(0) + 1))
     }
 }
 
@@ -244,6 +252,18 @@ fn a_panicking_method_is_internal_and_the_object_goes_on() {
         assert_eq!(f.increment(1).await.expect("the object still answers").value, 1);
         let other = rpc_client::connect(&ws).await.expect("a new session");
         assert_eq!(counter_of(&other.bootstrap, "Counter", "x").increment(1).await.expect("inc").value, 1);
+        // An event handler that panics is logged; later events still reach the class.
+        let events = f.as_object().events();
+        events.send("Boom.panic", "{}").await.expect("send");
+        events.send("Boom.ok", "{}").await.expect("send");
+        let kv = f.as_object().kv();
+        within("the handler after a panicking one", async {
+            while kv.get("booms").await.expect("get").value != "1" {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert_eq!(f.increment(1).await.expect("the object still answers").value, 2);
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
