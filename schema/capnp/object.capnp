@@ -47,7 +47,7 @@ interface Storage {
   # expectedVersion 0 means "any version"; a mismatch is CONFLICT.
   # ifMatch (update, replace, delete): empty, or a `where` filter (JSON, as in queries)
   # the thing must match when the write runs; if it does not, CONFLICT and no change.
-  # Queries may also name "select": [fields] or "exclude": [fields] of the data.
+  # Queries may also name `"select": ["a", "b.c"]` or `"exclude": [...]` data fields.
 
   create @0 (type :Text, data :Text, id :Text) -> (thing :Thing) $scope("write");
   get @1 (id :Text) -> (thing :Thing) $scope("read");

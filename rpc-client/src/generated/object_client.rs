@@ -2264,7 +2264,7 @@ impl ScheduleEntry {
 /// expectedVersion 0 means "any version"; a mismatch is CONFLICT.
 /// ifMatch (update, replace, delete): empty, or a `where` filter (JSON, as in queries)
 /// the thing must match when the write runs; if it does not, CONFLICT and no change.
-/// Queries may also name "select": [fields] or "exclude": [fields] of the data.
+/// Queries may also name `"select": ["a", "b.c"]` or `"exclude": [...]` data fields.
 ///
 /// Typed client of `object.capnp:Storage`. Each method takes plain Rust values and returns a call you
 /// `.await` for its reply; capabilities in a reply can be called before it arrives

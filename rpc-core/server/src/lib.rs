@@ -15,7 +15,7 @@
 //!   three quarters of the descriptors above 64 of `RLIMIT_NOFILE`); the one over it is
 //!   answered 503 (HTTP) or closed (TCP) and counted in `refused_connections`. Out of
 //!   descriptors, accepting backs off (10 to 100 ms) instead of spinning, and open
-//!   connections go on being served (see [`accept`]'s docs).
+//!   connections go on being served (see the `accept` module).
 //! - Time: an HTTP request head must arrive within [`Limits::header_read_timeout`], a
 //!   batch body within [`Limits::body_read_timeout`] (else 408 TIMEOUT); a streaming
 //!   session with no frame either way for [`Limits::idle_timeout`] (at least the call
