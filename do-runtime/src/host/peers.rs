@@ -14,7 +14,6 @@ use rpc_core::vat::{rpc_system, Link};
 use rpc_core::{Code, Limits, RpcError};
 use schema::object_capnp::object;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc::{UnboundedSender, WeakUnboundedSender};
 
@@ -54,20 +53,22 @@ pub(crate) struct NativePeers {
     /// The object threads' inboxes; weak, so the threads end when the host is dropped.
     pub(crate) senders: Arc<Vec<WeakUnboundedSender<Open>>>,
     pub(crate) classes: Arc<Classes>,
-    pub(crate) open: RefCell<HashMap<ObjectKey, PeerConnection>>,
+    /// By key, most recently used first.
+    pub(crate) open: RefCell<lru::LruCache<ObjectKey, PeerConnection>>,
 }
 
 /// A peer's capability and the disconnector of its connection.
 pub(crate) type PeerConnection = (object::Client, Option<capnp_rpc::Disconnector<Side>>);
 
-/// Most peers one object keeps connections to; past it, the oldest is closed.
+/// Most peers one object keeps connections to; past it, the least recently used is
+/// closed.
 const MAX_PEERS: usize = 64;
 
 impl Peers for NativePeers {
     fn object(&self, class: &str, name: &str) -> Result<object::Client, RpcError> {
         let key = ObjectKey::new(&self.namespace, class, name)?;
         self.classes.resolve(class)?;
-        if let Some((client, _)) = self.open.borrow().get(&key) {
+        if let Some((client, _)) = self.open.borrow_mut().get(&key) {
             return Ok(client.clone());
         }
         let thread = ObjectKey::thread_for(&key.id(), self.senders.len());
@@ -79,13 +80,11 @@ impl Peers for NativePeers {
         let (client, disconnector) = open(&sender, key.clone())?;
         let mut open = self.open.borrow_mut();
         if open.len() >= MAX_PEERS {
-            if let Some(k) = open.keys().next().cloned() {
-                if let Some((_, d)) = open.remove(&k) {
-                    close(d);
-                }
+            if let Some((_, (_, d))) = open.pop_lru() {
+                close(d);
             }
         }
-        open.insert(key, (client.clone(), Some(disconnector)));
+        open.put(key, (client.clone(), Some(disconnector)));
         Ok(client)
     }
 }
@@ -100,7 +99,7 @@ fn close(d: Option<capnp_rpc::Disconnector<Side>>) {
 
 impl Drop for NativePeers {
     fn drop(&mut self) {
-        for (_, (_, d)) in self.open.get_mut().drain() {
+        while let Some((_, (_, d))) = self.open.get_mut().pop_lru() {
             close(d);
         }
     }

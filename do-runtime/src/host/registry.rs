@@ -449,7 +449,7 @@ impl LiveObjects {
             namespace: key.namespace.clone(),
             senders: self.shared.senders.clone(),
             classes: self.shared.classes.clone(),
-            open: RefCell::default(),
+            open: RefCell::new(lru::LruCache::unbounded()),
         });
         let host = HostParts {
             sql,
