@@ -333,8 +333,11 @@ struct LiveObjects {
 fn open_index(dir: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     let _ = std::fs::create_dir_all(dir);
     let c = rusqlite::Connection::open(dir.join("alarms.sqlite"))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
+    // Every object thread opens the index at start: the busy timeout comes first, so a
+    // thread that meets another's lock (switching to WAL, creating the table) waits
+    // instead of failing and running without an index.
     c.busy_timeout(Duration::from_secs(5))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
     c.execute_batch(
         "CREATE TABLE IF NOT EXISTS alarms (id TEXT PRIMARY KEY, namespace TEXT, class TEXT, name TEXT, at INTEGER NOT NULL)",
     )?;
