@@ -9,6 +9,11 @@ enum Op {
     Create(&'static str, &'static str, String),
     Get(&'static str),
     Update(&'static str, String, u64),
+    /// `update(id, patch, 0, ifMatch)`.
+    UpdateIf(&'static str, String, String),
+    /// `delete(id, soft: false, ifMatch)`.
+    DeleteIf(&'static str, String),
+    Aggregate(String),
     Replace(&'static str, &'static str),
     Restore(&'static str),
     Upsert(&'static str, &'static str),
@@ -75,6 +80,41 @@ fn storage_cases() -> Vec<(&'static str, Op, Code)> {
         ("update: $inc float overflow", Update(KEEP, q(json!({"$inc": {"f": 1.0e308}})), 0), InvalidArgument),
         ("update: $set of version", Update(KEEP, q(json!({"$set": {"version": 9}})), 0), InvalidArgument),
         ("update: stale expected version", Update(KEEP, q(json!({"$set": {"n": 2}})), 99), Conflict),
+        ("update: ifMatch that fails", UpdateIf(KEEP, q(json!({"n": 5})), q(json!({"n": 2}))), Conflict),
+        ("update: ifMatch not JSON", UpdateIf(KEEP, q(json!({"n": 5})), "{\"n\"".into()), InvalidArgument),
+        ("update: ifMatch an array", UpdateIf(KEEP, q(json!({"n": 5})), "[1]".into()), InvalidArgument),
+        ("update: ifMatch field with SQL", UpdateIf(KEEP, "{}".into(), q(json!({"n') OR 1 --": 1}))), InvalidArgument),
+        ("delete: ifMatch that fails", DeleteIf(KEEP, q(json!({"s": {"$ne": "text"}}))), Conflict),
+        ("delete: ifMatch unknown operator", DeleteIf(KEEP, q(json!({"n": {"$drop": 1}}))), InvalidArgument),
+        ("query: select with SQL", Query(q(json!({"select": ["n'), data) --"]}))), InvalidArgument),
+        ("query: select and exclude", Query(q(json!({"select": ["n"], "exclude": ["s"]}))), InvalidArgument),
+        (
+            "query: select of 40 fields",
+            Query(q(json!({"select": (0..40).map(|i| format!("f{i}")).collect::<Vec<_>>()}))),
+            LimitExceeded,
+        ),
+        (
+            "aggregate: groupBy with SQL",
+            Aggregate(q(json!({"aggregate": {"n": {"count": "*"}}, "groupBy": ["a; DROP TABLE things"]}))),
+            InvalidArgument,
+        ),
+        (
+            "aggregate: sum of SQL",
+            Aggregate(q(json!({"aggregate": {"n": {"sum": "n) FROM things; --"}}}))),
+            InvalidArgument,
+        ),
+        ("aggregate: unknown function", Aggregate(q(json!({"aggregate": {"n": {"exec": "n"}}}))), InvalidArgument),
+        ("aggregate: none given", Aggregate(q(json!({"where": {"n": 1}}))), InvalidArgument),
+        (
+            "aggregate: limit 5000",
+            Aggregate(q(json!({"aggregate": {"n": {"count": "*"}}, "limit": 5000}))),
+            LimitExceeded,
+        ),
+        (
+            "aggregate: groupBy of 5 fields",
+            Aggregate(q(json!({"aggregate": {"n": {"count": "*"}}, "groupBy": ["a", "b", "c", "d", "e"]}))),
+            LimitExceeded,
+        ),
         ("replace: data an array", Replace(KEEP, "[1]"), InvalidArgument),
         ("restore: missing id", Restore("missing"), NotFound),
         ("upsert: the id as another type", Upsert("Other", KEEP), Conflict),
@@ -107,6 +147,24 @@ async fn run_op(g: &schema::session_capnp::gateway::Client, st: &storage::Client
             r.get().set_id(*id);
             r.get().set_patch(patch.as_str());
             r.get().set_expected_version(*version);
+            r.send().promise.await?;
+        }
+        Op::UpdateIf(id, patch, if_match) => {
+            let mut r = st.update_request();
+            r.get().set_id(*id);
+            r.get().set_patch(patch.as_str());
+            r.get().set_if_match(if_match.as_str());
+            r.send().promise.await?;
+        }
+        Op::DeleteIf(id, if_match) => {
+            let mut r = st.delete_request();
+            r.get().set_id(*id);
+            r.get().set_if_match(if_match.as_str());
+            r.send().promise.await?;
+        }
+        Op::Aggregate(q) => {
+            let mut r = st.aggregate_request();
+            r.get().set_query(q.as_str());
             r.send().promise.await?;
         }
         Op::Replace(id, data) => {

@@ -52,10 +52,13 @@ impl Aggregate {
         }
         let limit = match obj.remove("limit") {
             None | Some(Value::Null) => MAX_GROUPS,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=MAX_GROUPS).contains(n))
-                .ok_or_else(|| RpcError::invalid_argument(format!("limit is 1 to {MAX_GROUPS} groups")))?,
+            Some(v) => match v.as_u64() {
+                Some(n) if n > MAX_GROUPS => {
+                    return Err(RpcError::new(Code::LimitExceeded, format!("at most {MAX_GROUPS} groups")))
+                }
+                Some(n) if n >= 1 => n,
+                _ => return Err(RpcError::invalid_argument(format!("limit is 1 to {MAX_GROUPS} groups"))),
+            },
         };
         let measures =
             match obj.remove("aggregate") {
@@ -66,18 +69,17 @@ impl Aggregate {
             };
         let group_by = match obj.remove("groupBy") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) if items.len() <= MAX_GROUP_BY => items
+            Some(Value::Array(items)) if items.len() > MAX_GROUP_BY => {
+                return Err(RpcError::new(Code::LimitExceeded, format!("groupBy names at most {MAX_GROUP_BY} fields")))
+            }
+            Some(Value::Array(items)) => items
                 .iter()
                 .map(|i| {
                     let name = i.as_str().ok_or_else(|| RpcError::invalid_argument("groupBy fields are strings"))?;
                     Ok((name.to_string(), Field::parse(name)?))
                 })
                 .collect::<Result<Vec<_>, RpcError>>()?,
-            Some(_) => {
-                return Err(RpcError::invalid_argument(format!(
-                    "groupBy takes an array of at most {MAX_GROUP_BY} fields"
-                )))
-            }
+            Some(_) => return Err(RpcError::invalid_argument("groupBy takes an array of fields")),
         };
         let query = Query::parse(&Value::Object(obj).to_string())?;
         Ok(Aggregate { query, group_by, measures, limit })
@@ -146,8 +148,11 @@ impl Aggregate {
 }
 
 fn parse_measures(m: &Map<String, Value>) -> Result<Vec<Measure>, RpcError> {
-    if m.is_empty() || m.len() > MAX_AGGREGATES {
-        return Err(RpcError::new(Code::InvalidArgument, format!("aggregate names 1 to {MAX_AGGREGATES} results")));
+    if m.is_empty() {
+        return Err(RpcError::invalid_argument("aggregate names at least one result"));
+    }
+    if m.len() > MAX_AGGREGATES {
+        return Err(RpcError::new(Code::LimitExceeded, format!("aggregate names at most {MAX_AGGREGATES} results")));
     }
     m.iter()
         .map(|(name, spec)| {

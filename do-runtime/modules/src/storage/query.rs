@@ -392,8 +392,11 @@ fn parse_projection(obj: &Map<String, Value>) -> Result<Projection, RpcError> {
         let items = v.as_array().ok_or_else(|| {
             RpcError::invalid_argument(format!("{key} takes an array of data fields like [\"name\", \"address.city\"]"))
         })?;
-        if items.is_empty() || items.len() > MAX_PROJECTED {
-            return Err(RpcError::invalid_argument(format!("{key} names 1 to {MAX_PROJECTED} fields")));
+        if items.is_empty() {
+            return Err(RpcError::invalid_argument(format!("{key} names at least one field")));
+        }
+        if items.len() > MAX_PROJECTED {
+            return Err(too_much(format!("{key} names at most {MAX_PROJECTED} fields")));
         }
         items
             .iter()
