@@ -11,6 +11,7 @@ use capnp::capability::Rc as CapRc;
 use do_modules::host::{Env, Task};
 use do_modules::storage::query::Query;
 use do_modules::storage::things::Store;
+use futures::FutureExt;
 use rpc_server::ServerConfig;
 use schema::object_capnp::{events, handler, storage};
 use std::cell::Cell;
@@ -43,6 +44,23 @@ async fn rate<F: std::future::Future<Output = ()>>(mut op: impl FnMut(u64) -> F)
         n += 1;
     }
     n as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Calls per second with 100 in flight: `call(n, i)` starts call `i` of burst `n`.
+async fn burst<F>(mut call: impl FnMut(u64, u64) -> F) -> f64
+where
+    F: std::future::Future<Output = Result<(), capnp::Error>>,
+{
+    rate(|n| {
+        let calls: Vec<F> = (0..100).map(|i| call(n, i)).collect();
+        async move {
+            for c in futures::future::join_all(calls).await {
+                c.expect("a call of the burst");
+            }
+        }
+    })
+    .await
+        * 100.0
 }
 
 /// The aging figures are scaled down by this much in short (CI) mode.
@@ -284,24 +302,14 @@ fn main() {
         .await;
         // Durable creates with 100 in flight: their writes share commits (the output
         // gate holds each answer until the commit covering it).
-        let create_100 = rate(|n| {
-            let calls: Vec<_> = (0..100)
-                .map(|i| {
-                    let mut r = st.create_request();
-                    r.get().set_type("Burst");
-                    r.get().set_id(format!("b{n}-{i}"));
-                    r.get().set_data(format!(r#"{{"n": {i}}}"#));
-                    r.send().promise
-                })
-                .collect();
-            async move {
-                for c in futures::future::join_all(calls).await {
-                    c.expect("create");
-                }
-            }
+        let create_100 = burst(|n, i| {
+            let mut r = st.create_request();
+            r.get().set_type("Burst");
+            r.get().set_id(format!("b{n}-{i}"));
+            r.get().set_data(format!(r#"{{"n": {i}}}"#));
+            r.send().promise.map(|r| r.map(drop))
         })
-        .await
-            * 100.0;
+        .await;
         // A user class's method vs the built-in storage's, one write each, sequential.
         let counter = examples::counter_client::Counter::new(session.bootstrap.object("Counter", "c").object().cast());
         counter.increment(1).await.expect("increment");
@@ -327,22 +335,12 @@ fn main() {
             }
         })
         .await;
-        let get_100 = rate(|n| {
-            let calls: Vec<_> = (0..100)
-                .map(|i| {
-                    let mut r = st.get_request();
-                    r.get().set_id(format!("i{}", (n * 100 + i) % 100));
-                    r.send().promise
-                })
-                .collect();
-            async move {
-                for c in futures::future::join_all(calls).await {
-                    c.expect("get");
-                }
-            }
+        let get_100 = burst(|n, i| {
+            let mut r = st.get_request();
+            r.get().set_id(format!("i{}", (n * 100 + i) % 100));
+            r.send().promise.map(|r| r.map(drop))
         })
-        .await
-            * 100.0;
+        .await;
 
         // Fan-out: 100 subscribers (capabilities on this client) to every event.
         let delivered = std::rc::Rc::new(Cell::new(0u64));

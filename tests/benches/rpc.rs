@@ -76,18 +76,12 @@ fn loopback_round_trips_per_s() -> f64 {
 /// here: it pays the reactor's wake-ups and no RPC work at all.
 async fn tokio_loopback_round_trips_per_s() -> f64 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        rpc_client::run(async move {
-            l.set_nonblocking(true).expect("nonblocking");
-            let l = tokio::net::TcpListener::from_std(l).expect("listener");
-            if let Ok((mut s, _)) = l.accept().await {
-                let _ = s.set_nodelay(true);
-                let mut b = [0u8; 64];
-                while s.read_exact(&mut b).await.is_ok() && s.write_all(&b).await.is_ok() {}
-            }
-        });
+    let addr = serve_on_thread(|l| async move {
+        if let Ok((mut s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            let mut b = [0u8; 64];
+            while s.read_exact(&mut b).await.is_ok() && s.write_all(&b).await.is_ok() {}
+        }
     });
     let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
     c.set_nodelay(true).expect("nodelay");
@@ -103,27 +97,37 @@ async fn tokio_loopback_round_trips_per_s() -> f64 {
 
 /// A plain capnp-rpc (twoparty) server for the demo directory, on its own thread.
 fn plain_capnp_server() -> std::net::SocketAddr {
+    serve_on_thread(|l| async move {
+        let stack = rpc_core::layer::Stack::new().layer(rpc_core::layer::Deadline::new(Duration::from_secs(30)));
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            s.set_nodelay(true).expect("nodelay");
+            let dir: directory::Client = capnp_rpc::new_client(do_runtime::demo::DirectoryServer::new(stack.clone()));
+            let (r, w) = tokio_util::compat::TokioAsyncReadCompatExt::compat(s).split();
+            let net = twoparty::VatNetwork::new(
+                futures::io::BufReader::new(r),
+                futures::io::BufWriter::new(w),
+                Side::Server,
+                Default::default(),
+            );
+            tokio::task::spawn_local(RpcSystem::new(Box::new(net), Some(dir.client)));
+        }
+    })
+}
+
+/// Binds a loopback listener and runs `serve` on it on a thread of its own (a
+/// current-thread runtime in a `LocalSet`); returns the address.
+fn serve_on_thread<F, Fut>(serve: F) -> std::net::SocketAddr
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = l.local_addr().expect("addr");
     std::thread::spawn(move || {
         rpc_client::run(async move {
             l.set_nonblocking(true).expect("nonblocking");
-            let l = tokio::net::TcpListener::from_std(l).expect("listener");
-            let stack = rpc_core::layer::Stack::new().layer(rpc_core::layer::Deadline::new(Duration::from_secs(30)));
-            loop {
-                let Ok((s, _)) = l.accept().await else { return };
-                s.set_nodelay(true).expect("nodelay");
-                let dir: directory::Client =
-                    capnp_rpc::new_client(do_runtime::demo::DirectoryServer::new(stack.clone()));
-                let (r, w) = tokio_util::compat::TokioAsyncReadCompatExt::compat(s).split();
-                let net = twoparty::VatNetwork::new(
-                    futures::io::BufReader::new(r),
-                    futures::io::BufWriter::new(w),
-                    Side::Server,
-                    Default::default(),
-                );
-                tokio::task::spawn_local(RpcSystem::new(Box::new(net), Some(dir.client)));
-            }
+            serve(tokio::net::TcpListener::from_std(l).expect("listener")).await;
         });
     });
     addr

@@ -1,6 +1,7 @@
 //! Connections from one object to another (`Context::object`): the same in-process
-//! Cap'n Proto connection a session gets, held open while any capability handed out
-//! over it lives, and closed when the last one is dropped.
+//! Cap'n Proto connection a session gets, one per peer, kept while the calling object
+//! is live (at most 64, the least recently used closed first) and closed
+//! when it is evicted.
 
 use super::channel::{pair, ChannelFrames};
 use super::classes::Classes;

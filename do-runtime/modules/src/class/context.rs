@@ -37,8 +37,8 @@ struct Inner {
 }
 
 impl Context {
-    pub(crate) fn new(parts: &ObjectParts) -> Result<Context, RpcError> {
-        Ok(Context {
+    pub(crate) fn new(parts: &ObjectParts) -> Context {
+        Context {
             inner: Rc::new(Inner {
                 address: parts.address.clone(),
                 sql: parts.sql.clone(),
@@ -53,7 +53,7 @@ impl Context {
                 schedule: parts.schedule.clone(),
                 peers: parts.peers.clone(),
             }),
-        })
+        }
     }
 
     /// Who the object is: its id, namespace, class and name.

@@ -231,7 +231,7 @@ fn instantiate<C: Class>(class: &str, parts: ObjectParts, stack: &Stack) -> Resu
     migrate(&parts, class, C::MIGRATIONS)?;
     let patterns = C::EVENTS.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
     let base: object::Client = capnp_rpc::new_client(parts.object_server());
-    let ctx = Context::new(&parts)?;
+    let ctx = Context::new(&parts);
     let instance = match std::panic::catch_unwind(AssertUnwindSafe(|| C::create(ctx))) {
         Ok(r) => Rc::new(r?),
         Err(p) => {
