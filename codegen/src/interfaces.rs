@@ -5,7 +5,10 @@ use crate::CodegenError;
 use capnp::schema_capnp::node;
 use std::fmt::Write as _;
 
-type Row = (String, u64, Vec<(String, usize, Option<String>)>);
+/// One method: name, ordinal, scope, and the Rust modules of its params and results.
+type MethodRow = (String, usize, Option<String>, String, String);
+/// One interface: display name, id, methods, the ids it extends.
+type Row = (String, u64, Vec<MethodRow>, Vec<u64>);
 
 fn fail(e: capnp::Error) -> CodegenError {
     CodegenError::Failed(e.to_string())
@@ -17,7 +20,33 @@ fn read(request: &[u8]) -> Result<capnp::message::Reader<capnp::serialize::Owned
 
 /// Every interface of the request whose display name starts with `prefix`, with its
 /// methods and their `$scope`, sorted by name so the output is stable.
-fn rows(req: capnp::schema_capnp::code_generator_request::Reader<'_>, prefix: &str) -> Result<Vec<Row>, CodegenError> {
+/// `provided`: files whose code is in the `schema` crate (their modules are
+/// `::schema::...` rather than `crate::...`).
+fn rows(
+    message: &capnp::message::Reader<capnp::serialize::OwnedSegments>,
+    prefix: &str,
+    provided: &[String],
+) -> Result<Vec<Row>, CodegenError> {
+    let req: capnp::schema_capnp::code_generator_request::Reader = message.get_root().map_err(fail)?;
+    let ctx = capnpc::codegen::GeneratorContext::new(message).map_err(fail)?;
+    // A method's implicit params and results structs are not in capnpc's scope map: it
+    // names them `<interface>::<method>_params` / `_results`.
+    let module = |id: u64, implicit: (u64, &str)| -> Result<String, CodegenError> {
+        let path = match ctx.scope_map.get(&id) {
+            Some(p) => p.join("::"),
+            None => {
+                let iface = ctx
+                    .scope_map
+                    .get(&implicit.0)
+                    .ok_or_else(|| CodegenError::Failed(format!("no Rust path for node {:#x}", implicit.0)))?;
+                format!("{}::{}", iface.join("::"), implicit.1)
+            }
+        };
+        Ok(match provided.iter().find(|m| path.starts_with(&format!("crate::{m}::"))) {
+            Some(_) => format!("::schema::{}", &path["crate::".len()..]),
+            None => path,
+        })
+    };
     // Methods declare the token scope they need with the `scope` annotation.
     let mut scope_ids = Vec::new();
     for n in req.get_nodes().map_err(fail)? {
@@ -45,9 +74,13 @@ fn rows(req: capnp::schema_capnp::code_generator_request::Reader<'_>, prefix: &s
                         }
                     }
                 }
-                methods.push((mname, ordinal, scope));
+                let snake = crate::model::snake(&mname);
+                let params = module(m.get_param_struct_type(), (n.get_id(), &format!("{snake}_params")))?;
+                let results = module(m.get_result_struct_type(), (n.get_id(), &format!("{snake}_results")))?;
+                methods.push((mname, ordinal, scope, params, results));
             }
-            rows.push((name, n.get_id(), methods));
+            let extends = iface.get_superclasses().map_err(fail)?.iter().map(|s| s.get_id()).collect();
+            rows.push((name, n.get_id(), methods, extends));
         }
     }
     rows.sort();
@@ -55,18 +88,22 @@ fn rows(req: capnp::schema_capnp::code_generator_request::Reader<'_>, prefix: &s
 }
 
 fn render(rows: Vec<Row>, path: &str, s: &mut String) {
-    for (name, id, methods) in rows {
+    const TYPE: &str = "as ::capnp::introspect::Introspect>::introspect";
+    for (name, id, methods, extends) in rows {
         let _ = writeln!(
             s,
             "    {path}InterfaceDesc {{\n        name: {name:?},\n        id: {id:#018x},\n        methods: &["
         );
-        for (mname, ordinal, scope) in methods {
+        for (mname, ordinal, scope, params, results) in methods {
             let _ = writeln!(
                 s,
-                "            {path}MethodDesc {{ name: {mname:?}, ordinal: {ordinal}, scope: {scope:?} }},"
+                "            {path}MethodDesc {{\n                name: {mname:?},\n                ordinal: {ordinal},\n                \
+                 scope: {scope:?},\n                params: <{params}::Owned {TYPE},\n                \
+                 results: <{results}::Owned {TYPE},\n            }},"
             );
         }
-        s.push_str("        ],\n    },\n");
+        let extends: Vec<String> = extends.iter().map(|e| format!("{e:#018x}")).collect();
+        let _ = writeln!(s, "        ],\n        extends: &[{}],\n    }},", extends.join(", "));
     }
     s.push_str("];\n");
 }
@@ -75,13 +112,12 @@ fn render(rows: Vec<Row>, path: &str, s: &mut String) {
 /// `CodeGeneratorRequest`, sorted by name so the output is stable.
 pub fn interfaces_table(request: &[u8]) -> Result<String, CodegenError> {
     let message = read(request)?;
-    let req: capnp::schema_capnp::code_generator_request::Reader = message.get_root().map_err(fail)?;
     let mut s = String::from(
         "// @generated by schema-regen from the schema files. DO NOT EDIT.\n\n\
          /// Every interface declared in the schema, with its methods, for discovery.\n\
          pub static INTERFACES: &[InterfaceDesc] = &[\n",
     );
-    render(rows(req, "")?, "", &mut s);
+    render(rows(&message, "", &[])?, "", &mut s);
     Ok(s)
 }
 
@@ -122,6 +158,7 @@ pub fn file_interfaces_table(request: &[u8], file: u64, runtime: &str) -> Result
          /// (a server's `App::class` does) so tokens and method names cover them.\n\
          pub const INTERFACES: &[{runtime}::InterfaceDesc] = &[\n"
     );
-    render(rows(req, &format!("{display}:"))?, &format!("{runtime}::"), &mut s);
+    let provided: Vec<String> = crate::BUILTIN_FILES.iter().map(|f| f.replace(".capnp", "_capnp")).collect();
+    render(rows(&message, &format!("{display}:"), &provided)?, &format!("{runtime}::"), &mut s);
     Ok(s)
 }

@@ -7,11 +7,15 @@ annotation scope @0xcc2f4b44aced05ae (method) :Text;
 # The least token scope a method needs: "read" < "write" < "admin". Brokers' membranes
 # enforce it; a method without one needs "admin".
 
+annotation json @0x90bc2b18423f2c79 (field, param) :Void;
+# The Text holds JSON. Binary clients see the text; the Cap'n Web (JSON) gateway and
+# the TypeScript types show the JSON value itself.
+
 struct Thing {
   id @0 :Text;
   type @1 :Text;
   # The noun, e.g. `Customer`.
-  data @2 :Text;
+  data @2 :Text $json;
   # A JSON object.
   createdAt @3 :Int64;
   updatedAt @4 :Int64;
@@ -26,7 +30,7 @@ struct NewThing {
   type @0 :Text;
   id @1 :Text;
   # Empty: generated.
-  data @2 :Text;
+  data @2 :Text $json;
 }
 
 interface Object {
@@ -49,21 +53,21 @@ interface Storage {
   # the thing must match when the write runs; if it does not, CONFLICT and no change.
   # Queries may also name `"select": ["a", "b.c"]` or `"exclude": [...]` data fields.
 
-  create @0 (type :Text, data :Text, id :Text) -> (thing :Thing) $scope("write");
+  create @0 (type :Text, data :Text $json, id :Text) -> (thing :Thing) $scope("write");
   get @1 (id :Text) -> (thing :Thing) $scope("read");
-  update @2 (id :Text, patch :Text, expectedVersion :UInt64, ifMatch :Text) -> (thing :Thing) $scope("write");
-  replace @3 (id :Text, data :Text, expectedVersion :UInt64, ifMatch :Text) -> (thing :Thing) $scope("write");
-  delete @4 (id :Text, soft :Bool, ifMatch :Text) -> (deleted :Bool) $scope("write");
+  update @2 (id :Text, patch :Text $json, expectedVersion :UInt64, ifMatch :Text $json) -> (thing :Thing) $scope("write");
+  replace @3 (id :Text, data :Text $json, expectedVersion :UInt64, ifMatch :Text $json) -> (thing :Thing) $scope("write");
+  delete @4 (id :Text, soft :Bool, ifMatch :Text $json) -> (deleted :Bool) $scope("write");
   restore @5 (id :Text) -> (thing :Thing) $scope("write");
-  query @6 (query :Text) -> (things :List(Thing), cursor :Text) $scope("read");
+  query @6 (query :Text $json) -> (things :List(Thing), cursor :Text) $scope("read");
   # cursor: empty on the last page.
-  findFirst @7 (query :Text) -> (thing :Thing, found :Bool) $scope("read");
-  count @8 (query :Text) -> (count :UInt64) $scope("read");
+  findFirst @7 (query :Text $json) -> (thing :Thing, found :Bool) $scope("read");
+  count @8 (query :Text $json) -> (count :UInt64) $scope("read");
   bulkCreate @9 (things :List(NewThing)) -> (things :List(Thing)) $scope("write");
-  bulkUpdate @10 (query :Text, patch :Text) -> (count :UInt64) $scope("write");
-  bulkDelete @11 (query :Text, soft :Bool) -> (count :UInt64) $scope("write");
-  upsert @12 (type :Text, id :Text, data :Text) -> (thing :Thing, created :Bool) $scope("write");
-  aggregate @13 (query :Text) -> (rows :Text) $scope("read");
+  bulkUpdate @10 (query :Text $json, patch :Text $json) -> (count :UInt64) $scope("write");
+  bulkDelete @11 (query :Text $json, soft :Bool) -> (count :UInt64) $scope("write");
+  upsert @12 (type :Text, id :Text, data :Text $json) -> (thing :Thing, created :Bool) $scope("write");
+  aggregate @13 (query :Text $json) -> (rows :Text $json) $scope("read");
   # {"type": .., "where": .., "groupBy": ["data.country"], "aggregate": {"n": {"count": "*"},
   # "total": {"sum": "data.amount"}}, "limit": 100}: a JSON array of rows
   # [{"group": {"data.country": "FR"}, "n": 3, "total": 12.5}], groups in order.
@@ -75,7 +79,7 @@ struct Event {
   # Position in the object's event log; list(since) resumes after it.
   type @2 :Text;
   # `Noun.verb`.
-  data @3 :Text;
+  data @3 :Text $json;
   timestamp @4 :Int64;
   source @5 :Text;
   # The id of the object that sent it.
@@ -92,7 +96,7 @@ interface Subscription {
 }
 
 interface Events {
-  send @0 (type :Text, data :Text) -> (event :Event) $scope("write");
+  send @0 (type :Text, data :Text $json) -> (event :Event) $scope("write");
   subscribe @1 (pattern :Text, handler :Handler) -> (subscription :Subscription) $scope("read");
   # Patterns: `Customer.created`, `*.created`, `Customer.*`, `*.*`, `*`.
   list @2 (since :UInt64, pattern :Text, limit :UInt32) -> (events :List(Event), next :UInt64) $scope("read");
@@ -103,13 +107,13 @@ struct ScheduleEntry {
   spec @1 :Text;
   action @2 :Text;
   # The event type sent at each run.
-  data @3 :Text;
+  data @3 :Text $json;
   nextRun @4 :Int64;
   lastRun @5 :Int64;
 }
 
 interface Schedule {
-  schedule @0 (spec :Text, action :Text, data :Text, handler :Handler) -> (entry :ScheduleEntry) $scope("write");
+  schedule @0 (spec :Text, action :Text, data :Text $json, handler :Handler) -> (entry :ScheduleEntry) $scope("write");
   # spec: 5/6-field cron, or `every 5 minutes`, `every day at 14:30`, `every Monday at 9am`...
   list @1 () -> (entries :List(ScheduleEntry)) $scope("read");
   cancel @2 (id :Text) -> (cancelled :Bool) $scope("write");
@@ -118,14 +122,14 @@ interface Schedule {
 
 struct KvEntry {
   key @0 :Text;
-  value @1 :Text;
+  value @1 :Text $json;
   # JSON.
 }
 
 interface Kv {
   # The key-value entries a class keeps with `Context::kv` (JSON values).
-  get @0 (key :Text) -> (value :Text, found :Bool) $scope("admin");
-  put @1 (key :Text, value :Text) -> () $scope("admin");
+  get @0 (key :Text) -> (value :Text $json, found :Bool) $scope("admin");
+  put @1 (key :Text, value :Text $json) -> () $scope("admin");
   # value: JSON; anything else is INVALID_ARGUMENT.
   delete @2 (key :Text) -> (deleted :Bool) $scope("admin");
   list @3 (prefix :Text, limit :UInt32) -> (entries :List(KvEntry)) $scope("admin");

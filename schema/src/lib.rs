@@ -39,7 +39,7 @@ pub mod broker_capnp {
 }
 
 /// One method of an interface, as declared in the schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct MethodDesc {
     /// The method's name as written in the schema (camelCase).
     pub name: &'static str,
@@ -47,7 +47,22 @@ pub struct MethodDesc {
     pub ordinal: u16,
     /// The least token scope the method needs (its `$scope` annotation), if declared.
     pub scope: Option<&'static str>,
+    /// The params struct's type, for bridges that build calls from the schema (the
+    /// Cap'n Web gateway).
+    pub params: fn() -> capnp::introspect::Type,
+    /// The results struct's type.
+    pub results: fn() -> capnp::introspect::Type,
 }
+
+/// Methods are equal when their names, ordinals and scopes are (the type functions
+/// follow from those).
+impl PartialEq for MethodDesc {
+    fn eq(&self, other: &Self) -> bool {
+        (self.name, self.ordinal, self.scope) == (other.name, other.ordinal, other.scope)
+    }
+}
+
+impl Eq for MethodDesc {}
 
 /// One interface of the schema with its methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +73,8 @@ pub struct InterfaceDesc {
     pub id: u64,
     /// The methods in ordinal order.
     pub methods: &'static [MethodDesc],
+    /// The ids of the interfaces it extends (directly).
+    pub extends: &'static [u64],
 }
 
 include!("generated/interfaces.rs");
