@@ -23,6 +23,7 @@
 
 #[cfg(feature = "timer")]
 pub mod batch;
+pub mod capnweb;
 pub mod error;
 pub mod framing;
 pub mod guard;

@@ -48,6 +48,12 @@ pub struct Metrics {
     pub ws_sessions: AtomicU64,
     /// TCP sessions opened.
     pub tcp_sessions: AtomicU64,
+    /// Cap'n Web WebSocket sessions opened (`GET /capnweb`).
+    pub capnweb_sessions: AtomicU64,
+    /// Cap'n Web HTTP batches served (`POST /capnweb`).
+    pub capnweb_batches: AtomicU64,
+    /// Messages received from Cap'n Web peers (WebSocket and batch).
+    pub capnweb_messages: AtomicU64,
     /// Sessions currently open (WebSocket and TCP).
     pub active_sessions: AtomicU64,
     /// Sessions that ended because the peer broke the protocol or a hard limit.
@@ -74,6 +80,9 @@ impl Default for Metrics {
             http_batches: AtomicU64::new(0),
             batch_messages: AtomicU64::new(0),
             ws_sessions: AtomicU64::new(0),
+            capnweb_sessions: AtomicU64::new(0),
+            capnweb_batches: AtomicU64::new(0),
+            capnweb_messages: AtomicU64::new(0),
             tcp_sessions: AtomicU64::new(0),
             active_sessions: AtomicU64::new(0),
             aborted_sessions: AtomicU64::new(0),
@@ -114,11 +123,14 @@ impl Metrics {
 
     /// Registers a snapshot of the counters, and the call families, into `registry`.
     pub fn register(&self, registry: &mut Registry) {
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             ("http_requests", "HTTP requests of any kind", &self.http_requests),
             ("http_batches", "POST /rpc batches served", &self.http_batches),
             ("batch_messages", "Messages received in HTTP batches", &self.batch_messages),
             ("ws_sessions", "WebSocket sessions opened", &self.ws_sessions),
+            ("capnweb_sessions", "Cap'n Web WebSocket sessions opened", &self.capnweb_sessions),
+            ("capnweb_batches", "Cap'n Web HTTP batches served", &self.capnweb_batches),
+            ("capnweb_messages", "messages received from Cap'n Web peers", &self.capnweb_messages),
             ("tcp_sessions", "TCP sessions opened", &self.tcp_sessions),
             (
                 "aborted_sessions",
@@ -180,6 +192,9 @@ impl Metrics {
             "http_batches": Self::get(&self.http_batches),
             "batch_messages": Self::get(&self.batch_messages),
             "ws_sessions": Self::get(&self.ws_sessions),
+            "capnweb_sessions": Self::get(&self.capnweb_sessions),
+            "capnweb_batches": Self::get(&self.capnweb_batches),
+            "capnweb_messages": Self::get(&self.capnweb_messages),
             "tcp_sessions": Self::get(&self.tcp_sessions),
             "active_sessions": Self::get(&self.active_sessions),
             "aborted_sessions": Self::get(&self.aborted_sessions),

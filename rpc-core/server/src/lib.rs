@@ -1,5 +1,6 @@
 //! The dotdo server: an HTTP listener on 127.0.0.1 serving `POST /rpc` (batch),
-//! `GET /rpc` (WebSocket upgrade) and `GET /health`, and a TCP listener speaking the
+//! `GET /rpc` (WebSocket upgrade), the same for Cap'n Web (JSON) at `/capnweb`, a page
+//! at `GET /` and `GET /health`, and a TCP listener speaking the
 //! plain Cap'n Proto stream, all handing sessions a bootstrap capability made by the
 //! embedding program.
 //!
@@ -30,6 +31,8 @@
 //!   connections each holding a partial 32 MiB frame measured +310 MiB (bound 318 MiB).
 
 mod accept;
+mod capnweb;
+mod page;
 
 pub use accept::{open_files_limit, parse_limits};
 mod auto_error;
@@ -71,6 +74,10 @@ pub enum TransportKind {
     HttpBatch,
     /// The plain Cap'n Proto TCP stream.
     Tcp,
+    /// `GET /capnweb`: Cap'n Web (JSON) over a WebSocket.
+    CapnWeb,
+    /// One `POST /capnweb` batch of Cap'n Web messages.
+    CapnWebBatch,
 }
 
 /// What the bootstrap factory knows about a new session.
@@ -170,12 +177,15 @@ struct Shared {
 }
 
 impl TransportKind {
-    /// A short name for logs: `websocket`, `http-batch` or `tcp`.
+    /// A short name for logs: `websocket`, `http-batch`, `tcp`, `capnweb` or
+    /// `capnweb-batch`.
     pub fn as_str(self) -> &'static str {
         match self {
             TransportKind::WebSocket => "websocket",
             TransportKind::HttpBatch => "http-batch",
             TransportKind::Tcp => "tcp",
+            TransportKind::CapnWeb => "capnweb",
+            TransportKind::CapnWebBatch => "capnweb-batch",
         }
     }
 }
@@ -379,6 +389,13 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>, slot: Rc<accept::Slo
         (&Method::POST, "/rpc") => batch(req, namespace, &shared).await,
         (&Method::GET, "/rpc") => upgrade(req, namespace, &shared, slot),
         (_, "/rpc") => Err(RpcError::invalid_argument("use POST /rpc for a batch or GET /rpc to open a WebSocket")),
+        (&Method::POST, "/capnweb") => capnweb::batch(req, namespace, &shared).await,
+        (&Method::GET, "/capnweb") => capnweb::upgrade(req, namespace, &shared, slot),
+        (_, "/capnweb") => {
+            Err(RpcError::invalid_argument("use POST /capnweb for a batch or GET /capnweb to open a WebSocket"))
+        }
+        (&Method::GET, "/") => Ok(page::index()),
+        (&Method::GET, "/capnweb.js") => Ok(page::capnweb_module()),
         (_, path) => Err(RpcError::new(Code::NotFound, format!("no route for {path}"))),
     };
     result.unwrap_or_else(|e| {

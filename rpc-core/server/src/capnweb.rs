@@ -1,0 +1,239 @@
+//! The Cap'n Web transports: `GET /capnweb` (a WebSocket of JSON text messages) and
+//! `POST /capnweb` (an HTTP batch: newline-separated messages in, the answers out).
+//! The protocol is `rpc_core::capnweb`; this is only the I/O around it.
+
+use crate::{accept, error_response, read_body, Body, Shared, TransportKind};
+use bytes::Bytes;
+use capnp::traits::HasTypeId;
+use futures::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rpc_core::capnweb::{Cap, Session, SessionLimits};
+use rpc_core::metrics::Metrics;
+use rpc_core::{Code, RpcError};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tracing::Instrument;
+
+/// The content type of a batch answer.
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn main_cap(bootstrap: capnp::capability::Client) -> Cap {
+    Cap { client: bootstrap, interface: schema::session_capnp::gateway::Client::TYPE_ID }
+}
+
+fn abort_line(e: &RpcError) -> String {
+    serde_json::json!(["abort", rpc_core::capnweb::wire::error_expr(e)]).to_string()
+}
+
+/// `POST /capnweb`: runs the batch's messages in one session and answers with what the
+/// session sends once every pulled result is in. A batch refused as a whole (too many
+/// messages, a message that is not Cap'n Web) is answered 200 with an `abort`
+/// message, so the `capnweb` client rejects its calls with the typed error.
+pub(crate) async fn batch(
+    req: Request<Incoming>,
+    namespace: String,
+    shared: &Arc<Shared>,
+) -> Result<Response<Body>, RpcError> {
+    let body = match read_body(req.into_body(), &shared.limits).await {
+        Ok(b) => b,
+        Err(e) if e.code == Code::Timeout => {
+            let mut r = error_response(&e);
+            *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
+        Err(e) => return Ok(text_response(abort_line(&e))),
+    };
+    let Ok(body) = std::str::from_utf8(&body) else {
+        return Ok(text_response(abort_line(&RpcError::invalid_argument("the batch is not UTF-8"))));
+    };
+    let lines: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('\n').collect() };
+    Metrics::inc(&shared.metrics.capnweb_batches);
+    shared.metrics.capnweb_messages.fetch_add(lines.len() as u64, Ordering::Relaxed);
+    if lines.len() > shared.limits.max_batch_messages {
+        let e = RpcError::new(
+            Code::LimitExceeded,
+            format!("the batch has {} messages; the limit is {}", lines.len(), shared.limits.max_batch_messages),
+        );
+        return Ok(text_response(abort_line(&e)));
+    }
+    let (bootstrap, span) = shared.session(namespace, TransportKind::CapnWebBatch);
+    let (session, driver, mut out) = Session::new(main_cap(bootstrap), SessionLimits::from_limits(&shared.limits));
+    let run = async {
+        for line in lines {
+            if session.receive(line).is_err() {
+                return;
+            }
+        }
+        let deadline = shared.limits.call_timeout + std::time::Duration::from_secs(1);
+        tokio::select! {
+            _ = driver => {}
+            _ = session.drained() => {}
+            _ = tokio::time::sleep(deadline) => {
+                session.abort(RpcError::new(Code::Timeout, "the batch's calls did not finish in time"));
+            }
+        }
+    };
+    run.instrument(span.clone()).await;
+    session.close();
+    let mut answer = Vec::new();
+    while let Ok(line) = out.try_recv() {
+        answer.push(line);
+    }
+    span.in_scope(|| tracing::debug!(outcome = "closed", messages = answer.len(), "capnweb batch served"));
+    Ok(text_response(answer.join("\n")))
+}
+
+fn text_response(body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(TEXT));
+    r
+}
+
+/// `GET /capnweb`: upgrades to a WebSocket and runs a session over it.
+pub(crate) fn upgrade(
+    mut req: Request<Incoming>,
+    namespace: String,
+    shared: &Arc<Shared>,
+    slot: Rc<accept::Slot>,
+) -> Result<Response<Body>, RpcError> {
+    let headers = req.headers();
+    let is_ws = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers.get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
+    let (true, Some(accept)) = (is_ws, key) else {
+        return Err(RpcError::invalid_argument(
+            "GET /capnweb must be a WebSocket upgrade (or use POST /capnweb for a batch)",
+        ));
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let shared = shared.clone();
+    tokio::task::spawn_local(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(shared.limits.max_message_bytes))
+            .max_frame_size(Some(shared.limits.max_message_bytes));
+        let ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        Metrics::inc(&shared.metrics.capnweb_sessions);
+        let (bootstrap, span) = shared.session(namespace, TransportKind::CapnWeb);
+        run(ws, bootstrap, shared).instrument(span).await;
+        drop(slot);
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        "sec-websocket-accept",
+        HeaderValue::from_str(&accept).map_err(|e| RpcError::new(Code::Internal, e.to_string()))?,
+    );
+    Ok(r)
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// How a WebSocket session ended, for the log.
+enum End {
+    Closed,
+    Aborted(RpcError),
+}
+
+async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Shared>) {
+    shared.metrics.active_sessions.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("session started");
+    let (session, mut driver, mut out) = Session::new(main_cap(bootstrap), SessionLimits::from_limits(&shared.limits));
+    let idle = shared.timeouts().idle;
+    let end = loop {
+        tokio::select! {
+            biased;
+            line = out.next() => {
+                let Some(line) = line else { break End::Closed };
+                if ws.feed(WsMessage::text(line)).await.is_err() {
+                    break End::Closed;
+                }
+                while let Ok(line) = out.try_recv() {
+                    if ws.feed(WsMessage::text(line)).await.is_err() {
+                        break;
+                    }
+                }
+                if ws.flush().await.is_err() {
+                    break End::Closed;
+                }
+            }
+            frame = tokio::time::timeout(idle, ws.next()) => {
+                let e = match frame {
+                    Err(_) => RpcError::new(Code::Timeout, format!("no message for {} s", idle.as_secs())),
+                    Ok(None | Some(Ok(WsMessage::Close(_)))) => break End::Closed,
+                    Ok(Some(Ok(WsMessage::Text(text)))) => {
+                        Metrics::inc(&shared.metrics.capnweb_messages);
+                        match session.receive(text.as_str()) {
+                            Ok(()) => continue,
+                            Err(e) if e.code == Code::Disconnected => break End::Closed,
+                            Err(e) => {
+                                flush(&mut ws, &mut out).await;
+                                break End::Aborted(e);
+                            }
+                        }
+                    }
+                    Ok(Some(Ok(WsMessage::Binary(_)))) => {
+                        RpcError::invalid_argument("Cap'n Web messages are text frames (binary Cap'n Proto is served at /rpc)")
+                    }
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(Some(Err(e))) => {
+                        use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+                        match e {
+                            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => RpcError::new(
+                                Code::LimitExceeded,
+                                format!("a message of {size} bytes is over the limit of {max_size}"),
+                            ),
+                            WsError::Capacity(c) => RpcError::new(Code::LimitExceeded, c.to_string()),
+                            WsError::Protocol(p) => RpcError::invalid_argument(p.to_string()),
+                            _ => break End::Closed,
+                        }
+                    }
+                };
+                session.abort(e.clone());
+                flush(&mut ws, &mut out).await;
+                break End::Aborted(e);
+            }
+            () = &mut driver => {}
+        }
+    };
+    session.close();
+    drop(driver);
+    let _ = ws.close(None).await;
+    match end {
+        End::Closed => tracing::debug!(outcome = "closed", "session ended"),
+        End::Aborted(e) => {
+            Metrics::inc(&shared.metrics.aborted_sessions);
+            tracing::warn!(outcome = "aborted", code = e.code.as_str(), error = %e.message, "session aborted: the peer broke the protocol or a limit");
+        }
+    }
+    shared.metrics.active_sessions.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Sends what the session queued (an `abort`, answers already made).
+async fn flush(ws: &mut Ws, out: &mut futures::channel::mpsc::UnboundedReceiver<String>) {
+    while let Ok(line) = out.try_recv() {
+        if ws.feed(WsMessage::text(line)).await.is_err() {
+            return;
+        }
+    }
+    let _ = ws.flush().await;
+}
