@@ -23,6 +23,7 @@ pub mod compile;
 pub mod interfaces;
 pub mod model;
 pub mod render;
+pub mod typescript;
 
 pub use compile::{compile_request, compiler_version};
 pub use render::Paths;
@@ -92,33 +93,49 @@ impl Builder {
         self
     }
 
+    /// The output directory: as set, or `$OUT_DIR` in a build script.
+    fn out(&self) -> Result<PathBuf, CodegenError> {
+        match self.out_dir.clone() {
+            Some(o) => Ok(o),
+            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or(CodegenError::NoOutDir),
+        }
+    }
+
     /// Generates code for `files` and returns the paths written.
     pub fn compile(self, files: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>, CodegenError> {
-        let out = match self.out_dir.clone() {
-            Some(o) => o,
-            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or(CodegenError::NoOutDir)?,
-        };
+        self.out()?;
         let files: Vec<PathBuf> = files.iter().map(|f| f.as_ref().to_path_buf()).collect();
         // dotdo's own files (`import "/object.capnp"`) are found and not generated again:
         // their code is in the `schema` crate.
         let mut import_paths = self.import_paths.clone();
         import_paths.push(builtin_schema_dir());
         let request = compile_request(&files, &import_paths)?;
+        self.generate_request(&request)
+    }
+
+    /// Generates code from a `CodeGeneratorRequest` (what `capnp compile -o-` writes, or
+    /// what a server's `describe` returns) and returns the paths written.
+    pub fn generate_request(self, request: &[u8]) -> Result<Vec<PathBuf>, CodegenError> {
+        let out = self.out()?;
         std::fs::create_dir_all(&out)?;
         capnpc::codegen::CodeGenerationCommand::new()
             .output_directory(&out)
             .crates_provide_map(
-                interfaces::builtin_file_ids(&request)?.into_iter().map(|id| (id, "schema".to_string())).collect(),
+                interfaces::builtin_file_ids(request)?.into_iter().map(|id| (id, "schema".to_string())).collect(),
             )
-            .run(&request[..])
+            .run(request)
             .map_err(|e| CodegenError::Failed(e.to_string()))?;
-        let model = model::Model::read(&request)?;
+        let model = model::Model::read(request)?;
         let mut written = Vec::new();
         for (id, name) in &model.files {
             let stem = model::file_module(name);
             written.push(out.join(format!("{stem}.rs")));
-            let table = out.join(format!("{}_interfaces.rs", stem.trim_end_matches("_capnp")));
-            std::fs::write(&table, interfaces::file_interfaces_table(&request, *id, &self.paths.runtime)?)?;
+            let short = stem.trim_end_matches("_capnp");
+            let bin = format!("{short}_schema.bin");
+            std::fs::write(out.join(&bin), request)?;
+            written.push(out.join(&bin));
+            let table = out.join(format!("{short}_interfaces.rs"));
+            std::fs::write(&table, interfaces::file_interfaces_table(request, *id, &self.paths.runtime, &bin)?)?;
             written.push(table);
             if self.typed.unwrap_or(true) {
                 let typed = out.join(format!("{}_client.rs", stem.trim_end_matches("_capnp")));
@@ -134,6 +151,20 @@ impl Builder {
 /// into `out_dir`, and returns the paths written.
 pub fn generate(files: &[PathBuf], import_paths: &[PathBuf], out_dir: &Path) -> Result<Vec<PathBuf>, CodegenError> {
     import_paths.iter().fold(configure().out_dir(out_dir), Builder::import_path).compile(files)
+}
+
+/// `dotdo codegen --lang ts`: writes TypeScript declarations of what the Cap'n Web
+/// gateway shows JavaScript ([`typescript`]): `<stem>.ts` into `out_dir` for each of
+/// `files` and for each file they import or use (dotdo's own `/object.capnp` is found
+/// in [`builtin_schema_dir`]), and returns the paths written.
+pub fn generate_typescript(
+    files: &[PathBuf],
+    import_paths: &[PathBuf],
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, CodegenError> {
+    let mut import_paths = import_paths.to_vec();
+    import_paths.push(builtin_schema_dir());
+    typescript::write_request(&compile_request(files, &import_paths)?, out_dir)
 }
 
 /// The built-in schema files (`schema/capnp/`).
@@ -171,6 +202,7 @@ pub fn regenerate_builtin(schema_out: &Path, client_out: &Path) -> Result<(), Co
         .run(&request[..])
         .map_err(|e| CodegenError::Failed(e.to_string()))?;
     std::fs::write(schema_out.join("interfaces.rs"), interfaces::interfaces_table(&request)?)?;
+    std::fs::write(schema_out.join(interfaces::SCHEMA_FILE), &request)?;
     let model = model::Model::read(&request)?;
     let paths = builtin_paths();
     for (id, name) in &model.files {

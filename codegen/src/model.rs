@@ -105,6 +105,46 @@ pub struct Decl {
     pub kind: Kind,
 }
 
+/// The id of the `$json` annotation (`annotation json` in `object.capnp`): the `Text` it
+/// marks holds JSON, which the Cap'n Web gateway shows as the JSON value itself.
+pub const JSON_ANNOTATION: u64 = 0x90bc_2b18_423f_2c79;
+
+/// What one member of a struct holds: a value, or a group (a nested object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberTy {
+    /// A slot of this type.
+    Slot(Ty),
+    /// A group or a named union: the id of its (group) struct node.
+    Group(u64),
+}
+
+/// One member of a struct as JSON sees it: every field, groups included, with its union
+/// membership and whether it is marked `$json` ([`Model::members`]).
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The name as written in the schema.
+    pub name: String,
+    /// What it holds.
+    pub ty: MemberTy,
+    /// Its doc comment.
+    pub doc: Option<String>,
+    /// Its discriminant value when it is a member of the struct's (or group's) union.
+    pub discriminant: Option<u16>,
+    /// Whether it carries the `$json` annotation ([`JSON_ANNOTATION`]).
+    pub json: bool,
+    /// Where it appears in the schema's text, relative to its siblings.
+    pub code_order: u16,
+}
+
+/// One enumerant of an enum.
+#[derive(Debug, Clone)]
+pub struct Enumerant {
+    /// The name as written in the schema.
+    pub name: String,
+    /// Its doc comment.
+    pub doc: Option<String>,
+}
+
 /// Every declaration of a request, by id, and the requested files in order.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
@@ -112,6 +152,16 @@ pub struct Model {
     pub decls: BTreeMap<u64, Decl>,
     /// The requested files: (id, file name as given to the compiler).
     pub files: Vec<(u64, String)>,
+    /// Every member of every struct (groups and union members included, unlike
+    /// [`Kind::Struct`]'s `fields`), by struct id, in the schema's field order.
+    pub members: BTreeMap<u64, Vec<Member>>,
+    /// The enumerants of every enum, by enum id, in ordinal order.
+    pub enumerants: BTreeMap<u64, Vec<Enumerant>>,
+    /// The files each requested file imports directly, by requested file id.
+    pub imports: BTreeMap<u64, Vec<u64>>,
+    /// The declarations nested in each node (a file, a struct, an interface...), in the
+    /// order the compiler lists them.
+    pub nested: BTreeMap<u64, Vec<u64>>,
 }
 
 fn text(t: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, CodegenError> {
@@ -197,6 +247,13 @@ impl Model {
         let mut model = Model::default();
         for f in req.get_requested_files().map_err(fail)? {
             model.files.push((f.get_id(), text(f.get_filename())?));
+            let imports = f
+                .get_imports()
+                .map_err(fail)?
+                .iter()
+                .map(capnp::schema_capnp::code_generator_request::requested_file::import::Reader::get_id)
+                .collect();
+            model.imports.insert(f.get_id(), imports);
         }
         for n in nodes.iter() {
             let id = n.get_id();
@@ -204,11 +261,31 @@ impl Model {
             let name = display[n.get_display_name_prefix_length() as usize..].to_string();
             let (doc, member_docs) = docs.remove(&id).unwrap_or_default();
             let member_doc = |i: usize| member_docs.get(i).cloned().flatten();
+            let nested: Vec<u64> =
+                n.get_nested_nodes().map_err(fail)?.iter().map(node::nested_node::Reader::get_id).collect();
+            if !nested.is_empty() {
+                model.nested.insert(id, nested);
+            }
             let kind = match n.which().map_err(|e| CodegenError::Failed(e.to_string()))? {
                 node::Struct(s) => {
                     let mut fields = Vec::new();
+                    let mut members = Vec::new();
                     let mut irregular = s.get_is_group() || s.get_discriminant_count() > 0;
                     for (i, f) in s.get_fields().map_err(fail)?.iter().enumerate() {
+                        let d = f.get_discriminant_value();
+                        members.push(Member {
+                            name: text(f.get_name())?,
+                            ty: match f.which().map_err(|e| CodegenError::Failed(e.to_string()))? {
+                                capnp::schema_capnp::field::Slot(slot) => {
+                                    MemberTy::Slot(ty(slot.get_type().map_err(fail)?)?)
+                                }
+                                capnp::schema_capnp::field::Group(g) => MemberTy::Group(g.get_type_id()),
+                            },
+                            doc: member_doc(i),
+                            discriminant: (d != capnp::schema_capnp::field::NO_DISCRIMINANT).then_some(d),
+                            json: f.get_annotations().map_err(fail)?.iter().any(|a| a.get_id() == JSON_ANNOTATION),
+                            code_order: f.get_code_order(),
+                        });
                         match f.which().map_err(|e| CodegenError::Failed(e.to_string()))? {
                             capnp::schema_capnp::field::Slot(slot) => fields.push(Field {
                                 name: text(f.get_name())?,
@@ -218,9 +295,17 @@ impl Model {
                             capnp::schema_capnp::field::Group(_) => irregular = true,
                         }
                     }
+                    model.members.insert(id, members);
                     Kind::Struct { fields, irregular, implicit: n.get_scope_id() == 0 }
                 }
-                node::Enum(_) => Kind::Enum,
+                node::Enum(e) => {
+                    let mut enumerants = Vec::new();
+                    for (i, x) in e.get_enumerants().map_err(fail)?.iter().enumerate() {
+                        enumerants.push(Enumerant { name: text(x.get_name())?, doc: member_doc(i) });
+                    }
+                    model.enumerants.insert(id, enumerants);
+                    Kind::Enum
+                }
                 node::Interface(iface) => {
                     let mut methods = Vec::new();
                     for (i, m) in iface.get_methods().map_err(fail)?.iter().enumerate() {

@@ -21,8 +21,8 @@ fn compiler_or_skip() -> bool {
 
 fn compare(fresh_dir: &Path, checked_in: &Path, names: &[String]) {
     for name in names {
-        let fresh = std::fs::read_to_string(fresh_dir.join(name)).expect("a freshly generated file");
-        let old = std::fs::read_to_string(checked_in.join(name)).expect("a checked-in file");
+        let fresh = std::fs::read(fresh_dir.join(name)).expect("a freshly generated file");
+        let old = std::fs::read(checked_in.join(name)).expect("a checked-in file");
         assert!(fresh == old, "{} is stale: run schema/regen and commit the result", checked_in.join(name).display());
     }
 }
@@ -39,6 +39,7 @@ fn generated_matches_schema() {
     let stems: Vec<&str> = dotdo_codegen::BUILTIN_FILES.iter().map(|f| f.trim_end_matches(".capnp")).collect();
     let mut raw: Vec<String> = stems.iter().map(|s| format!("{s}_capnp.rs")).collect();
     raw.push("interfaces.rs".into());
+    raw.push(dotdo_codegen::interfaces::SCHEMA_FILE.into());
     compare(&schema_out, &root.join("schema/src/generated"), &raw);
     let typed: Vec<String> = stems.iter().map(|s| format!("{s}_client.rs")).collect();
     compare(&client_out, &root.join("rpc-client/src/generated"), &typed);
@@ -86,7 +87,7 @@ fn the_build_script_path_writes_what_dotdo_codegen_writes() {
         .out_dir(&out)
         .compile(&[root.join("examples/schema/greeter.capnp")])
         .expect("compile");
-    let names = ["greeter_capnp.rs", "greeter_interfaces.rs", "greeter_client.rs"];
+    let names = ["greeter_capnp.rs", "greeter_schema.bin", "greeter_interfaces.rs", "greeter_client.rs"];
     assert_eq!(written, names.iter().map(|n| out.join(n)).collect::<Vec<_>>());
     compare(&out, &root.join("examples/generated"), &names.map(String::from));
     let _ = std::fs::remove_dir_all(&out);

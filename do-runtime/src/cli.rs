@@ -41,6 +41,10 @@ pub enum Command {
         imports: Vec<PathBuf>,
         /// Where to write the generated modules.
         out: PathBuf,
+        /// Which language to write.
+        lang: Lang,
+        /// A server to take the schemas from (its `describe`) instead of files.
+        from: Option<String>,
     },
     /// A token command (`new-key`, `mint`, `verify`, `attenuate`).
     Token(TokenCommand),
@@ -181,7 +185,7 @@ struct ServeArgs {
 #[derive(Debug, Args)]
 struct CodegenArgs {
     /// The `.capnp` files.
-    #[arg(required = true, value_name = "SCHEMA.capnp")]
+    #[arg(required_unless_present = "from", conflicts_with = "from", value_name = "SCHEMA.capnp")]
     files: Vec<PathBuf>,
     /// Where to write the generated modules.
     #[arg(short, long, value_name = "DIR")]
@@ -189,6 +193,23 @@ struct CodegenArgs {
     /// An import directory (repeatable).
     #[arg(short = 'I', long = "import-path", value_name = "DIR")]
     imports: Vec<PathBuf>,
+    /// What to write: Rust (capnpc's modules, typed clients, the interfaces table) or
+    /// TypeScript declarations for the `capnweb` client of the Cap'n Web gateway.
+    #[arg(long, value_enum, default_value = "rust")]
+    lang: Lang,
+    /// Take the schemas from a running server (`ws://`, `http://` or `tcp://` URL of its
+    /// `/rpc`), through `describe`, instead of `.capnp` files: no compiler needed.
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+}
+
+/// The language `dotdo codegen` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Rust modules.
+    Rust,
+    /// TypeScript declarations.
+    Ts,
 }
 
 impl ServeArgs {
@@ -283,7 +304,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     };
     Ok(match cli.command {
         Sub::Serve(s) => s.into_command(),
-        Sub::Codegen(c) => Command::Codegen { files: c.files, imports: c.imports, out: c.out },
+        Sub::Codegen(c) => {
+            Command::Codegen { files: c.files, imports: c.imports, out: c.out, lang: c.lang, from: c.from }
+        }
         Sub::Token(t) => Command::Token(t),
         Sub::Inspect(i) => Command::Inspect(Box::new(i)),
         Sub::New(n) => Command::New(n),
@@ -411,8 +434,17 @@ mod tests {
         let c = parse(args("codegen a.capnp -I inc --out gen")).unwrap();
         assert_eq!(
             c,
-            Command::Codegen { files: vec!["a.capnp".into()], imports: vec!["inc".into()], out: "gen".into() }
+            Command::Codegen {
+                files: vec!["a.capnp".into()],
+                imports: vec!["inc".into()],
+                out: "gen".into(),
+                lang: Lang::Rust,
+                from: None
+            }
         );
+        let c = parse(args("codegen --from ws://h/rpc --lang ts --out gen")).unwrap();
+        assert!(matches!(c, Command::Codegen { lang: Lang::Ts, from: Some(_), .. }), "{c:?}");
+        assert!(parse(args("codegen a.capnp --from ws://h/rpc --out gen")).is_err());
     }
 
     #[test]

@@ -100,6 +100,17 @@ impl gateway::Server for GatewayServer {
                 mi.set_ordinal(m.ordinal);
             }
         }
+        // The schemas the interfaces come from, each once (the built-in files share one).
+        let mut schemas: Vec<&'static [u8]> = Vec::new();
+        for desc in &interfaces {
+            if !desc.schema.is_empty() && !schemas.iter().any(|s| std::ptr::eq(*s, desc.schema) || *s == desc.schema) {
+                schemas.push(desc.schema);
+            }
+        }
+        let mut list = results.get().init_schemas(schemas.len() as u32);
+        for (i, s) in schemas.iter().enumerate() {
+            list.set(i as u32, s);
+        }
         Ok(())
     }
 

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod codegen;
 pub mod demo;
 pub mod gateway;
 pub mod host;

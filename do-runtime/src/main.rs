@@ -40,17 +40,19 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Codegen { files, imports, out } => match dotdo_codegen::generate(&files, &imports, &out) {
-            Ok(written) => {
-                for w in written {
-                    println!("wrote {}", w.display());
+        Command::Codegen { files, imports, out, lang, from } => {
+            match do_runtime::codegen::run(&files, &imports, &out, lang, from.as_deref()) {
+                Ok(written) => {
+                    for w in written {
+                        println!("wrote {}", w.display());
+                    }
+                }
+                Err(e) => {
+                    eprintln!("dotdo codegen: {e}");
+                    std::process::exit(1);
                 }
             }
-            Err(e) => {
-                eprintln!("dotdo codegen: {e}");
-                std::process::exit(1);
-            }
-        },
+        }
         Command::Serve(serve) => {
             if let Err(e) = do_runtime::logging::init(serve.log_format) {
                 eprintln!("dotdo serve: {e}");

@@ -46,6 +46,9 @@ const GENERATED: [(&str, &str); 3] = [
     ("counter_client.rs", include_str!("../../examples/generated/counter_client.rs")),
     ("counter_interfaces.rs", include_str!("../../examples/generated/counter_interfaces.rs")),
 ];
+/// The schema's `CodeGeneratorRequest`, which the interfaces table embeds (for `describe`).
+const GENERATED_SCHEMA: (&str, &[u8]) =
+    ("counter_schema.bin", include_bytes!("../../examples/generated/counter_schema.bin"));
 
 fn cargo_toml(name: &str, dotdo: &Path) -> String {
     let p = |sub: &str| dotdo.join(sub).display().to_string().replace('\\', "/");
@@ -215,6 +218,7 @@ pub fn create(args: &NewArgs) -> Result<PathBuf, RpcError> {
     for (file, text) in GENERATED {
         write(&format!("src/generated/{file}"), text)?;
     }
+    std::fs::write(root.join("src/generated").join(GENERATED_SCHEMA.0), GENERATED_SCHEMA.1).map_err(io)?;
     // The checkout's lock file: the same versions, so it builds offline.
     if let Ok(lock) = std::fs::read_to_string(dotdo.join("Cargo.lock")) {
         write("Cargo.lock", &lock)?;

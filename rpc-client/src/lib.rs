@@ -128,15 +128,24 @@ pub struct Interface {
 /// }).unwrap();
 /// ```
 pub async fn describe(gateway: &Gateway) -> Result<Vec<Interface>, RpcError> {
-    let interfaces = gateway.describe().await?.interfaces;
-    Ok(interfaces
+    Ok(describe_all(gateway).await?.0)
+}
+
+/// The interfaces the server offers and the schemas they come from: each schema is a
+/// `CodeGeneratorRequest` (as `capnp compile -o-` writes it), with every type and doc
+/// comment, from which `dotdo codegen --from` generates Rust or TypeScript.
+pub async fn describe_all(gateway: &Gateway) -> Result<(Vec<Interface>, Vec<Vec<u8>>), RpcError> {
+    let described = gateway.describe().await?;
+    let interfaces = described
+        .interfaces
         .into_iter()
         .map(|i| Interface {
             name: i.name,
             id: i.id,
             methods: i.methods.into_iter().map(|m| (m.name, m.ordinal)).collect(),
         })
-        .collect())
+        .collect();
+    Ok((interfaces, described.schemas))
 }
 
 /// Runs `f` on a fresh single-threaded runtime inside a `LocalSet`, as clients need.

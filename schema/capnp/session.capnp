@@ -47,7 +47,7 @@ interface Gateway {
   negotiate @0 (request :NegotiateRequest) -> (result :Negotiated);
   # The first call of a session: agree on a version and features.
 
-  describe @1 () -> (interfaces :List(InterfaceInfo));
+  describe @1 () -> (interfaces :List(InterfaceInfo), schemas :List(Data));
   # The interfaces and methods this server offers, for discovery.
 
   demo @2 () -> (directory :Demo.Directory);

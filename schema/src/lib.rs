@@ -75,6 +75,10 @@ pub struct InterfaceDesc {
     pub methods: &'static [MethodDesc],
     /// The ids of the interfaces it extends (directly).
     pub extends: &'static [u64],
+    /// The `CodeGeneratorRequest` (`capnp compile -o-`) of the schema files it was
+    /// generated from: every type, with doc comments, so a client can generate code from
+    /// a live server (`describe`, `dotdo codegen --from`).
+    pub schema: &'static [u8],
 }
 
 include!("generated/interfaces.rs");

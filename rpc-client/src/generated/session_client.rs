@@ -316,6 +316,8 @@ pub mod gateway {
     pub struct DescribeReply {
         /// `interfaces`.
         pub interfaces: Vec<InterfaceInfo>,
+        /// `schemas`.
+        pub schemas: Vec<Vec<u8>>,
     }
 
     impl rt::FromResults<::schema::session_capnp::gateway::describe_results::Owned> for DescribeReply {
@@ -323,6 +325,7 @@ pub mod gateway {
             let _ = options;
             Ok(DescribeReply {
                 interfaces: { let list0 = r.get_interfaces()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(InterfaceInfo::read(item0, options)?); } v },
+                schemas: { let list0 = r.get_schemas()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(item0?.to_vec()); } v },
             })
         }
     }

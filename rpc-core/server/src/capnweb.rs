@@ -50,7 +50,12 @@ pub(crate) async fn batch(
             r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             return Ok(r);
         }
-        Err(e) => return Ok(text_response(abort_line(&e))),
+        // The body was not read to its end: the connection cannot carry another request.
+        Err(e) => {
+            let mut r = text_response(abort_line(&e));
+            r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
     };
     let Ok(body) = std::str::from_utf8(&body) else {
         return Ok(text_response(abort_line(&RpcError::invalid_argument("the batch is not UTF-8"))));
@@ -196,13 +201,15 @@ async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Share
                     }
                     Ok(Some(Ok(_))) => continue,
                     Ok(Some(Err(e))) => {
-                        use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+                        use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
                         match e {
                             WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => RpcError::new(
                                 Code::LimitExceeded,
                                 format!("a message of {size} bytes is over the limit of {max_size}"),
                             ),
                             WsError::Capacity(c) => RpcError::new(Code::LimitExceeded, c.to_string()),
+                            // The peer went away without a closing handshake.
+                            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => break End::Closed,
                             WsError::Protocol(p) => RpcError::invalid_argument(p.to_string()),
                             _ => break End::Closed,
                         }

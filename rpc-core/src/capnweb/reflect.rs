@@ -240,7 +240,7 @@ pub fn read_struct(r: StructReader<'_>, schema: StructSchema) -> Result<Value, R
 }
 
 fn int(n: i64) -> Value {
-    if n.unsigned_abs() <= (1 << 53) - 1 {
+    if n.unsigned_abs() < (1 << 53) {
         Value::Number(n.into())
     } else {
         Value::BigInt(n.to_string())
@@ -294,7 +294,7 @@ fn read_slot(
     Ok(match k {
         Kind::Void | Kind::Other => Value::Null,
         Kind::Bool => {
-            let mask = matches!(default.map(|d| d.which()), Some(Ok(value::Bool(true))));
+            let mask = matches!(default.map(value::Reader::which), Some(Ok(value::Bool(true))));
             Value::Bool(r.get_bool_field_mask(o, mask))
         }
         Kind::I8 => int(masked!(r, o, i8, default, Int8, same).into()),
@@ -501,7 +501,7 @@ fn write_slot(
         Kind::Void | Kind::Other => {}
         Kind::Bool => {
             let Value::Bool(x) = v else { return Err(mismatch(what, "a boolean", v)) };
-            let mask = matches!(default.map(|d| d.which()), Some(Ok(value::Bool(true))));
+            let mask = matches!(default.map(value::Reader::which), Some(Ok(value::Bool(true))));
             b.set_bool_field_mask(o, *x, mask);
         }
         Kind::I8 => set_masked!(b, o, i8, ranged(v, what)?, default, Int8, same),

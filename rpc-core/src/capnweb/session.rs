@@ -502,8 +502,9 @@ async fn call_method(cap: &Cap, name: &str, args: &[Value]) -> Outcome {
     for (i, (iface, m)) in candidates.into_iter().enumerate() {
         let what = format!("{}.{name}", reflect::interface_name(iface));
         let params = reflect::struct_schema((m.params)())?;
+        let remote: capnp::capability::Client = capnp_rpc::new_client(Remote(cap.client.hook.add_ref()));
         let mut req: capnp::capability::Request<capnp::any_pointer::Owned, capnp::any_pointer::Owned> =
-            cap.client.new_call(iface, m.ordinal, None);
+            remote.new_call(iface, m.ordinal, None);
         reflect::write_params(req.get(), params, args, &what)?;
         match req.send().promise.await {
             Ok(response) => {
@@ -519,6 +520,49 @@ async fn call_method(cap: &Cap, name: &str, args: &[Value]) -> Outcome {
         }
     }
     Err(RpcError::new(Code::Internal, "no candidate answered"))
+}
+
+// ---- calls into capabilities, as a remote peer's ----
+
+/// A capability reached the way a remote peer's calls reach it (`ClientHook::call`,
+/// not an in-process `new_call`), so its layers treat the JavaScript caller as the
+/// remote caller it is: a token's membrane, say, wraps the modules its getters hand
+/// out (and refuses those getters to in-process callers).
+pub struct Remote(Box<dyn capnp::private::capability::ClientHook>);
+
+/// The capnp dispatch of a [`Remote`].
+#[derive(Clone)]
+pub struct RemoteDispatch(Rc<Remote>);
+
+impl std::ops::Deref for RemoteDispatch {
+    type Target = Remote;
+    fn deref(&self) -> &Remote {
+        &self.0
+    }
+}
+
+impl capnp::capability::Server for RemoteDispatch {
+    fn dispatch_call(
+        self,
+        interface_id: u64,
+        method_id: u16,
+        params: capnp::capability::Params<capnp::any_pointer::Owned>,
+        results: capnp::capability::Results<capnp::any_pointer::Owned>,
+    ) -> capnp::capability::DispatchCallResult {
+        let call = self.0 .0.call(interface_id, method_id, params.hook, results.hook);
+        capnp::capability::DispatchCallResult::new(call, false)
+    }
+
+    fn as_ptr(&self) -> usize {
+        Rc::as_ptr(&self.0) as usize
+    }
+}
+
+impl capnp::capability::FromServer<Remote> for capnp::capability::Client {
+    type Dispatch = RemoteDispatch;
+    fn from_server(s: Rc<Remote>) -> RemoteDispatch {
+        RemoteDispatch(s)
+    }
 }
 
 // ---- the peer's objects, as Cap'n Proto capabilities ----

@@ -78,8 +78,15 @@ fn bad(message: impl Into<String>) -> RpcError {
 
 /// Parses one message of at most `max_depth` nesting.
 pub fn parse_message(text: &str, max_depth: usize) -> Result<Message, RpcError> {
-    let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| bad(format!("a message is not valid JSON: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json's own nesting limit (128) is reached before ours when a message
+        // is deeper still: the same LIMIT_EXCEEDED either way.
+        if e.to_string().contains("recursion limit") {
+            RpcError::new(Code::LimitExceeded, "the message is nested too deeply")
+        } else {
+            bad(format!("a message is not valid JSON: {e}"))
+        }
+    })?;
     message(json, max_depth)
 }
 
@@ -357,6 +364,12 @@ mod tests {
         let text = serde_json::json!(["push", deep]).to_string();
         assert_eq!(parse_message(&text, 16).unwrap_err().code, Code::LimitExceeded);
         assert!(parse_message(&text, 64).is_ok());
+    }
+
+    #[test]
+    fn depth_past_the_json_parser_limit_is_limit_exceeded_too() {
+        let text = format!("[\"push\",{}1{}]", "[[".repeat(200), "]]".repeat(200));
+        assert_eq!(parse_message(&text, 64).unwrap_err().code, Code::LimitExceeded);
     }
 
     #[test]
