@@ -128,7 +128,10 @@ pub(crate) fn upgrade(
                 return;
             }
         };
+        // tungstenite zeroes its whole read buffer before each read: 16 KiB, not its
+        // default 128 KiB, so small messages cost little (bigger ones still fit).
         let config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
             .max_message_size(Some(shared.limits.max_message_bytes))
             .max_frame_size(Some(shared.limits.max_message_bytes));
         let ws =
@@ -164,43 +167,48 @@ async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Share
     tracing::debug!("session started");
     let (session, mut driver, mut out) = Session::new(main_cap(bootstrap), SessionLimits::from_limits(&shared.limits));
     let idle = shared.timeouts().idle;
+    // One timer for the idle timeout, re-armed from the last frame's time when it fires
+    // (not a timer per message).
+    let mut last_frame = tokio::time::Instant::now();
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    // Frames read since answers were last written: the answers go out in batches (all
+    // the frames at hand are read and run first), but never after more than this many.
+    const BURST: u32 = 256;
+    let mut burst = 0u32;
     let end = loop {
         tokio::select! {
             biased;
-            line = out.next() => {
-                let Some(line) = line else { break End::Closed };
-                if ws.feed(WsMessage::text(line)).await.is_err() {
-                    break End::Closed;
-                }
-                while let Ok(line) = out.try_recv() {
-                    if ws.feed(WsMessage::text(line)).await.is_err() {
-                        break;
-                    }
-                }
-                if ws.flush().await.is_err() {
-                    break End::Closed;
-                }
-            }
-            frame = tokio::time::timeout(idle, ws.next()) => {
+            () = &mut driver => {}
+            frame = ws.next() => {
+                last_frame = tokio::time::Instant::now();
                 let e = match frame {
-                    Err(_) => RpcError::new(Code::Timeout, format!("no message for {} s", idle.as_secs())),
-                    Ok(None | Some(Ok(WsMessage::Close(_)))) => break End::Closed,
-                    Ok(Some(Ok(WsMessage::Text(text)))) => {
+                    None | Some(Ok(WsMessage::Close(_))) => break End::Closed,
+                    Some(Ok(WsMessage::Text(text))) => {
                         Metrics::inc(&shared.metrics.capnweb_messages);
                         match session.receive(text.as_str()) {
-                            Ok(()) => continue,
+                            Ok(()) => {
+                                burst += 1;
+                                if burst >= BURST {
+                                    burst = 0;
+                                    if !send_queued(&mut ws, &mut out).await {
+                                        break End::Closed;
+                                    }
+                                }
+                                continue;
+                            }
                             Err(e) if e.code == Code::Disconnected => break End::Closed,
                             Err(e) => {
-                                flush(&mut ws, &mut out).await;
+                                send_queued(&mut ws, &mut out).await;
                                 break End::Aborted(e);
                             }
                         }
                     }
-                    Ok(Some(Ok(WsMessage::Binary(_)))) => {
+                    Some(Ok(WsMessage::Binary(_))) => {
                         RpcError::invalid_argument("Cap'n Web messages are text frames (binary Cap'n Proto is served at /rpc)")
                     }
-                    Ok(Some(Ok(_))) => continue,
-                    Ok(Some(Err(e))) => {
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
                         use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
                         match e {
                             WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => RpcError::new(
@@ -216,10 +224,25 @@ async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Share
                     }
                 };
                 session.abort(e.clone());
-                flush(&mut ws, &mut out).await;
+                send_queued(&mut ws, &mut out).await;
                 break End::Aborted(e);
             }
-            () = &mut driver => {}
+            line = out.next() => {
+                let Some(line) = line else { break End::Closed };
+                burst = 0;
+                if ws.feed(WsMessage::text(line)).await.is_err() || !send_queued(&mut ws, &mut out).await {
+                    break End::Closed;
+                }
+            }
+            () = &mut idle_timer => {
+                if last_frame.elapsed() >= idle {
+                    let e = RpcError::new(Code::Timeout, format!("no message for {} s", idle.as_secs()));
+                    session.abort(e.clone());
+                    send_queued(&mut ws, &mut out).await;
+                    break End::Aborted(e);
+                }
+                idle_timer.as_mut().reset(last_frame + idle);
+            }
         }
     };
     session.close();
@@ -235,12 +258,12 @@ async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Share
     shared.metrics.active_sessions.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Sends what the session queued (an `abort`, answers already made).
-async fn flush(ws: &mut Ws, out: &mut futures::channel::mpsc::UnboundedReceiver<String>) {
+/// Sends everything the session has queued, in one write; false when the socket failed.
+async fn send_queued(ws: &mut Ws, out: &mut futures::channel::mpsc::UnboundedReceiver<String>) -> bool {
     while let Ok(line) = out.try_recv() {
         if ws.feed(WsMessage::text(line)).await.is_err() {
-            return;
+            return false;
         }
     }
-    let _ = ws.flush().await;
+    ws.flush().await.is_ok()
 }

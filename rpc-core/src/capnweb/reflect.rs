@@ -102,6 +102,27 @@ enum Place {
     Group(StructSchema),
 }
 
+/// A struct's layout and fields, read from its schema node once per thread.
+struct Shape {
+    layout: Layout,
+    slots: Vec<Slot>,
+}
+
+thread_local! {
+    static SHAPES: std::cell::RefCell<std::collections::HashMap<u64, std::rc::Rc<Shape>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn shape(schema: StructSchema) -> Result<std::rc::Rc<Shape>, RpcError> {
+    let id = schema.get_proto().get_id();
+    if let Some(s) = SHAPES.with(|m| m.borrow().get(&id).cloned()) {
+        return Ok(s);
+    }
+    let s = std::rc::Rc::new(Shape { layout: layout(schema)?, slots: slots(schema)? });
+    SHAPES.with(|m| m.borrow_mut().insert(id, s.clone()));
+    Ok(s)
+}
+
 fn slots(schema: StructSchema) -> Result<Vec<Slot>, RpcError> {
     let mut out = Vec::new();
     for f in schema.get_fields().map_err(err)? {
@@ -223,10 +244,10 @@ impl capnp::traits::OwnedStruct for RawStruct {
 
 /// Reads a struct as an object.
 pub fn read_struct(r: StructReader<'_>, schema: StructSchema) -> Result<Value, RpcError> {
-    let lay = layout(schema)?;
-    let which = lay.discriminant.map(|o| r.get_data_field::<u16>(o as usize));
-    let mut out = Vec::new();
-    for s in slots(schema)? {
+    let shape = shape(schema)?;
+    let which = shape.layout.discriminant.map(|o| r.get_data_field::<u16>(o as usize));
+    let mut out = Vec::with_capacity(shape.slots.len());
+    for s in &shape.slots {
         if s.discriminant.is_some() && s.discriminant != which {
             continue;
         }
@@ -234,7 +255,7 @@ pub fn read_struct(r: StructReader<'_>, schema: StructSchema) -> Result<Value, R
             Place::Group(g) => read_struct(r, *g)?,
             Place::Data { offset, kind, default } => read_slot(r, *offset, kind, *default)?,
         };
-        out.push((s.name, v));
+        out.push((s.name.clone(), v));
     }
     Ok(Value::Object(out))
 }
@@ -405,8 +426,8 @@ pub fn write_struct(mut b: StructBuilder<'_>, schema: StructSchema, v: &Value, w
     let Value::Object(fields) = v else {
         return Err(mismatch(what, "an object", v));
     };
-    let lay = layout(schema)?;
-    let slots = slots(schema)?;
+    let shape = shape(schema)?;
+    let (lay, slots) = (&shape.layout, &shape.slots);
     for (name, value) in fields {
         if matches!(value, Value::Undefined) {
             continue;
@@ -541,7 +562,7 @@ fn write_pointer(mut p: PointerBuilder<'_>, k: &Kind, v: &Value, what: &str) -> 
         },
         Kind::Struct(s) => match v {
             Value::Null | Value::Undefined => {}
-            _ => write_struct(p.init_struct(layout(*s)?.size), *s, v, what)?,
+            _ => write_struct(p.init_struct(shape(*s)?.layout.size), *s, v, what)?,
         },
         Kind::List(e) => match v {
             Value::Array(items) => write_list(p, e, items, what)?,
@@ -562,7 +583,7 @@ fn write_list(mut p: PointerBuilder<'_>, e: &Kind, items: &[Value], what: &str) 
     use capnp::traits::FromPointerBuilder;
     let n = u32::try_from(items.len()).map_err(|_| RpcError::new(Code::LimitExceeded, format!("{what}: too long")))?;
     if let Kind::Struct(s) = e {
-        p.reborrow().init_struct_list(n, layout(*s)?.size);
+        p.reborrow().init_struct_list(n, shape(*s)?.layout.size);
         let mut l: capnp::struct_list::Builder<'_, RawStruct> =
             FromPointerBuilder::get_from_pointer(p, None).map_err(err)?;
         for (i, item) in (0..n).zip(items) {
@@ -609,7 +630,7 @@ fn write_list(mut p: PointerBuilder<'_>, e: &Kind, items: &[Value], what: &str) 
 
 /// The fields of a params or results struct, outside any union.
 fn plain_fields(schema: StructSchema) -> Result<Vec<String>, RpcError> {
-    Ok(slots(schema)?.into_iter().filter(|s| s.discriminant.is_none()).map(|s| s.name).collect())
+    Ok(shape(schema)?.slots.iter().filter(|s| s.discriminant.is_none()).map(|s| s.name.clone()).collect())
 }
 
 /// Builds a params struct from call arguments (positional, or one object naming them).
@@ -635,7 +656,7 @@ pub fn write_params(
         Value::Object(names.into_iter().zip(args.iter().cloned()).collect())
     };
     let RawBuilder(p) = root.init_as::<RawBuilder>();
-    write_struct(p.init_struct(layout(schema)?.size), schema, &object, what)
+    write_struct(p.init_struct(shape(schema)?.layout.size), schema, &object, what)
 }
 
 /// Reads a results struct as one value: nothing, its one field, or an object.
@@ -675,7 +696,7 @@ pub fn write_results(
         _ => v.clone(),
     };
     let RawBuilder(p) = root.init_as::<RawBuilder>();
-    write_struct(p.init_struct(layout(schema)?.size), schema, &object, what)
+    write_struct(p.init_struct(shape(schema)?.layout.size), schema, &object, what)
 }
 
 /// The method `name` of interface `iface` or an interface it extends: the id of the
