@@ -5,7 +5,8 @@
 //   (b) ws_1000_inflight_calls_per_s echo calls with 1,000 in flight over one WebSocket
 //   (c) http_chain3_{pipelined,awaited}_ms
 //                                    a 3-call dependent chain (next(1) -> next(a) -> next(b))
-//                                    in one HTTP batch, vs. each step awaited (3 batches)
+//                                    in one HTTP batch, vs. each step awaited (3 batches):
+//                                    the median chain
 //
 //   node js/bench/capnweb.mjs
 //
@@ -21,7 +22,7 @@
 // an awaited step is demo() + next() in one request. Exits non-zero on a wrong answer.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { newHttpBatchRpcSession, newWebSocketRpcSession } from "capnweb";
@@ -135,15 +136,20 @@ async function wsInFlight(target, ms) {
   }
 }
 
-/** (c) Milliseconds per 3-call chain over HTTP batch (at least 5 chains). */
+/**
+ * (c) Milliseconds per 3-call chain over HTTP batch: the median chain (at least 5).
+ * The median, not the mean: about 1% of requests take 5-60 ms on either server (the
+ * Node client's pauses), which would make the mean of a short run noise.
+ */
 async function httpChain(target, pipelined, ms) {
-  let n = 0;
+  const times = [];
   const t0 = now();
   do {
+    const t = now();
     check(await target.chain(pipelined), 4, `${target.name} chain`);
-    n++;
-  } while (now() - t0 < ms || n < 5);
-  return (now() - t0) / n;
+    times.push(now() - t);
+  } while (now() - t0 < ms || times.length < 5);
+  return median(times);
 }
 
 // ---- servers ---------------------------------------------------------------------
@@ -166,6 +172,7 @@ async function startCapnwebServer() {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   return {
     port,
+    pid: child.pid,
     async stop() {
       process.off("exit", killOnExit);
       if (child.exitCode === null && child.signalCode === null) {
@@ -193,22 +200,54 @@ function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
+/** CPU time (user + system, ms) a process has used so far, from /proc; null if unknown. */
+function cpuMs(pid) {
+  if (!pid) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100/s).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Measures `fn(target, ms)` on both targets and prints one line: a warm-up of each,
  * then ROUNDS rounds alternating dotdo and capnweb (MS in all per server); the median
- * round of each.
+ * round of each. For a rate of calls (`perCall`), also the servers' CPU time per call
+ * over all the rounds (when both servers are processes of this run): with calls in
+ * flight the one Node client is the limit for both, so that is where the servers differ.
  */
-async function figure(name, fn, targets, digits) {
+async function figure(name, fn, targets, digits, perCall = false) {
   await fn(targets.dotdo, WARMUP_MS);
   await fn(targets.capnweb, WARMUP_MS);
   const d = [];
   const c = [];
+  const cpu = { dotdo: 0, capnweb: 0 };
+  const calls = { dotdo: 0, capnweb: 0 };
+  const round = async (which, into) => {
+    const before = cpuMs(targets[which].pid);
+    const t0 = now();
+    const v = await fn(targets[which], MS / ROUNDS);
+    calls[which] += (v * (now() - t0)) / 1000;
+    const after = cpuMs(targets[which].pid);
+    cpu[which] = before === null || after === null || cpu[which] === null ? null : cpu[which] + after - before;
+    into.push(v);
+  };
   for (let r = 0; r < ROUNDS; r++) {
-    d.push(await fn(targets.dotdo, MS / ROUNDS));
-    c.push(await fn(targets.capnweb, MS / ROUNDS));
+    await round("dotdo", d);
+    await round("capnweb", c);
   }
   const [dm, cm] = [median(d), median(c)];
   console.log(`${name} dotdo=${fmt(dm, digits)} capnweb=${fmt(cm, digits)} ratio=${(dm / cm).toFixed(2)}x`);
+  if (perCall && cpu.dotdo !== null && cpu.capnweb !== null) {
+    const [du, cu] = [(cpu.dotdo * 1000) / calls.dotdo, (cpu.capnweb * 1000) / calls.capnweb];
+    const base = name.replace(/_calls_per_s$/, "");
+    console.log(
+      `${base}_server_cpu_us_per_call dotdo=${du.toFixed(1)} capnweb=${cu.toFixed(1)} ratio=${(cu / du).toFixed(2)}x less`,
+    );
+  }
   return { name, dotdo: dm, capnweb: cm };
 }
 
@@ -224,9 +263,12 @@ async function main() {
     console.log(
       `# ${SECS} s per figure and server (median of ${ROUNDS} alternating rounds); node ${process.version}; ratio = dotdo/capnweb`,
     );
-    const targets = { dotdo: dotdoTarget(dotdo.http), capnweb: capnwebTarget(capnweb.port) };
-    await figure("ws_seq_calls_per_s", wsSequential, targets, 0);
-    await figure(`ws_${IN_FLIGHT}_inflight_calls_per_s`, wsInFlight, targets, 0);
+    const targets = {
+      dotdo: { ...dotdoTarget(dotdo.http), pid: dotdo.pid },
+      capnweb: { ...capnwebTarget(capnweb.port), pid: capnweb.pid },
+    };
+    await figure("ws_seq_calls_per_s", wsSequential, targets, 0, true);
+    await figure(`ws_${IN_FLIGHT}_inflight_calls_per_s`, wsInFlight, targets, 0, true);
     await figure("http_chain3_pipelined_ms", (t, ms) => httpChain(t, true, ms), targets, 3);
     await figure("http_chain3_awaited_ms", (t, ms) => httpChain(t, false, ms), targets, 3);
   } finally {
