@@ -17,7 +17,8 @@ fn temp(name: &str) -> PathBuf {
 
 /// Generates from the example app's server (built-in schema plus the example classes).
 fn from_server(lang: Lang, out: &Path) -> Vec<PathBuf> {
-    let data = temp("data");
+    // Each test its own data directory (tests run in parallel).
+    let data = temp(&format!("data-{lang:?}"));
     std::fs::create_dir_all(&data).expect("data dir");
     let config = ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
