@@ -88,8 +88,7 @@ fn the_page_shows_things_live_in_chromium() {
         eprintln!("skipping the browser test: /usr/bin/chromium is missing (apt-get install chromium)");
         return;
     }
-    // The page imports /capnweb.js, which the server (in this process) reads from
-    // js/node_modules.
-    std::env::set_var("DOTDO_CAPNWEB_JS", repo().join("js/node_modules/capnweb/dist/index.js"));
+    // The page imports /capnweb.js, which the server (in this process, run from
+    // tests/) reads from ../js/node_modules.
     run_node_test("browser.test.mjs", &[]);
 }

@@ -2,8 +2,8 @@
 //! `GET /capnweb.js`: the `capnweb` ES module it imports.
 //!
 //! The module is served from a file when one is found (`DOTDO_CAPNWEB_JS`, or
-//! `node_modules/capnweb/dist/index.js` or `js/node_modules/...` under the working
-//! directory, where `npm install` puts it); otherwise the page's browser is redirected to
+//! `node_modules/capnweb/dist/index.js`, `js/node_modules/...` or `../js/node_modules/...`
+//! from the working directory, where `npm install` puts it); otherwise the page's browser is redirected to
 //! the same version on the jsDelivr CDN.
 
 use crate::Body;
@@ -29,7 +29,8 @@ fn local_module() -> Option<Vec<u8>> {
     if let Some(p) = std::env::var_os("DOTDO_CAPNWEB_JS") {
         candidates.push(p.into());
     }
-    for dir in ["node_modules", "js/node_modules"] {
+    // `../js/...`: from a crate of the workspace (where `cargo test` runs).
+    for dir in ["node_modules", "js/node_modules", "../js/node_modules"] {
         candidates.push(std::path::Path::new(dir).join("capnweb/dist/index.js"));
     }
     candidates.into_iter().find_map(|p| std::fs::read(p).ok())
