@@ -110,7 +110,7 @@ async function wsSequential(target, ms) {
       check(await s.echo(n), n, `${target.name} echo`);
       n++;
     }
-    return n / ((now() - t0) / 1000);
+    return [n / ((now() - t0) / 1000), n];
   } finally {
     s.close();
   }
@@ -130,7 +130,7 @@ async function wsInFlight(target, ms) {
       for (let i = 0; i < IN_FLIGHT; i++) check(got[i], n + i, `${target.name} echo (in flight)`);
       n += IN_FLIGHT;
     } while (now() - t0 < ms);
-    return n / ((now() - t0) / 1000);
+    return [n / ((now() - t0) / 1000), n];
   } finally {
     s.close();
   }
@@ -149,7 +149,7 @@ async function httpChain(target, pipelined, ms) {
     check(await target.chain(pipelined), 4, `${target.name} chain`);
     times.push(now() - t);
   } while (now() - t0 < ms || times.length < 5);
-  return median(times);
+  return [median(times), times.length];
 }
 
 // ---- servers ---------------------------------------------------------------------
@@ -215,11 +215,12 @@ function cpuMs(pid) {
 /**
  * Measures `fn(target, ms)` on both targets and prints one line: a warm-up of each,
  * then ROUNDS rounds alternating dotdo and capnweb (MS in all per server); the median
- * round of each. For a rate of calls (`perCall`), also the servers' CPU time per call
- * over all the rounds (when both servers are processes of this run): with calls in
- * flight the one Node client is the limit for both, so that is where the servers differ.
+ * round of each (`fn` returns the figure and how many calls or chains it ran). Also the
+ * servers' CPU time per call or chain over all the rounds (when both servers are
+ * processes of this run): the one Node client is most of each figure's cost, so that is
+ * where the servers differ most clearly.
  */
-async function figure(name, fn, targets, digits, perCall = false) {
+async function figure(name, fn, targets, digits, unit) {
   await fn(targets.dotdo, WARMUP_MS);
   await fn(targets.capnweb, WARMUP_MS);
   const d = [];
@@ -228,9 +229,8 @@ async function figure(name, fn, targets, digits, perCall = false) {
   const calls = { dotdo: 0, capnweb: 0 };
   const round = async (which, into) => {
     const before = cpuMs(targets[which].pid);
-    const t0 = now();
-    const v = await fn(targets[which], MS / ROUNDS);
-    calls[which] += (v * (now() - t0)) / 1000;
+    const [v, count] = await fn(targets[which], MS / ROUNDS);
+    calls[which] += count;
     const after = cpuMs(targets[which].pid);
     cpu[which] = before === null || after === null || cpu[which] === null ? null : cpu[which] + after - before;
     into.push(v);
@@ -241,11 +241,11 @@ async function figure(name, fn, targets, digits, perCall = false) {
   }
   const [dm, cm] = [median(d), median(c)];
   console.log(`${name} dotdo=${fmt(dm, digits)} capnweb=${fmt(cm, digits)} ratio=${(dm / cm).toFixed(2)}x`);
-  if (perCall && cpu.dotdo !== null && cpu.capnweb !== null) {
+  if (cpu.dotdo !== null && cpu.capnweb !== null) {
     const [du, cu] = [(cpu.dotdo * 1000) / calls.dotdo, (cpu.capnweb * 1000) / calls.capnweb];
-    const base = name.replace(/_calls_per_s$/, "");
+    const base = name.replace(/_(calls_per_s|ms)$/, "");
     console.log(
-      `${base}_server_cpu_us_per_call dotdo=${du.toFixed(1)} capnweb=${cu.toFixed(1)} ratio=${(cu / du).toFixed(2)}x less`,
+      `${base}_server_cpu_us_per_${unit} dotdo=${du.toFixed(1)} capnweb=${cu.toFixed(1)} ratio=${(cu / du).toFixed(2)}x less`,
     );
   }
   return { name, dotdo: dm, capnweb: cm };
@@ -267,10 +267,10 @@ async function main() {
       dotdo: { ...dotdoTarget(dotdo.http), pid: dotdo.pid },
       capnweb: { ...capnwebTarget(capnweb.port), pid: capnweb.pid },
     };
-    await figure("ws_seq_calls_per_s", wsSequential, targets, 0, true);
-    await figure(`ws_${IN_FLIGHT}_inflight_calls_per_s`, wsInFlight, targets, 0, true);
-    await figure("http_chain3_pipelined_ms", (t, ms) => httpChain(t, true, ms), targets, 3);
-    await figure("http_chain3_awaited_ms", (t, ms) => httpChain(t, false, ms), targets, 3);
+    await figure("ws_seq_calls_per_s", wsSequential, targets, 0, "call");
+    await figure(`ws_${IN_FLIGHT}_inflight_calls_per_s`, wsInFlight, targets, 0, "call");
+    await figure("http_chain3_pipelined_ms", (t, ms) => httpChain(t, true, ms), targets, 3, "chain");
+    await figure("http_chain3_awaited_ms", (t, ms) => httpChain(t, false, ms), targets, 3, "chain");
   } finally {
     await Promise.all([dotdo.stop(), capnweb.stop()]);
   }
