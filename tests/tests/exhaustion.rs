@@ -78,13 +78,17 @@ fn json_code(body: &str) -> String {
 
 /// A WebSocket opened by hand, so the test can send partial frames.
 async fn raw_ws(addr: std::net::SocketAddr) -> TcpStream {
+    raw_ws_at(addr, "/rpc").await
+}
+
+/// [`raw_ws`] on `path`.
+async fn raw_ws_at(addr: std::net::SocketAddr, path: &str) -> TcpStream {
     let mut c = TcpStream::connect(addr).await.expect("connect");
-    c.write_all(
-        b"GET /rpc HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .await
-    .expect("write");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    c.write_all(request.as_bytes()).await.expect("write");
     let (head, rest) = read_head(&mut c).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(rest.is_empty());
@@ -100,7 +104,17 @@ fn ws_head(len: u64) -> Vec<u8> {
 }
 
 /// The payloads of the binary frames in what a server sent.
-fn ws_payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+fn ws_payloads(bytes: &[u8]) -> Vec<Vec<u8>> {
+    ws_frames(bytes, 2)
+}
+
+/// The text frames in what a server sent.
+fn ws_texts(bytes: &[u8]) -> Vec<String> {
+    ws_frames(bytes, 1).into_iter().map(|t| String::from_utf8_lossy(&t).into_owned()).collect()
+}
+
+/// The payloads of the frames with opcode `opcode` in what a server sent.
+fn ws_frames(mut bytes: &[u8], opcode: u8) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while bytes.len() >= 2 {
         let (op, short) = (bytes[0] & 0x0f, u64::from(bytes[1] & 0x7f));
@@ -113,7 +127,7 @@ fn ws_payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
         if bytes.len() < end {
             break;
         }
-        if op == 2 {
+        if op == opcode {
             out.push(bytes[at..end].to_vec());
         }
         bytes = &bytes[end..];
@@ -303,6 +317,41 @@ fn partial_frames_past_the_budget_are_refused_and_the_rest_served() {
         still_serving(&s).await;
     });
     assert!(metric(&s, |m| &m.aborted_sessions) >= 4);
+    s.stop();
+}
+
+#[test]
+fn cap_n_web_partial_messages_draw_on_the_same_budget() {
+    const PARTIAL: usize = 3 << 19; // 1.5 MiB of a 4 MiB text frame.
+    let limits = Limits { partial_frame_budget: 4 << 20, max_message_bytes: 8 << 20, ..Limits::default() };
+    let s = server(limits);
+    rpc_client::run(async {
+        let mut conns = Vec::new();
+        for _ in 0..6 {
+            let mut c = raw_ws_at(s.http_addr, "/capnweb").await;
+            let mut head = ws_head(4 << 20);
+            head[0] = 0x81; // a text frame
+            c.write_all(&head).await.expect("write");
+            let _ = c.write_all(&vec![b' '; PARTIAL]).await;
+            conns.push(c);
+        }
+        let mut refused = 0;
+        for mut c in conns {
+            if let Ok(got) = tokio::time::timeout(Duration::from_secs(2), until_closed(&mut c)).await {
+                if let Some(abort) = ws_texts(&got).first() {
+                    let v: serde_json::Value = serde_json::from_str(abort).expect("an abort message");
+                    assert_eq!(
+                        (v[0].as_str(), v[1][4]["code"].as_str()),
+                        (Some("abort"), Some("OVERLOADED")),
+                        "{abort}"
+                    );
+                }
+                refused += 1;
+            }
+        }
+        assert!(refused >= 3, "only {refused} of 6 refused: 1.5 MiB each over a 4 MiB budget");
+        still_serving(&s).await;
+    });
     s.stop();
 }
 

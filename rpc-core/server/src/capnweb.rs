@@ -8,16 +8,16 @@ use capnp::traits::HasTypeId;
 use futures::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rpc_core::capnweb::{Cap, Session, SessionLimits};
 use rpc_core::metrics::Metrics;
 use rpc_core::{Code, RpcError};
+use rpc_transport::metered::{Meter, Metered};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::Instrument;
@@ -110,51 +110,26 @@ pub(crate) fn upgrade(
     shared: &Arc<Shared>,
     slot: Rc<accept::Slot>,
 ) -> Result<Response<Body>, RpcError> {
-    let headers = req.headers();
-    let is_ws = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let key = headers.get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
-    let (true, Some(accept)) = (is_ws, key) else {
-        return Err(RpcError::invalid_argument(
-            "GET /capnweb must be a WebSocket upgrade (or use POST /capnweb for a batch)",
-        ));
-    };
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    let accept =
+        crate::websocket_accept(&req, "GET /capnweb must be a WebSocket upgrade (or use POST /capnweb for a batch)")?;
     let shared = shared.clone();
-    tokio::task::spawn_local(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(error = %e, "websocket upgrade failed");
-                return;
-            }
-        };
+    crate::on_upgraded(&mut req, shared.budget.clone(), move |socket, meter| async move {
         // tungstenite zeroes its whole read buffer before each read: 16 KiB, not its
         // default 128 KiB, so small messages cost little (bigger ones still fit).
         let config = WebSocketConfig::default()
             .read_buffer_size(16 * 1024)
             .max_message_size(Some(shared.limits.max_message_bytes))
             .max_frame_size(Some(shared.limits.max_message_bytes));
-        let ws =
-            tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         Metrics::inc(&shared.metrics.capnweb_sessions);
         let (bootstrap, span) = shared.session(namespace, TransportKind::CapnWeb);
-        run(ws, bootstrap, shared).instrument(span).await;
+        run(ws, meter, bootstrap, shared).instrument(span).await;
         drop(slot);
     });
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = r.headers_mut();
-    h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(
-        "sec-websocket-accept",
-        HeaderValue::from_str(&accept).map_err(|e| RpcError::new(Code::Internal, e.to_string()))?,
-    );
-    Ok(r)
+    crate::switching_protocols(&accept, None)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Ws = tokio_tungstenite::WebSocketStream<Metered<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// How a WebSocket session ended, for the log.
 enum End {
@@ -162,7 +137,7 @@ enum End {
     Aborted(RpcError),
 }
 
-async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Shared>) {
+async fn run(mut ws: Ws, meter: Meter, bootstrap: capnp::capability::Client, shared: Arc<Shared>) {
     shared.metrics.active_sessions.fetch_add(1, Ordering::Relaxed);
     tracing::debug!("session started");
     let (session, mut driver, mut out) = Session::new(main_cap(bootstrap), SessionLimits::from_limits(&shared.limits));
@@ -182,6 +157,10 @@ async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Share
             () = &mut driver => {}
             frame = ws.next() => {
                 last_frame = tokio::time::Instant::now();
+                if matches!(frame, Some(Ok(_))) {
+                    // A whole message: the bytes it held are off the partial-frame budget.
+                    meter.delivered();
+                }
                 let e = match frame {
                     None | Some(Ok(WsMessage::Close(_))) => break End::Closed,
                     Some(Ok(WsMessage::Text(text))) => {
@@ -219,7 +198,11 @@ async fn run(mut ws: Ws, bootstrap: capnp::capability::Client, shared: Arc<Share
                             // The peer went away without a closing handshake.
                             WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => break End::Closed,
                             WsError::Protocol(p) => RpcError::invalid_argument(p.to_string()),
-                            _ => break End::Closed,
+                            // A read refused for the server's partial-frame budget.
+                            _ => match meter.refused() {
+                                Some(e) => e,
+                                None => break End::Closed,
+                            },
                         }
                     }
                 };

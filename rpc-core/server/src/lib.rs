@@ -468,15 +468,8 @@ fn upgrade(
     shared: &Arc<Shared>,
     slot: Rc<accept::Slot>,
 ) -> Result<Response<Body>, RpcError> {
+    let accept = websocket_accept(&req, "GET /rpc must be a WebSocket upgrade (or use POST /rpc for a batch)")?;
     let headers = req.headers();
-    let is_ws = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let key = headers.get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
-    let (true, Some(accept)) = (is_ws, key) else {
-        return Err(RpcError::new(
-            Code::InvalidArgument,
-            "GET /rpc must be a WebSocket upgrade (or use POST /rpc for a batch)",
-        ));
-    };
     let offered: Vec<String> = headers
         .get_all("sec-websocket-protocol")
         .iter()
@@ -489,8 +482,38 @@ fn upgrade(
             format!("subprotocols {offered:?} not supported: offer {WS_SUBPROTOCOL}"),
         ));
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
     let shared = shared.clone();
+    on_upgraded(&mut req, shared.budget.clone(), move |socket, meter| async move {
+        let ws = WsFrames::new(socket, Role::Server, &shared.limits, bytes::BytesMut::new());
+        Metrics::inc(&shared.metrics.ws_sessions);
+        let (bootstrap, span) = shared.session(namespace, TransportKind::WebSocket);
+        let io = ws.with_meter(meter).with_timeouts(shared.timeouts());
+        run_session(io, bootstrap, shared).instrument(span).await;
+        drop(slot);
+    });
+    switching_protocols(&accept, (!offered.is_empty()).then_some(WS_SUBPROTOCOL))
+}
+
+/// The `Sec-WebSocket-Accept` answer to a WebSocket upgrade request, or INVALID_ARGUMENT
+/// with `refusal` when the request is not one.
+fn websocket_accept(req: &Request<Incoming>, refusal: &str) -> Result<String, RpcError> {
+    let headers = req.headers();
+    let is_ws = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers.get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
+    match (is_ws, key) {
+        (true, Some(accept)) => Ok(accept),
+        _ => Err(RpcError::invalid_argument(refusal)),
+    }
+}
+
+/// Once hyper hands the upgraded connection over, runs `serve` on it, metered: the
+/// bytes of a message not yet whole draw on the server's partial-frame budget.
+fn on_upgraded<F, Fut>(req: &mut Request<Incoming>, budget: Arc<FrameBudget>, serve: F)
+where
+    F: FnOnce(Metered<TokioIo<hyper::upgrade::Upgraded>>, rpc_transport::metered::Meter) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let on_upgrade = hyper::upgrade::on(req);
     tokio::task::spawn_local(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -499,14 +522,13 @@ fn upgrade(
                 return;
             }
         };
-        let (socket, meter) = Metered::new(TokioIo::new(upgraded), Some(shared.budget.clone()));
-        let ws = WsFrames::new(socket, Role::Server, &shared.limits, bytes::BytesMut::new());
-        Metrics::inc(&shared.metrics.ws_sessions);
-        let (bootstrap, span) = shared.session(namespace, TransportKind::WebSocket);
-        let io = ws.with_meter(meter).with_timeouts(shared.timeouts());
-        run_session(io, bootstrap, shared).instrument(span).await;
-        drop(slot);
+        let (socket, meter) = Metered::new(TokioIo::new(upgraded), Some(budget));
+        serve(socket, meter).await;
     });
+}
+
+/// The `101 Switching Protocols` answer to an upgrade, with `protocol` if one was agreed.
+fn switching_protocols(accept: &str, protocol: Option<&'static str>) -> Result<Response<Body>, RpcError> {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -514,10 +536,10 @@ fn upgrade(
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(
         "sec-websocket-accept",
-        HeaderValue::from_str(&accept).map_err(|e| RpcError::new(Code::Internal, e.to_string()))?,
+        HeaderValue::from_str(accept).map_err(|e| RpcError::new(Code::Internal, e.to_string()))?,
     );
-    if !offered.is_empty() {
-        h.insert("sec-websocket-protocol", HeaderValue::from_static(WS_SUBPROTOCOL));
+    if let Some(p) = protocol {
+        h.insert("sec-websocket-protocol", HeaderValue::from_static(p));
     }
     Ok(r)
 }

@@ -32,8 +32,9 @@ struct State {
 pub struct Meter(Rc<RefCell<State>>);
 
 impl Meter {
-    /// A whole message was handed out: what was held is free again.
-    pub(crate) fn delivered(&self) {
+    /// A whole message was handed out: what was held is free again. (A codec outside
+    /// this crate calls it for each message it reads.)
+    pub fn delivered(&self) {
         let mut s = self.0.borrow_mut();
         s.held = 0;
         if let Some(share) = &mut s.share {
@@ -53,7 +54,7 @@ impl Meter {
     }
 
     /// Why the last read was refused, if it was.
-    pub(crate) fn refused(&self) -> Option<RpcError> {
+    pub fn refused(&self) -> Option<RpcError> {
         self.0.borrow_mut().refused.take()
     }
 }
