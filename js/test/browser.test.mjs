@@ -15,14 +15,12 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { newWebSocketRpcSession } from "capnweb";
 import WebSocket from "ws";
-import { freePort, health, repoRoot, wsUrl } from "./support.mjs";
+import { dotdoServer, repoRoot, wsUrl } from "./support.mjs";
 
 globalThis.WebSocket ??= WebSocket;
 
@@ -40,53 +38,8 @@ const CHROMIUM_ARGS = [
 const WAIT_MS = 20000;
 const SCREENSHOT = path.join(repoRoot, "target/browser/page.png");
 
-/** `DOTDO_HTTP`, or js_server started with the repo root as its working directory. */
-async function startServer() {
-  if (process.env.DOTDO_HTTP) {
-    return { http: process.env.DOTDO_HTTP.replace(/\/+$/, ""), stop: async () => {} };
-  }
-  const binary = process.env.DOTDO_JS_SERVER ?? path.join(repoRoot, "target/debug/examples/js_server");
-  if (!existsSync(binary)) {
-    throw new Error(
-      `${binary} is missing: build it with \`cargo build -p examples --example js_server\` ` +
-        "or set DOTDO_HTTP to a running server",
-    );
-  }
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  // From the repo root, so the server finds js/node_modules/capnweb for GET /capnweb.js.
-  const child = spawn(binary, [String(port)], { cwd: repoRoot, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    if (stderr.length < 16384) stderr += d;
-  });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.on("exit", killOnExit);
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  const stop = async () => {
-    process.off("exit", killOnExit);
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(path.join(os.tmpdir(), `dotdo-js-server-${child.pid}`), { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    try {
-      await health(base);
-      return { http: base, stop };
-    } catch (e) {
-      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
-        await stop();
-        throw new Error(`${binary} ${port} did not serve: ${e.message}\n${stderr}`);
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** `DOTDO_HTTP`, or js_server started (from the repo root) on a free port. */
+const startServer = () => dotdoServer();
 
 /**
  * DOTDO_PAGE_FROM_SOURCE: a static server of this checkout's page and capnweb module, so

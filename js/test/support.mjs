@@ -80,7 +80,8 @@ export async function spawnJsServer(binary) {
   }
   const port = await freePort();
   const http = `http://127.0.0.1:${port}`;
-  const child = spawn(binary, [String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+  // From the repo root, so the server finds js/node_modules/capnweb for GET /capnweb.js.
+  const child = spawn(binary, [String(port)], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stdout.resume();
   child.stderr.on("data", (d) => {
