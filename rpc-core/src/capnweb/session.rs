@@ -530,18 +530,55 @@ async fn call_method(cap: &Cap, name: &str, args: &[Value]) -> Outcome {
 /// out (and refuses those getters to in-process callers).
 pub struct Remote(Box<dyn capnp::private::capability::ClientHook>);
 
-/// The capnp dispatch of a [`Remote`].
-#[derive(Clone)]
-pub struct RemoteDispatch(Rc<Remote>);
+impl Serve for Remote {
+    fn serve(
+        self: Rc<Self>,
+        interface_id: u64,
+        method_id: u16,
+        params: capnp::capability::Params<capnp::any_pointer::Owned>,
+        results: capnp::capability::Results<capnp::any_pointer::Owned>,
+    ) -> Promise<(), capnp::Error> {
+        self.0.call(interface_id, method_id, params.hook, results.hook)
+    }
+}
 
-impl std::ops::Deref for RemoteDispatch {
-    type Target = Remote;
-    fn deref(&self) -> &Remote {
+impl capnp::capability::FromServer<Remote> for capnp::capability::Client {
+    type Dispatch = Served<Remote>;
+    fn from_server(s: Rc<Remote>) -> Served<Remote> {
+        Served(s)
+    }
+}
+
+/// A server that takes any call (the interface and method as numbers): what
+/// [`Remote`] and [`PeerTarget`] are, served through [`Served`].
+pub trait Serve {
+    /// Runs one call.
+    fn serve(
+        self: Rc<Self>,
+        interface_id: u64,
+        method_id: u16,
+        params: capnp::capability::Params<capnp::any_pointer::Owned>,
+        results: capnp::capability::Results<capnp::any_pointer::Owned>,
+    ) -> Promise<(), capnp::Error>;
+}
+
+/// The capnp dispatch of a [`Serve`]r.
+pub struct Served<T>(Rc<T>);
+
+impl<T> Clone for Served<T> {
+    fn clone(&self) -> Self {
+        Served(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for Served<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
         &self.0
     }
 }
 
-impl capnp::capability::Server for RemoteDispatch {
+impl<T: Serve> capnp::capability::Server for Served<T> {
     fn dispatch_call(
         self,
         interface_id: u64,
@@ -549,19 +586,11 @@ impl capnp::capability::Server for RemoteDispatch {
         params: capnp::capability::Params<capnp::any_pointer::Owned>,
         results: capnp::capability::Results<capnp::any_pointer::Owned>,
     ) -> capnp::capability::DispatchCallResult {
-        let call = self.0 .0.call(interface_id, method_id, params.hook, results.hook);
-        capnp::capability::DispatchCallResult::new(call, false)
+        capnp::capability::DispatchCallResult::new(self.0.serve(interface_id, method_id, params, results), false)
     }
 
     fn as_ptr(&self) -> usize {
         Rc::as_ptr(&self.0) as usize
-    }
-}
-
-impl capnp::capability::FromServer<Remote> for capnp::capability::Client {
-    type Dispatch = RemoteDispatch;
-    fn from_server(s: Rc<Remote>) -> RemoteDispatch {
-        RemoteDispatch(s)
     }
 }
 
@@ -638,37 +667,21 @@ impl PeerTarget {
     }
 }
 
-/// The capnp dispatch of a [`PeerTarget`].
-#[derive(Clone)]
-pub struct PeerDispatch(Rc<PeerTarget>);
-
-impl std::ops::Deref for PeerDispatch {
-    type Target = PeerTarget;
-    fn deref(&self) -> &PeerTarget {
-        &self.0
-    }
-}
-
-impl capnp::capability::Server for PeerDispatch {
-    fn dispatch_call(
-        self,
+impl Serve for PeerTarget {
+    fn serve(
+        self: Rc<Self>,
         interface_id: u64,
         method_id: u16,
         params: capnp::capability::Params<capnp::any_pointer::Owned>,
         results: capnp::capability::Results<capnp::any_pointer::Owned>,
-    ) -> capnp::capability::DispatchCallResult {
-        let call = self.0.clone().dispatch(interface_id, method_id, params, results);
-        capnp::capability::DispatchCallResult::new(Promise::from_future(call), false)
-    }
-
-    fn as_ptr(&self) -> usize {
-        Rc::as_ptr(&self.0) as usize
+    ) -> Promise<(), capnp::Error> {
+        Promise::from_future(self.dispatch(interface_id, method_id, params, results))
     }
 }
 
 impl capnp::capability::FromServer<PeerTarget> for capnp::capability::Client {
-    type Dispatch = PeerDispatch;
-    fn from_server(s: Rc<PeerTarget>) -> PeerDispatch {
-        PeerDispatch(s)
+    type Dispatch = Served<PeerTarget>;
+    fn from_server(s: Rc<PeerTarget>) -> Served<PeerTarget> {
+        Served(s)
     }
 }
