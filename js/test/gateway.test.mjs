@@ -702,3 +702,24 @@ describe("metrics per transport", () => {
     assert.ok(m2.capnweb_messages > m0.capnweb_messages, "capnweb_messages did not increase");
   });
 });
+
+describe("namespaces", () => {
+  it("come from the Host header, as on the binary transports", async () => {
+    // The first label of a host name with three or more labels names the namespace.
+    const name = unique("ns");
+    const open = (host) => {
+      const ws = new WebSocket(wsUrl(server.http), host ? { headers: { host } } : undefined);
+      const api = newWebSocketRpcSession(ws);
+      openSessions.push(api);
+      return api;
+    };
+    const acme = open(`acme.dotdo.test:${new URL(server.http).port}`);
+    const plain = open(null);
+    assert.equal((await acme.object("Customer", name).info()).namespace, "acme");
+    assert.equal((await plain.object("Customer", name).info()).namespace, "default");
+    // Same class and name, two namespaces: two objects, two stores.
+    await acme.object("Customer", name).storage().create({ type: "Customer", data: { in: "acme" } });
+    assert.equal(await acme.object("Customer", name).storage().count({ type: "Customer" }), 1);
+    assert.equal(await plain.object("Customer", name).storage().count({ type: "Customer" }), 0);
+  });
+});
