@@ -48,7 +48,7 @@ impl file::Server for File {
 }
 
 fn limits() -> SessionLimits {
-    SessionLimits { max_depth: 32, max_calls_in_flight: 16 }
+    SessionLimits { max_depth: 32, max_calls_in_flight: 16, max_entries: 64 }
 }
 
 fn session() -> (Session, Driver, UnboundedReceiver<String>) {
@@ -196,5 +196,28 @@ fn a_callback_from_the_peer_is_called_through_a_push_and_answered() {
             () = driver => unreachable!(),
         };
         assert_eq!(answer, json!(["resolve", 1, "got hi"]));
+    });
+}
+
+#[test]
+fn results_never_released_are_bounded() {
+    run(async {
+        let (s, _driver, mut out) = session();
+        // Released results do not count...
+        for id in 1..=100 {
+            s.receive(&json!(["push", id]).to_string()).expect("push");
+            s.receive(&json!(["release", id, 1]).to_string()).expect("release");
+        }
+        // ...held ones do, up to the limit (64 with the main export).
+        let mut refused = None;
+        for _ in 0..100 {
+            if let Err(e) = s.receive(&json!(["push", 1]).to_string()) {
+                refused = Some(e);
+                break;
+            }
+        }
+        assert_eq!(refused.expect("refused at the limit").code, rpc_core::Code::LimitExceeded);
+        let abort: Value = serde_json::from_str(&out.next().await.expect("abort")).expect("json");
+        assert_eq!((abort[0].as_str(), abort[1][4]["code"].as_str()), (Some("abort"), Some("LIMIT_EXCEEDED")));
     });
 }

@@ -32,6 +32,10 @@ pub struct SessionLimits {
     pub max_depth: usize,
     /// Calls the peer may have running at once; more are rejected OVERLOADED.
     pub max_calls_in_flight: usize,
+    /// Entries the peer may have the session hold at once (results of pushes not yet
+    /// released, stubs sent to it, its own objects); past it the session is aborted
+    /// with LIMIT_EXCEEDED. A `capnweb` client releases each result once it has it.
+    pub max_entries: usize,
 }
 
 impl SessionLimits {
@@ -40,6 +44,7 @@ impl SessionLimits {
         SessionLimits {
             max_depth: usize::try_from(l.nesting_limit).unwrap_or(64).clamp(8, 128),
             max_calls_in_flight: l.max_calls_in_flight,
+            max_entries: (16 * l.max_calls_in_flight).max(65_536),
         }
     }
 }
@@ -156,6 +161,20 @@ impl Session {
     pub fn receive(&self, text: &str) -> Result<(), RpcError> {
         if self.inner.state.borrow().closed {
             return Err(RpcError::new(Code::Disconnected, "the session has ended"));
+        }
+        {
+            let s = self.inner.state.borrow();
+            let held = s.exports.len() + s.imports.len();
+            if held >= self.inner.limits.max_entries {
+                drop(s);
+                return Err(self.abort(RpcError::new(
+                    Code::LimitExceeded,
+                    format!(
+                        "the session holds {held} results and stubs: release some (the limit is {})",
+                        self.inner.limits.max_entries
+                    ),
+                )));
+            }
         }
         let message = match wire::parse_message(text, self.inner.limits.max_depth) {
             Ok(m) => m,
