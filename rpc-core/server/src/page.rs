@@ -24,7 +24,14 @@ pub(crate) fn index() -> Response<Body> {
     r
 }
 
-fn local_module() -> Option<Vec<u8>> {
+/// The module's bytes, read from the first file found (once: the file does not change
+/// while the server runs).
+fn local_module() -> Option<&'static [u8]> {
+    static MODULE: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    MODULE.get_or_init(read_module).as_deref()
+}
+
+fn read_module() -> Option<Vec<u8>> {
     let mut candidates: Vec<std::path::PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os("DOTDO_CAPNWEB_JS") {
         candidates.push(p.into());
@@ -39,7 +46,7 @@ fn local_module() -> Option<Vec<u8>> {
 pub(crate) fn capnweb_module() -> Response<Body> {
     match local_module() {
         Some(js) => {
-            let mut r = Response::new(Full::new(Bytes::from(js)));
+            let mut r = Response::new(Full::new(Bytes::from_static(js)));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
             r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
             r

@@ -106,6 +106,8 @@ enum Place {
 struct Shape {
     layout: Layout,
     slots: Vec<Slot>,
+    /// The names of the fields outside any union, in code order.
+    plain: Vec<String>,
 }
 
 thread_local! {
@@ -118,7 +120,9 @@ fn shape(schema: StructSchema) -> Result<std::rc::Rc<Shape>, RpcError> {
     if let Some(s) = SHAPES.with(|m| m.borrow().get(&id).cloned()) {
         return Ok(s);
     }
-    let s = std::rc::Rc::new(Shape { layout: layout(schema)?, slots: slots(schema)? });
+    let slots = slots(schema)?;
+    let plain = slots.iter().filter(|s| s.discriminant.is_none()).map(|s| s.name.clone()).collect();
+    let s = std::rc::Rc::new(Shape { layout: layout(schema)?, slots, plain });
     SHAPES.with(|m| m.borrow_mut().insert(id, s.clone()));
     Ok(s)
 }
@@ -628,11 +632,6 @@ fn write_list(mut p: PointerBuilder<'_>, e: &Kind, items: &[Value], what: &str) 
 
 // ---- methods ----
 
-/// The fields of a params or results struct, outside any union.
-fn plain_fields(schema: StructSchema) -> Result<Vec<String>, RpcError> {
-    Ok(shape(schema)?.slots.iter().filter(|s| s.discriminant.is_none()).map(|s| s.name.clone()).collect())
-}
-
 /// Builds a params struct from call arguments (positional, or one object naming them).
 pub fn write_params(
     root: capnp::any_pointer::Builder<'_>,
@@ -640,7 +639,8 @@ pub fn write_params(
     args: &[Value],
     what: &str,
 ) -> Result<(), RpcError> {
-    let names = plain_fields(schema)?;
+    let shape = shape(schema)?;
+    let names = &shape.plain;
     let named = names.len() >= 2 && args.len() == 1 && matches!(args[0], Value::Object(_));
     let object = if named {
         args[0].clone()
@@ -653,10 +653,10 @@ pub fn write_params(
                 args.len()
             )));
         }
-        Value::Object(names.into_iter().zip(args.iter().cloned()).collect())
+        Value::Object(names.iter().cloned().zip(args.iter().cloned()).collect())
     };
     let RawBuilder(p) = root.init_as::<RawBuilder>();
-    write_struct(p.init_struct(shape(schema)?.layout.size), schema, &object, what)
+    write_struct(p.init_struct(shape.layout.size), schema, &object, what)
 }
 
 /// Reads a results struct as one value: nothing, its one field, or an object.
@@ -689,14 +689,14 @@ pub fn write_results(
     v: &Value,
     what: &str,
 ) -> Result<(), RpcError> {
-    let names = plain_fields(schema)?;
-    let object = match names.len() {
-        0 => Value::Object(Vec::new()),
-        1 => Value::Object(vec![(names[0].clone(), v.clone())]),
+    let shape = shape(schema)?;
+    let object = match shape.plain.as_slice() {
+        [] => Value::Object(Vec::new()),
+        [name] => Value::Object(vec![(name.clone(), v.clone())]),
         _ => v.clone(),
     };
     let RawBuilder(p) = root.init_as::<RawBuilder>();
-    write_struct(p.init_struct(shape(schema)?.layout.size), schema, &object, what)
+    write_struct(p.init_struct(shape.layout.size), schema, &object, what)
 }
 
 /// The method `name` of interface `iface` or an interface it extends: the id of the

@@ -427,8 +427,9 @@ async fn remap(inner: Rc<Inner>, base: Value, captures: Vec<Value>, instructions
     }
 }
 
-/// Instructions run once per element, so they are copied; a copy of a parsed
-/// expression cannot fail, but capabilities inside values are shared, not copied.
+/// Instructions run once per element, so they are copied (capabilities inside values
+/// are shared, not copied). A map's instructions may not export or make promises: those
+/// are refused here.
 fn clone_expr(e: &Expr) -> Result<Expr, RpcError> {
     Ok(match e {
         Expr::Value(v) => Expr::Value(v.clone()),
