@@ -245,6 +245,7 @@ impl ServeArgs {
                 max_events: self.event_max_count,
                 max_age_ms: self.event_max_age_secs.saturating_mul(1000),
             },
+            ai: crate::ai::AiConfig::from_env(),
             ..HostConfig::default()
         };
         if let Some(t) = self.object_threads {

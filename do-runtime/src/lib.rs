@@ -10,6 +10,7 @@
 //! running.server.wait();
 //! ```
 
+pub mod ai;
 pub mod app;
 pub mod cli;
 pub mod codegen;
@@ -22,11 +23,16 @@ pub mod scaffold;
 mod session_objects;
 pub mod token_cli;
 
+pub use ai::AiConfig;
 pub use app::App;
 pub use do_modules::class::{Class, Context, Kv};
 pub use do_modules::events::Event;
 pub use do_modules::host::SqlValue;
 pub use do_modules::object::Address;
+pub use do_modules::workflow::{
+    Answer, Answered, BreakerConfig, Cascade, Decision, EventMatch, Flow, RetryPolicy, StepOptions, Tier, WaitFor,
+    WorkflowLimits, Workflows,
+};
 pub use host::classes::Classes;
 pub use host::clock::Clock;
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost, ObjectKey};

@@ -172,7 +172,7 @@ pub struct Line {
 
 /// A customer's cart.
 pub struct Cart {
-    ctx: Context,
+    pub(crate) ctx: Context,
 }
 
 impl Cart {
@@ -222,6 +222,11 @@ impl Class for Cart {
 
     fn create(ctx: Context) -> Result<Self, RpcError> {
         Ok(Cart { ctx })
+    }
+
+    /// The `order` workflow ([`crate::order`]).
+    fn workflows(w: &mut do_runtime::Workflows<Self>) {
+        crate::order::register(w);
     }
 
     /// Counts the orders this cart placed (its storage records `Order.created`).

@@ -538,6 +538,30 @@ describe("user classes from their own schemas", () => {
     await eventually(async () => (await cart.orders()) === 1, "the cart to count its order");
     await rejectsWith(cart.checkout(), "INVALID_ARGUMENT");
   });
+
+  it("a workflow from JavaScript: start() then result() pipelined, woken by an event", async () => {
+    const api = wsSession();
+    const sku = unique("sku");
+    assert.equal(await api.object("Inventory", "main").restock(sku, 5), 5);
+    const cart = api.object("Cart", unique("cart"));
+    const id = unique("order");
+    const run = cart.workflow().start("order", { sku, quantity: 2, amount: 10 }, id);
+    // The run charges (retried once), then waits for the shipment event.
+    await eventually(async () => (await run.status()).status === "waiting", "the run to wait for the shipment");
+    await cart.events().send("Shipment.sent", { order: id });
+    const out = await run.result();
+    assert.equal(out.order, id);
+    assert.equal(out.approvedBy, "auto");
+    assert.deepEqual(out.charge, { charged: 10, attempt: 2 });
+    const steps = (await run.history()).map((s) => [s.name, s.status, s.attempts]);
+    assert.deepEqual(steps, [
+      ["reserve", "completed", 1],
+      ["charge", "completed", 2],
+      ["shipped", "completed", 1],
+      ["commit", "completed", 1],
+    ]);
+    await rejectsWith(cart.workflow().start("nosuch", {}, ""), "NOT_FOUND");
+  });
 });
 
 describe("bad input gets typed errors and the server stays up", () => {

@@ -84,13 +84,17 @@ impl Layer for Membrane {
 }
 
 /// The least scope a method needs (its `$scope`; admin when it declares none) and
-/// whether the token's method list decides (not for `Object`'s own methods: `info`
-/// names what the token names, and the getters hand out modules that are checked).
+/// whether the token's method list and scope decide. They do for every method but
+/// `Object`'s `info` (which names what the token names) and its getters (which hand out
+/// modules whose methods are checked); `Object.deliver`, which runs any method of the
+/// object, is checked like the rest (it needs `object.deliver` at admin scope).
 /// `None` when the schema does not know the method.
 fn describe(interface_id: u64, method_id: u16) -> Option<(Scope, bool)> {
     let (_, method) = schema::method(interface_id, method_id)?;
     let scope = method.scope.and_then(|s| Scope::parse(s).ok()).unwrap_or(Scope::Admin);
-    Some((scope, interface_id != object::Client::TYPE_ID))
+    let free = interface_id == object::Client::TYPE_ID
+        && (method.name == "info" || Getter::of(interface_id, method_id).is_some());
+    Some((scope, !free))
 }
 
 struct Guarded {
@@ -139,15 +143,21 @@ impl Service for Guarded {
         size_hint: Option<MessageSize>,
     ) -> Request<any_pointer::Owned, any_pointer::Owned> {
         // Calls from this process (remote calls arrive through `call`): checked, but a
-        // getter would hand out an unwrapped module, so getters are refused here.
+        // getter (or a Workflow method that hands out a Run or an Approval) would hand
+        // out an unwrapped capability, so those are refused here.
         let refusal = match self.admit(interface_id, method_id) {
-            Ok(()) if Getter::of(interface_id, method_id).is_some() => RpcError::new(
-                Code::Forbidden,
-                format!(
-                    "{} through a membrane is only for remote callers",
-                    layer::method_name(interface_id, method_id)
-                ),
-            ),
+            Ok(())
+                if Getter::of(interface_id, method_id).is_some()
+                    || do_modules::wrap_modules::hands_out(interface_id, method_id).is_some() =>
+            {
+                RpcError::new(
+                    Code::Forbidden,
+                    format!(
+                        "{} through a membrane is only for remote callers",
+                        layer::method_name(interface_id, method_id)
+                    ),
+                )
+            }
             Ok(()) => return self.inner.new_call(interface_id, method_id, size_hint),
             Err(e) => e,
         };

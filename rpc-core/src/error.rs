@@ -50,11 +50,15 @@ pub enum Code {
     SecretRequired,
     /// A bug or unexpected failure on the far side.
     Internal,
+    /// A dependency is unavailable (e.g. its circuit breaker is open): fail fast, retry later.
+    Unavailable,
+    /// The work was cancelled (e.g. a cancelled workflow run).
+    Cancelled,
 }
 
 impl Code {
     /// Every code, for tables and tests.
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 21] = [
         Code::InvalidArgument,
         Code::NotFound,
         Code::Unauthorized,
@@ -74,6 +78,8 @@ impl Code {
         Code::Revoked,
         Code::Malformed,
         Code::SecretRequired,
+        Code::Unavailable,
+        Code::Cancelled,
     ];
 
     /// The wire name, e.g. `INVALID_ARGUMENT`.
@@ -98,6 +104,8 @@ impl Code {
             Code::Revoked => "REVOKED",
             Code::Malformed => "MALFORMED",
             Code::SecretRequired => "SECRET_REQUIRED",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::Cancelled => "CANCELLED",
         }
     }
 
@@ -109,7 +117,7 @@ impl Code {
     /// The Cap'n Proto exception kind this code travels as.
     pub fn exception_kind(self) -> capnp::ErrorKind {
         match self {
-            Code::Overloaded | Code::Timeout => capnp::ErrorKind::Overloaded,
+            Code::Overloaded | Code::Timeout | Code::Unavailable => capnp::ErrorKind::Overloaded,
             Code::Disconnected => capnp::ErrorKind::Disconnected,
             Code::Unimplemented => capnp::ErrorKind::Unimplemented,
             _ => capnp::ErrorKind::Failed,
@@ -128,7 +136,8 @@ impl Code {
             Code::LimitExceeded => 413,
             Code::Expired => 401,
             Code::Timeout => 504,
-            Code::Overloaded => 503,
+            Code::Overloaded | Code::Unavailable => 503,
+            Code::Cancelled => 409,
             Code::Unimplemented | Code::Unsupported => 501,
             Code::Disconnected => 502,
             Code::Internal => 500,

@@ -1,7 +1,7 @@
 @0xc3ff9b3df963bff3;
 # Durable Objects: an object is named by (namespace, class, name) and has one SQLite
 # database of its own. Its modules are capability servers: storage (Things), events,
-# schedule.
+# schedule, kv, workflow.
 
 annotation scope @0xcc2f4b44aced05ae (method) :Text;
 # The least token scope a method needs: "read" < "write" < "admin". Brokers' membranes
@@ -42,6 +42,16 @@ interface Object {
   kv @4 () -> (kv :Kv) $scope("admin");
   # The object's key-value entries (a class's own state): for operators and tools
   # such as `dotdo inspect`, so every method of it needs an admin token.
+  workflow @5 () -> (workflow :Workflow) $scope("read");
+  # The object's workflows: durable runs of the code its class registers.
+  deliver @6 (key :Text, method :Text, args :Text $json) -> (result :Text $json, duplicate :Bool) $scope("admin");
+  # A durable call from another object: runs `method` (a method of the object's class,
+  # or `module.method` such as `storage.create`) with `args` (a JSON array of
+  # positional arguments, or one object naming them) once per `key`: a key that
+  # succeeded before answers its first result again (duplicate = true) without running
+  # it. A success's writes and its key commit together; a call that fails records no
+  # key (a retry runs it again, so a method should write in one transaction). Keys are
+  # kept as long as finished workflow runs (7 days by default).
 }
 
 interface Storage {
@@ -134,4 +144,90 @@ interface Kv {
   delete @2 (key :Text) -> (deleted :Bool) $scope("admin");
   list @3 (prefix :Text, limit :UInt32) -> (entries :List(KvEntry)) $scope("admin");
   # In key order, at most `limit` (and 10,000).
+}
+
+struct RunInfo {
+  id @0 :Text;
+  name @1 :Text;
+  # The workflow's name.
+  status @2 :Text;
+  # running | sleeping | waiting | completed | failed | cancelled
+  input @3 :Text $json;
+  output @4 :Text $json;
+  # completed: the result (JSON); null otherwise.
+  error @5 :Text;
+  errorCode @6 :Text;
+  # failed or cancelled: why, and the code.
+  createdAt @7 :Int64;
+  updatedAt @8 :Int64;
+  wakeAt @9 :Int64;
+  # sleeping or waiting: when the run wakes (a deadline, a retry); 0 when only an event
+  # or an answer wakes it.
+  steps @10 :UInt32;
+  # Steps recorded so far.
+}
+
+struct StepInfo {
+  name @0 :Text;
+  # The step's key: its name, `name#2` for the second step of that name.
+  kind @1 :Text;
+  # step | sleep | event | approval | call | send | cascade | tier | now | random
+  status @2 :Text;
+  # running | retrying | waiting | completed | failed
+  attempts @3 :UInt32;
+  tier @4 :Text;
+  # cascade: the tier that answered (code | generative | agentic | human).
+  startedAt @5 :Int64;
+  finishedAt @6 :Int64;
+  result @7 :Text $json;
+  error @8 :Text;
+  errorCode @9 :Text;
+}
+
+struct ApprovalInfo {
+  id @0 :Text;
+  run @1 :Text;
+  step @2 :Text;
+  who @3 :Text;
+  # Whose answer is asked for (a person, a role).
+  what @4 :Text $json;
+  # What is to be approved.
+  deadline @5 :Int64;
+  # After it the approval is `expired` and the workflow takes its timeout branch.
+  status @6 :Text;
+  # pending | approved | rejected | expired | cancelled
+  answeredBy @7 :Text;
+  comment @8 :Text;
+  answeredAt @9 :Int64;
+}
+
+interface Workflow {
+  start @0 (name :Text, input :Text $json, id :Text) -> (run :Run) $scope("write");
+  # Starts the workflow `name` of the object's class with `input` (JSON). `id`: empty
+  # for a generated one; an id already used returns that run (start is idempotent on it).
+  run @1 (id :Text) -> (run :Run) $scope("read");
+  list @2 (filter :Text $json) -> (runs :List(RunInfo)) $scope("read");
+  # filter: {"name": .., "status": .., "limit": 100}, newest first.
+  approval @3 (id :Text) -> (approval :Approval) $scope("read");
+  approvals @4 (status :Text) -> (approvals :List(ApprovalInfo)) $scope("read");
+  # Empty status: every approval kept.
+  names @5 () -> (names :List(Text)) $scope("read");
+  # The workflows this object's class registers.
+}
+
+interface Run {
+  status @0 () -> (info :RunInfo) $scope("read");
+  result @1 () -> (result :Text $json) $scope("read");
+  # Completes when the run finishes: its output, or its error (with its code; a
+  # cancelled run is CANCELLED). Bounded by the call deadline like any call.
+  cancel @2 () -> (cancelled :Bool) $scope("write");
+  # False when the run had already finished.
+  history @3 () -> (steps :List(StepInfo)) $scope("read");
+}
+
+interface Approval {
+  info @0 () -> (info :ApprovalInfo) $scope("read");
+  approve @1 (by :Text, comment :Text) -> (info :ApprovalInfo) $scope("write");
+  reject @2 (by :Text, comment :Text) -> (info :ApprovalInfo) $scope("write");
+  # An approval answered already is CONFLICT; one past its deadline is EXPIRED.
 }

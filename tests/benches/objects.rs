@@ -3,7 +3,8 @@
 //! created one by one, then gets and queries over them), and event fan-out to 100
 //! subscribers; and how writes age: create latency on an object whose log holds
 //! 1,000,000 events against a fresh object (interleaved, same run), and 100,000 things
-//! loaded into one object by `bulkCreate` of 1,000. `cargo bench -p tests --bench
+//! loaded into one object by `bulkCreate` of 1,000; workflow steps per second and the
+//! resumption of 1,000 sleeping runs after a restart (`objects/workflows.rs`). `cargo bench -p tests --bench
 //! objects` (DOTDO_BENCH_SECS, default 1, is the time for the get and query figures;
 //! below 1 the aging figures are scaled down 20 times, which the output says).
 
@@ -16,6 +17,9 @@ use rpc_server::ServerConfig;
 use schema::object_capnp::{events, handler, storage};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
+
+#[path = "objects/workflows.rs"]
+mod workflows;
 
 fn secs() -> f64 {
     std::env::var("DOTDO_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
@@ -262,7 +266,7 @@ fn main() {
     let (ip_create, ip_get, ip_query) = rpc_client::run(async { in_process(&dir) });
     let (kv_get, kv_put) = kv_in_process(&dir);
 
-    rpc_client::run(async move {
+    let creates = rpc_client::run(async move {
         let session = rpc_client::connect(&url).await.expect("connect");
         let mut req = session.bootstrap.object_request();
         req.get().set_class("Bench");
@@ -387,7 +391,9 @@ fn main() {
             delivered.get() as f64 / all.as_secs_f64()
         );
         drop(subs);
+        create
     });
+    workflows::run(&dir, secs(), creates);
     rpc_client::run(aging(&aging_url, &dir.join("server")));
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);

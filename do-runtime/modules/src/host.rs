@@ -63,6 +63,38 @@ pub trait Sql {
     fn durable(&self) -> Durable {
         Box::pin(std::future::ready(Ok(())))
     }
+    /// Holds back the commit of the writes made from now until the guard is dropped, so
+    /// they commit together (with whatever else is written meanwhile) or not at all: a
+    /// durable call's effects and the key that deduplicates it. Hold it only for as long
+    /// as the work takes (the replies of other calls wait for that commit). The default
+    /// (a host that commits each write as it is made) holds nothing.
+    fn hold(&self) -> Hold {
+        Hold::none()
+    }
+}
+
+/// What [`Sql::hold`] returns: the commit waits until it is dropped.
+#[must_use = "the commit is held only while the guard lives"]
+pub struct Hold(Option<Box<dyn FnOnce()>>);
+
+impl Hold {
+    /// A guard that holds nothing.
+    pub fn none() -> Hold {
+        Hold(None)
+    }
+
+    /// A guard that runs `release` when dropped.
+    pub fn new(release: impl FnOnce() + 'static) -> Hold {
+        Hold(Some(Box::new(release)))
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            release();
+        }
+    }
 }
 
 /// What [`Sql::durable`] returns.

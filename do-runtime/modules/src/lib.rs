@@ -1,4 +1,5 @@
-//! dotdo's module servers: storage (Things and the query language) and events; each is
+//! dotdo's module servers: storage (Things and the query language), events, schedule,
+//! key-value entries and workflows; each is
 //! a Cap'n Proto capability server behind the RPC layer. They reach SQL, time,
 //! randomness and background work only through the traits in [`host`], so the same
 //! servers run natively (rusqlite, tokio) and inside Cloudflare Durable Objects
@@ -12,4 +13,5 @@ pub mod object;
 pub mod output_gate;
 pub mod schedule;
 pub mod storage;
+pub mod workflow;
 pub mod wrap_modules;

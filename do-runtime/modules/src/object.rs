@@ -8,9 +8,15 @@ use crate::kv::server::KvServer;
 use crate::kv::Kv;
 use crate::schedule::server::{ScheduleServer, Scheduler};
 use crate::storage::server::StorageServer;
+use crate::workflow::ai::Ai;
+use crate::workflow::engine::{Engine, EngineParts, WorkflowLimits};
+use crate::workflow::outbox::Receiver;
+use crate::workflow::server::WorkflowServer;
 use capnp::capability::Rc as CapRc;
+use capnp::traits::HasTypeId;
+use rpc_core::params::text;
 use rpc_core::RpcError;
-use schema::object_capnp::{events, kv, object, schedule, storage};
+use schema::object_capnp::{events, kv, object, schedule, storage, workflow};
 use std::rc::Rc;
 
 /// Who an object is.
@@ -33,6 +39,8 @@ pub struct ObjectServer {
     events: events::Client,
     schedule: schedule::Client,
     kv: kv::Client,
+    workflow: workflow::Client,
+    receiver: Rc<Receiver>,
 }
 
 /// What the host keeps of an object besides its capability: the way to wake it when
@@ -40,23 +48,32 @@ pub struct ObjectServer {
 #[derive(Clone)]
 pub struct AlarmCallback {
     scheduler: Rc<Scheduler>,
+    engine: Rc<Engine>,
     mux: Rc<AlarmMux>,
     env: Rc<dyn Env>,
     class: Option<Rc<dyn ClassHooks>>,
 }
 
 impl AlarmCallback {
-    /// Call when the object's alarm fires: runs the due schedules, then the class's
-    /// alarm handler if its alarm is due (in the background, on the object's thread).
-    /// Returns how many schedules ran.
+    /// Whether the object is doing work of its own (a workflow run being driven), so
+    /// the host should not evict it even with no connection open.
+    pub fn busy(&self) -> bool {
+        self.engine.active_runs() > 0
+    }
+
+    /// Call when the object's alarm fires: runs the due schedules, wakes the due
+    /// workflow runs and durable sends, then the class's alarm handler if its alarm is
+    /// due (in the background, on the object's thread). Returns how many schedules ran.
     pub fn fire(&self) -> Result<usize, RpcError> {
         let ran = self.scheduler.on_alarm();
+        let woke = self.engine.on_alarm();
         let class_due = self.mux.take_due_class_alarm(self.env.now_ms());
         if let (Ok(true), Some(class)) = (&class_due, &self.class) {
             self.env.spawn(class.on_alarm());
         }
         self.mux.refresh();
         class_due?;
+        woke?;
         ran
     }
 }
@@ -88,6 +105,12 @@ pub struct ObjectParts {
     pub kv: Kv,
     /// The key-value capability.
     pub kv_cap: kv::Client,
+    /// Its workflow engine.
+    pub engine: Rc<Engine>,
+    /// The workflow capability.
+    pub workflow: workflow::Client,
+    /// Where durable calls to it land.
+    pub receiver: Rc<Receiver>,
     /// How it reaches other objects.
     pub peers: Rc<dyn Peers>,
 }
@@ -128,6 +151,10 @@ pub struct HostParts {
     pub subscribers: SubscriberLimits,
     /// How it reaches other objects.
     pub peers: Rc<dyn Peers>,
+    /// The model of workflow cascades' AI tiers, if any.
+    pub ai: Option<Rc<dyn Ai>>,
+    /// Bounds on its workflows.
+    pub workflow_limits: WorkflowLimits,
 }
 
 impl ObjectParts {
@@ -138,7 +165,7 @@ impl ObjectParts {
         host: HostParts,
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
     ) -> Result<ObjectParts, RpcError> {
-        let HostParts { sql, env, alarm, retention, subscribers, peers } = host;
+        let HostParts { sql, env, alarm, retention, subscribers, peers, ai, workflow_limits } = host;
         record_address(&*sql, &address)?;
         let hub = EventHub::with_limits(sql.clone(), env.clone(), address.id.clone(), retention, subscribers)?;
         let mux = AlarmMux::new(alarm, sql.clone())?;
@@ -149,6 +176,37 @@ impl ObjectParts {
         let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };
         let kv = Kv::new(sql.clone())?;
         let kv_cap = kv::Client { client: wrap(Module::Kv(KvServer::new(kv.clone()))) };
+        let engine = Engine::new(EngineParts {
+            sql: sql.clone(),
+            env: env.clone(),
+            hub: hub.clone(),
+            alarm: mux.workflows_side(),
+            peers: peers.clone(),
+            ai,
+            object_id: address.id.clone(),
+            limits: workflow_limits,
+        })?;
+        let workflow = workflow::Client { client: wrap(Module::Workflow(WorkflowServer::new(engine.clone()))) };
+        // Durable calls reach the modules unwrapped: the receiver holds the commit itself.
+        let modules: Vec<(&'static str, u64, capnp::capability::Client)> = vec![
+            (
+                "storage",
+                storage::Client::TYPE_ID,
+                capnp_rpc::new_client::<storage::Client, _>(storage_server.clone()).client,
+            ),
+            (
+                "events",
+                events::Client::TYPE_ID,
+                capnp_rpc::new_client::<events::Client, _>(EventsServer::new(hub.clone())).client,
+            ),
+            (
+                "schedule",
+                schedule::Client::TYPE_ID,
+                capnp_rpc::new_client::<schedule::Client, _>(ScheduleServer::new(scheduler.clone())).client,
+            ),
+            ("kv", kv::Client::TYPE_ID, capnp_rpc::new_client::<kv::Client, _>(KvServer::new(kv.clone())).client),
+        ];
+        let receiver = Receiver::new(sql.clone(), env.clone(), modules);
         Ok(ObjectParts {
             address,
             sql,
@@ -162,6 +220,9 @@ impl ObjectParts {
             schedule,
             kv,
             kv_cap,
+            engine,
+            workflow,
+            receiver,
             peers,
         })
     }
@@ -174,20 +235,29 @@ impl ObjectParts {
             events: self.events.clone(),
             schedule: self.schedule.clone(),
             kv: self.kv_cap.clone(),
+            workflow: self.workflow.clone(),
+            receiver: self.receiver.clone(),
         }
     }
 
     /// The alarm callback of these parts, waking `class` (if any) for its alarm.
     pub fn alarm_callback(&self, class: Option<Rc<dyn ClassHooks>>) -> AlarmCallback {
-        AlarmCallback { scheduler: self.scheduler.clone(), mux: self.mux.clone(), env: self.env.clone(), class }
+        AlarmCallback {
+            scheduler: self.scheduler.clone(),
+            engine: self.engine.clone(),
+            mux: self.mux.clone(),
+            env: self.env.clone(),
+            class,
+        }
     }
 }
 
 impl ObjectServer {
     /// The built-in object over `parts`: `Object` and its modules, no class of its own;
     /// with the callback the host runs when the object's alarm fires.
-    pub fn new(parts: &ObjectParts) -> (Self, AlarmCallback) {
-        (parts.object_server(), parts.alarm_callback(None))
+    pub fn new(parts: &ObjectParts) -> Result<(Self, AlarmCallback), RpcError> {
+        parts.engine.resume()?;
+        Ok((parts.object_server(), parts.alarm_callback(None)))
     }
 }
 
@@ -201,6 +271,8 @@ pub enum Module {
     Schedule(ScheduleServer),
     /// The key-value server.
     Kv(KvServer),
+    /// The workflow server.
+    Workflow(WorkflowServer),
 }
 
 impl object::Server for ObjectServer {
@@ -242,6 +314,29 @@ impl object::Server for ObjectServer {
 
     async fn kv(self: CapRc<Self>, _: object::KvParams, mut results: object::KvResults) -> capnp::Result<()> {
         results.get().set_kv(self.kv.clone());
+        Ok(())
+    }
+
+    async fn workflow(
+        self: CapRc<Self>,
+        _: object::WorkflowParams,
+        mut results: object::WorkflowResults,
+    ) -> capnp::Result<()> {
+        results.get().set_workflow(self.workflow.clone());
+        Ok(())
+    }
+
+    async fn deliver(
+        self: CapRc<Self>,
+        params: object::DeliverParams,
+        mut results: object::DeliverResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let (key, method, args) = (text(p.get_key())?, text(p.get_method())?, text(p.get_args())?);
+        let (result, duplicate) = self.receiver.deliver(&key, &method, &args).await?;
+        let mut r = results.get();
+        r.set_result(result);
+        r.set_duplicate(duplicate);
         Ok(())
     }
 }

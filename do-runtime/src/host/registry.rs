@@ -14,12 +14,15 @@ use super::clock::Clock;
 use super::fds;
 use super::peers::{open, NativePeers, Open};
 use super::sqlite::SqliteDb;
+use crate::ai::{AiConfig, OpenAiCompatible};
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use do_modules::events::{Retention, SubscriberLimits};
 use do_modules::host::{Alarm, Env, Task};
 use do_modules::object::{Address, AlarmCallback, HostParts, Module, ObjectParts};
 use do_modules::output_gate::OutputGate;
+use do_modules::workflow::ai::Ai;
+use do_modules::workflow::WorkflowLimits;
 use rpc_core::guard::Guard;
 use rpc_core::layer::{Deadline, Stack, TagErrors};
 use rpc_core::pump::Pump;
@@ -71,6 +74,11 @@ pub struct HostConfig {
     /// subscriber (oldest dropped beyond), a 10 s delivery deadline, unsubscribed after 3
     /// deliveries in a row time out.
     pub event_subscribers: SubscriberLimits,
+    /// Bounds on each object's workflows ([`WorkflowLimits::default`]).
+    pub workflow_limits: WorkflowLimits,
+    /// The model workflow cascades' AI tiers call, if any (`dotdo serve` reads it from
+    /// the environment: [`AiConfig::from_env`]).
+    pub ai: Option<AiConfig>,
 }
 
 impl Default for HostConfig {
@@ -86,6 +94,8 @@ impl Default for HostConfig {
             clock: Clock::system(),
             event_retention: Retention::default(),
             event_subscribers: SubscriberLimits::default(),
+            workflow_limits: WorkflowLimits::default(),
+            ai: None,
         }
     }
 }
@@ -327,6 +337,8 @@ struct LiveObjects {
     alarms: RefCell<HashMap<String, (ObjectKey, i64)>>,
     alarm_changed: tokio::sync::Notify,
     index: Option<rusqlite::Connection>,
+    /// The model of workflow cascades, if configured.
+    ai: Option<Rc<dyn Ai>>,
 }
 
 /// The alarm index: which objects want waking when, across restarts.
@@ -440,6 +452,7 @@ impl LiveObjects {
             Module::Events(s) => stack.server::<events::Client, _>(s).client,
             Module::Schedule(s) => stack.server::<schedule::Client, _>(s).client,
             Module::Kv(s) => stack.server::<schema::object_capnp::kv::Client, _>(s).client,
+            Module::Workflow(s) => stack.server::<schema::object_capnp::workflow::Client, _>(s).client,
         };
         let address = Address {
             id: id.to_string(),
@@ -461,6 +474,8 @@ impl LiveObjects {
             retention: self.config.event_retention,
             subscribers: self.config.event_subscribers,
             peers,
+            ai: self.ai.clone(),
+            workflow_limits: self.config.workflow_limits,
         };
         let parts = ObjectParts::new(address, host, &wrap).map_err(|e| self.without_paths(e))?;
         let instance = factory(&key.class, parts, &stack).map_err(|e| self.without_paths(e))?;
@@ -502,7 +517,7 @@ impl LiveObjects {
         }
         if entries.len() >= self.config.max_live {
             // The least recently used object with no open connection, from the cold end.
-            let lru = entries.iter().rev().find(|(_, e)| e.connections == 0).map(|(k, _)| k.clone());
+            let lru = entries.iter().rev().find(|(_, e)| e.connections == 0 && !e.alarm.busy()).map(|(k, _)| k.clone());
             match lru {
                 Some(k) => {
                     entries.pop(&k);
@@ -538,6 +553,8 @@ impl LiveObjects {
         }
     }
 
+    /// Evicts objects idle for `idle_timeout` with no connection open and no workflow
+    /// run being driven.
     fn evict_idle(&self) {
         let mut entries = self.entries.borrow_mut();
         let idle = self.config.idle_timeout;
@@ -547,7 +564,7 @@ impl LiveObjects {
             .iter()
             .rev()
             .take_while(|(_, e)| e.last_used.elapsed() >= idle)
-            .filter(|(_, e)| e.connections == 0)
+            .filter(|(_, e)| e.connections == 0 && !e.alarm.busy())
             .map(|(k, _)| k.clone())
             .collect();
         for k in &expired {
@@ -582,6 +599,7 @@ fn object_thread(
                 None
             }
         };
+        let ai = config.ai.clone().map(|c| Rc::new(OpenAiCompatible::new(c)) as Rc<dyn Ai>);
         let objects = Rc::new(LiveObjects {
             shared,
             config,
@@ -591,6 +609,7 @@ fn object_thread(
             alarms: RefCell::default(),
             alarm_changed: tokio::sync::Notify::new(),
             index,
+            ai,
         });
         objects.restore_alarms(thread, threads);
         let sweeper = objects.clone();
@@ -650,6 +669,7 @@ mod tests {
             alarms: RefCell::default(),
             alarm_changed: tokio::sync::Notify::new(),
             index: None,
+            ai: None,
         })
     }
 

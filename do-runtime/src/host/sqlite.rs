@@ -62,6 +62,10 @@ struct Gate {
     open: Cell<bool>,
     /// Callers waiting for it to commit.
     waiters: RefCell<Vec<oneshot::Sender<Result<(), RpcError>>>>,
+    /// Guards of [`Sql::hold`] alive: the commit waits for the last.
+    holds: Cell<usize>,
+    /// A commit came due while held.
+    deferred: Cell<bool>,
 }
 
 impl SqliteDb {
@@ -77,7 +81,13 @@ impl SqliteDb {
         Ok(Rc::new_cyclic(|this| SqliteDb {
             conn,
             in_tx: false.into(),
-            gate: Some(Gate { this: this.clone(), open: false.into(), waiters: RefCell::default() }),
+            gate: Some(Gate {
+                this: this.clone(),
+                open: false.into(),
+                waiters: RefCell::default(),
+                holds: 0.into(),
+                deferred: false.into(),
+            }),
         }))
     }
 
@@ -101,9 +111,14 @@ impl SqliteDb {
         Ok(())
     }
 
-    /// Commits the open transaction (if any) and tells whoever waits for it.
+    /// Commits the open transaction (if any) and tells whoever waits for it; while a
+    /// hold is alive, only notes that the commit is due.
     fn commit(&self) {
         let Some(gate) = &self.gate else { return };
+        if gate.holds.get() > 0 {
+            gate.deferred.set(true);
+            return;
+        }
         if !gate.open.replace(false) {
             return;
         }
@@ -120,6 +135,9 @@ impl SqliteDb {
 
 impl Drop for SqliteDb {
     fn drop(&mut self) {
+        if let Some(gate) = &self.gate {
+            gate.holds.set(0);
+        }
         self.commit();
     }
 }
@@ -271,6 +289,20 @@ fn all_rows(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> rusqlite
 }
 
 impl Sql for SqliteDb {
+    fn hold(&self) -> do_modules::host::Hold {
+        let Some(gate) = &self.gate else { return do_modules::host::Hold::none() };
+        gate.holds.set(gate.holds.get() + 1);
+        let this = gate.this.clone();
+        do_modules::host::Hold::new(move || {
+            let Some(db) = this.upgrade() else { return };
+            let Some(gate) = &db.gate else { return };
+            gate.holds.set(gate.holds.get().saturating_sub(1));
+            if gate.holds.get() == 0 && gate.deferred.replace(false) {
+                db.commit();
+            }
+        })
+    }
+
     fn durable(&self) -> do_modules::host::Durable {
         let Some(gate) = self.gate.as_ref().filter(|g| g.open.get()) else {
             return Box::pin(std::future::ready(Ok(())));
@@ -333,5 +365,43 @@ impl Sql for SqliteDb {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(path: &Path) -> i64 {
+        let c = Connection::open(path).expect("a second connection");
+        c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).expect("count")
+    }
+
+    #[test]
+    fn a_hold_keeps_writes_from_committing_until_it_is_released() {
+        let dir = std::env::temp_dir().join(format!("dotdo-hold-{}", std::process::id()));
+        let path = dir.join("o.sqlite");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let db = SqliteDb::open_gated(&path).expect("open");
+            db.execute("CREATE TABLE t (x INTEGER)", &[]).expect("create");
+            db.durable().await.expect("committed");
+            let hold = db.hold();
+            db.execute("INSERT INTO t VALUES (1)", &[]).expect("insert");
+            let durable = db.durable();
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(rows(&path), 0, "held: not committed, though the commit task has run");
+            db.execute("INSERT INTO t VALUES (2)", &[]).expect("a write joins the held batch");
+            drop(hold);
+            durable.await.expect("committed on release");
+            assert_eq!(rows(&path), 2);
+            // Without a hold, the next write commits on its own.
+            db.execute("INSERT INTO t VALUES (3)", &[]).expect("insert");
+            db.durable().await.expect("committed");
+            assert_eq!(rows(&path), 3);
+        });
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -4,6 +4,415 @@
 #[allow(unused_imports)]
 use crate::codegen as rt;
 
+/// Typed client of `object.capnp:Approval`. Each method takes plain Rust values and returns a call you
+/// `.await` for its reply; capabilities in a reply can be called before it arrives
+/// (promise pipelining). The raw capnp client is [`Approval::raw`] (and `Deref`).
+///
+/// ```no_run
+/// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+/// let approval = approval.with_deadline(std::time::Duration::from_secs(5));
+/// let raw = approval.raw().clone();
+/// let again = rpc_client::api::object::Approval::from(raw);
+/// # let _ = again;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Approval {
+    raw: ::schema::object_capnp::approval::Client,
+    options: rt::CallOptions,
+}
+
+impl Approval {
+    /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(approval: rpc_client::api::object::Approval) {
+    /// let again = rpc_client::api::object::Approval::new(approval.raw().clone());
+    /// assert_eq!(again.options(), approval.options());
+    /// # }
+    /// ```
+    pub fn new(raw: ::schema::object_capnp::approval::Client) -> Self {
+        Approval { raw, options: rt::CallOptions::default() }
+    }
+
+    /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::approval::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Approval::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
+    pub fn serve<S: ::schema::object_capnp::approval::Server + 'static>(server: S) -> Self {
+        Self::new(rt::capnp_rpc::new_client(server))
+    }
+
+    /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(approval: rpc_client::api::object::Approval) {
+    /// let raw: &::schema::object_capnp::approval::Client = approval.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn raw(&self) -> &::schema::object_capnp::approval::Client {
+        &self.raw
+    }
+
+    /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(approval: rpc_client::api::object::Approval) {
+    /// let raw: ::schema::object_capnp::approval::Client = approval.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn into_raw(self) -> ::schema::object_capnp::approval::Client {
+        self.raw
+    }
+
+    /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(approval: rpc_client::api::object::Approval) {
+    /// assert_eq!(approval.options().deadline, None);
+    /// # }
+    /// ```
+    pub fn options(&self) -> rt::CallOptions {
+        self.options
+    }
+
+    /// The same capability, making its calls (and those of capabilities it hands out)
+    /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(approval: rpc_client::api::object::Approval) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(approval.with_options(options).options(), options);
+    /// # }
+    /// ```
+    pub fn with_options(mut self, options: rt::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The same capability with a deadline on each call: a call still running after
+    /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(approval: rpc_client::api::object::Approval) {
+    /// let hurried = approval.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
+    pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
+        let mut options = self.options;
+        options.deadline = Some(deadline);
+        self.with_options(options)
+    }
+
+    /// The same capability as another interface (a class seen through a base it
+    /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(approval: rpc_client::api::object::Approval) {
+    /// let same: rpc_client::api::object::Approval = approval.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
+    pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
+        T::new(self.raw.client.hook.add_ref())
+    }
+
+    /// Calls `info`.
+    ///
+    /// Method @0 of `object.capnp:Approval`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::InfoCall = approval.info();
+    /// let reply: rpc_client::api::object::approval::InfoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn info(&self, ) -> approval::InfoCall {
+        let request_ = self.raw.info_request();
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// Calls `approve`.
+    ///
+    /// Method @1 of `object.capnp:Approval`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::ApproveCall = approval.approve("", "");
+    /// let reply: rpc_client::api::object::approval::ApproveReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn approve(&self, by: &str, comment: &str) -> approval::ApproveCall {
+        let mut request_ = self.raw.approve_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_by(by);
+            p_.set_comment(comment);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// An approval answered already is CONFLICT; one past its deadline is EXPIRED.
+    ///
+    /// Method @2 of `object.capnp:Approval`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::RejectCall = approval.reject("", "");
+    /// let reply: rpc_client::api::object::approval::RejectReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn reject(&self, by: &str, comment: &str) -> approval::RejectCall {
+        let mut request_ = self.raw.reject_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_by(by);
+            p_.set_comment(comment);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+}
+
+impl From<::schema::object_capnp::approval::Client> for Approval {
+    fn from(raw: ::schema::object_capnp::approval::Client) -> Self {
+        Self::new(raw)
+    }
+}
+
+impl From<Approval> for ::schema::object_capnp::approval::Client {
+    fn from(typed: Approval) -> Self {
+        typed.raw
+    }
+}
+
+impl std::ops::Deref for Approval {
+    type Target = ::schema::object_capnp::approval::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.raw
+    }
+}
+
+impl rt::capnp::capability::FromClientHook for Approval {
+    fn new(hook: Box<dyn rt::capnp::private::capability::ClientHook>) -> Self {
+        Self::new(::schema::object_capnp::approval::Client::new(hook))
+    }
+    fn into_client_hook(self) -> Box<dyn rt::capnp::private::capability::ClientHook> {
+        self.raw.client.hook
+    }
+    fn as_client_hook(&self) -> &dyn rt::capnp::private::capability::ClientHook {
+        &*self.raw.client.hook
+    }
+}
+
+/// The calls and replies of [`Approval`]'s methods.
+#[allow(clippy::module_inception)]
+pub mod approval {
+    #[allow(unused_imports)]
+    use super::*;
+
+    /// The call of `Approval.info` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::InfoCall = approval.info();
+    /// let reply: rpc_client::api::object::approval::InfoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type InfoCall = rt::Call<::schema::object_capnp::approval::info_results::Owned, InfoReply>;
+
+    /// What `Approval.info` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::InfoCall = approval.info();
+    /// let reply: rpc_client::api::object::approval::InfoReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct InfoReply {
+        /// `info`.
+        pub info: ApprovalInfo,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::approval::info_results::Owned> for InfoReply {
+        fn read(r: ::schema::object_capnp::approval::info_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(InfoReply {
+                info: ApprovalInfo::read(r.get_info()?, options)?,
+            })
+        }
+    }
+
+    /// The call of `Approval.approve` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::ApproveCall = approval.approve("", "");
+    /// let reply: rpc_client::api::object::approval::ApproveReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type ApproveCall = rt::Call<::schema::object_capnp::approval::approve_results::Owned, ApproveReply>;
+
+    /// What `Approval.approve` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::ApproveCall = approval.approve("", "");
+    /// let reply: rpc_client::api::object::approval::ApproveReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct ApproveReply {
+        /// `info`.
+        pub info: ApprovalInfo,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::approval::approve_results::Owned> for ApproveReply {
+        fn read(r: ::schema::object_capnp::approval::approve_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ApproveReply {
+                info: ApprovalInfo::read(r.get_info()?, options)?,
+            })
+        }
+    }
+
+    /// The call of `Approval.reject` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::RejectCall = approval.reject("", "");
+    /// let reply: rpc_client::api::object::approval::RejectReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type RejectCall = rt::Call<::schema::object_capnp::approval::reject_results::Owned, RejectReply>;
+
+    /// What `Approval.reject` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(approval: rpc_client::api::object::Approval) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::approval::RejectCall = approval.reject("", "");
+    /// let reply: rpc_client::api::object::approval::RejectReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct RejectReply {
+        /// `info`.
+        pub info: ApprovalInfo,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::approval::reject_results::Owned> for RejectReply {
+        fn read(r: ::schema::object_capnp::approval::reject_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(RejectReply {
+                info: ApprovalInfo::read(r.get_info()?, options)?,
+            })
+        }
+    }
+}
+
+/// The plain Rust value of `object.capnp:ApprovalInfo`; [`ApprovalInfo::read`] and [`ApprovalInfo::write`] convert it
+/// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::ApprovalInfo::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::approval_info::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::approval_info::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::ApprovalInfo::read(reader, &Default::default()).unwrap(), value);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApprovalInfo {
+    /// `id`.
+    pub id: String,
+    /// `run`.
+    pub run: String,
+    /// `step`.
+    pub step: String,
+    /// Whose answer is asked for (a person, a role).
+    pub who: String,
+    /// What is to be approved.
+    pub what: String,
+    /// After it the approval is `expired` and the workflow takes its timeout branch.
+    pub deadline: i64,
+    /// pending | approved | rejected | expired | cancelled
+    pub status: String,
+    /// `answeredBy`.
+    pub answered_by: String,
+    /// `comment`.
+    pub comment: String,
+    /// `answeredAt`.
+    pub answered_at: i64,
+}
+
+impl ApprovalInfo {
+    /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::ApprovalInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::approval_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::approval_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::ApprovalInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn read(r: ::schema::object_capnp::approval_info::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+        let _ = options;
+        Ok(ApprovalInfo {
+            id: rt::text(r.get_id())?,
+            run: rt::text(r.get_run())?,
+            step: rt::text(r.get_step())?,
+            who: rt::text(r.get_who())?,
+            what: rt::text(r.get_what())?,
+            deadline: r.get_deadline(),
+            status: rt::text(r.get_status())?,
+            answered_by: rt::text(r.get_answered_by())?,
+            comment: rt::text(r.get_comment())?,
+            answered_at: r.get_answered_at(),
+        })
+    }
+
+    /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::ApprovalInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::approval_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::approval_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::ApprovalInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn write(&self, b: ::schema::object_capnp::approval_info::Builder<'_>) {
+        let mut b = b;
+        b.set_id(&self.id[..]);
+        b.set_run(&self.run[..]);
+        b.set_step(&self.step[..]);
+        b.set_who(&self.who[..]);
+        b.set_what(&self.what[..]);
+        b.set_deadline(self.deadline);
+        b.set_status(&self.status[..]);
+        b.set_answered_by(&self.answered_by[..]);
+        b.set_comment(&self.comment[..]);
+        b.set_answered_at(self.answered_at);
+    }
+}
+
 /// The plain Rust value of `object.capnp:Event`; [`Event::read`] and [`Event::write`] convert it
 /// from and to its Cap'n Proto form.
 ///
@@ -1337,6 +1746,50 @@ impl Object {
         let request_ = self.raw.kv_request();
         object::KvCall::new(rt::Call::new(request_.send(), self.options))
     }
+
+    /// The object's workflows: durable runs of the code its class registers.
+    ///
+    /// Method @5 of `object.capnp:Object`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::WorkflowCall = object.workflow();
+    /// let reply: rpc_client::api::object::object::WorkflowReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn workflow(&self, ) -> object::WorkflowCall {
+        let request_ = self.raw.workflow_request();
+        object::WorkflowCall::new(rt::Call::new(request_.send(), self.options))
+    }
+
+    /// A durable call from another object: runs `method` (a method of the object's class,
+    /// or `module.method` such as `storage.create`) with `args` (a JSON array of
+    /// positional arguments, or one object naming them) once per `key`: a key that
+    /// succeeded before answers its first result again (duplicate = true) without running
+    /// it. A success's writes and its key commit together; a call that fails records no
+    /// key (a retry runs it again, so a method should write in one transaction). Keys are
+    /// kept as long as finished workflow runs (7 days by default).
+    ///
+    /// Method @6 of `object.capnp:Object`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::DeliverCall = object.deliver("", "", "");
+    /// let reply: rpc_client::api::object::object::DeliverReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn deliver(&self, key: &str, method: &str, args: &str) -> object::DeliverCall {
+        let mut request_ = self.raw.deliver_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_key(key);
+            p_.set_method(method);
+            p_.set_args(args);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
 }
 
 impl From<::schema::object_capnp::object::Client> for Object {
@@ -1807,6 +2260,600 @@ pub mod object {
             })
         }
     }
+
+    /// The call of `Object.workflow` in flight: `.await` it for the reply, or call the
+    /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::WorkflowCall = object.workflow();
+    /// let reply: rpc_client::api::object::object::WorkflowReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub struct WorkflowCall(rt::Call<::schema::object_capnp::object::workflow_results::Owned, WorkflowReply>, Workflow);
+
+    impl WorkflowCall {
+        /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.workflow().into_call();
+        /// let again = rpc_client::api::object::object::WorkflowCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn new(call: rt::Call<::schema::object_capnp::object::workflow_results::Owned, WorkflowReply>) -> Self {
+            let only = Workflow::new(call.pipeline().get_workflow()).with_options(call.options());
+            WorkflowCall(call, only)
+        }
+
+        /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = object.workflow().into_call();
+        /// let again = rpc_client::api::object::object::WorkflowCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn into_call(self) -> rt::Call<::schema::object_capnp::object::workflow_results::Owned, WorkflowReply> {
+            self.0
+        }
+
+        /// `workflow` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+        /// let capability = object.workflow().workflow();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
+        pub fn workflow(&self) -> Workflow {
+            self.1.clone()
+        }
+    }
+
+    impl std::ops::Deref for WorkflowCall {
+        type Target = Workflow;
+        /// The only result, `workflow`, before it arrives: call it directly.
+        fn deref(&self) -> &Workflow {
+            &self.1
+        }
+    }
+
+    impl From<WorkflowCall> for Workflow {
+        /// The only result, `workflow`, before it arrives.
+        fn from(call: WorkflowCall) -> Workflow {
+            call.1
+        }
+    }
+
+    impl std::future::IntoFuture for WorkflowCall {
+        type Output = Result<WorkflowReply, rt::RpcError>;
+        type IntoFuture = rt::CallFuture<::schema::object_capnp::object::workflow_results::Owned, WorkflowReply>;
+        fn into_future(self) -> Self::IntoFuture {
+            self.0.into_future()
+        }
+    }
+
+    /// What `Object.workflow` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::WorkflowCall = object.workflow();
+    /// let reply: rpc_client::api::object::object::WorkflowReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Clone)]
+    pub struct WorkflowReply {
+        /// `workflow`.
+        pub workflow: Workflow,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::object::workflow_results::Owned> for WorkflowReply {
+        fn read(r: ::schema::object_capnp::object::workflow_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(WorkflowReply {
+                workflow: Workflow::new(r.get_workflow()?).with_options(*options),
+            })
+        }
+    }
+
+    /// The call of `Object.deliver` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::DeliverCall = object.deliver("", "", "");
+    /// let reply: rpc_client::api::object::object::DeliverReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type DeliverCall = rt::Call<::schema::object_capnp::object::deliver_results::Owned, DeliverReply>;
+
+    /// What `Object.deliver` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(object: rpc_client::api::object::Object) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::object::DeliverCall = object.deliver("", "", "");
+    /// let reply: rpc_client::api::object::object::DeliverReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct DeliverReply {
+        /// `result`.
+        pub result: String,
+        /// `duplicate`.
+        pub duplicate: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::object::deliver_results::Owned> for DeliverReply {
+        fn read(r: ::schema::object_capnp::object::deliver_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(DeliverReply {
+                result: rt::text(r.get_result())?,
+                duplicate: r.get_duplicate(),
+            })
+        }
+    }
+}
+
+/// Typed client of `object.capnp:Run`. Each method takes plain Rust values and returns a call you
+/// `.await` for its reply; capabilities in a reply can be called before it arrives
+/// (promise pipelining). The raw capnp client is [`Run::raw`] (and `Deref`).
+///
+/// ```no_run
+/// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+/// let run = run.with_deadline(std::time::Duration::from_secs(5));
+/// let raw = run.raw().clone();
+/// let again = rpc_client::api::object::Run::from(raw);
+/// # let _ = again;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Run {
+    raw: ::schema::object_capnp::run::Client,
+    options: rt::CallOptions,
+}
+
+impl Run {
+    /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(run: rpc_client::api::object::Run) {
+    /// let again = rpc_client::api::object::Run::new(run.raw().clone());
+    /// assert_eq!(again.options(), run.options());
+    /// # }
+    /// ```
+    pub fn new(raw: ::schema::object_capnp::run::Client) -> Self {
+        Run { raw, options: rt::CallOptions::default() }
+    }
+
+    /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::run::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Run::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
+    pub fn serve<S: ::schema::object_capnp::run::Server + 'static>(server: S) -> Self {
+        Self::new(rt::capnp_rpc::new_client(server))
+    }
+
+    /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(run: rpc_client::api::object::Run) {
+    /// let raw: &::schema::object_capnp::run::Client = run.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn raw(&self) -> &::schema::object_capnp::run::Client {
+        &self.raw
+    }
+
+    /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(run: rpc_client::api::object::Run) {
+    /// let raw: ::schema::object_capnp::run::Client = run.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn into_raw(self) -> ::schema::object_capnp::run::Client {
+        self.raw
+    }
+
+    /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(run: rpc_client::api::object::Run) {
+    /// assert_eq!(run.options().deadline, None);
+    /// # }
+    /// ```
+    pub fn options(&self) -> rt::CallOptions {
+        self.options
+    }
+
+    /// The same capability, making its calls (and those of capabilities it hands out)
+    /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(run: rpc_client::api::object::Run) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(run.with_options(options).options(), options);
+    /// # }
+    /// ```
+    pub fn with_options(mut self, options: rt::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The same capability with a deadline on each call: a call still running after
+    /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(run: rpc_client::api::object::Run) {
+    /// let hurried = run.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
+    pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
+        let mut options = self.options;
+        options.deadline = Some(deadline);
+        self.with_options(options)
+    }
+
+    /// The same capability as another interface (a class seen through a base it
+    /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(run: rpc_client::api::object::Run) {
+    /// let same: rpc_client::api::object::Run = run.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
+    pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
+        T::new(self.raw.client.hook.add_ref())
+    }
+
+    /// Calls `status`.
+    ///
+    /// Method @0 of `object.capnp:Run`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::StatusCall = run.status();
+    /// let reply: rpc_client::api::object::run::StatusReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn status(&self, ) -> run::StatusCall {
+        let request_ = self.raw.status_request();
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// Completes when the run finishes: its output, or its error (with its code; a
+    /// cancelled run is CANCELLED). Bounded by the call deadline like any call.
+    ///
+    /// Method @1 of `object.capnp:Run`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::ResultCall = run.result();
+    /// let reply: rpc_client::api::object::run::ResultReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn result(&self, ) -> run::ResultCall {
+        let request_ = self.raw.result_request();
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// False when the run had already finished.
+    ///
+    /// Method @2 of `object.capnp:Run`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::CancelCall = run.cancel();
+    /// let reply: rpc_client::api::object::run::CancelReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel(&self, ) -> run::CancelCall {
+        let request_ = self.raw.cancel_request();
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// Calls `history`.
+    ///
+    /// Method @3 of `object.capnp:Run`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::HistoryCall = run.history();
+    /// let reply: rpc_client::api::object::run::HistoryReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn history(&self, ) -> run::HistoryCall {
+        let request_ = self.raw.history_request();
+        rt::Call::new(request_.send(), self.options)
+    }
+}
+
+impl From<::schema::object_capnp::run::Client> for Run {
+    fn from(raw: ::schema::object_capnp::run::Client) -> Self {
+        Self::new(raw)
+    }
+}
+
+impl From<Run> for ::schema::object_capnp::run::Client {
+    fn from(typed: Run) -> Self {
+        typed.raw
+    }
+}
+
+impl std::ops::Deref for Run {
+    type Target = ::schema::object_capnp::run::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.raw
+    }
+}
+
+impl rt::capnp::capability::FromClientHook for Run {
+    fn new(hook: Box<dyn rt::capnp::private::capability::ClientHook>) -> Self {
+        Self::new(::schema::object_capnp::run::Client::new(hook))
+    }
+    fn into_client_hook(self) -> Box<dyn rt::capnp::private::capability::ClientHook> {
+        self.raw.client.hook
+    }
+    fn as_client_hook(&self) -> &dyn rt::capnp::private::capability::ClientHook {
+        &*self.raw.client.hook
+    }
+}
+
+/// The calls and replies of [`Run`]'s methods.
+#[allow(clippy::module_inception)]
+pub mod run {
+    #[allow(unused_imports)]
+    use super::*;
+
+    /// The call of `Run.status` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::StatusCall = run.status();
+    /// let reply: rpc_client::api::object::run::StatusReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type StatusCall = rt::Call<::schema::object_capnp::run::status_results::Owned, StatusReply>;
+
+    /// What `Run.status` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::StatusCall = run.status();
+    /// let reply: rpc_client::api::object::run::StatusReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct StatusReply {
+        /// `info`.
+        pub info: RunInfo,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::run::status_results::Owned> for StatusReply {
+        fn read(r: ::schema::object_capnp::run::status_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(StatusReply {
+                info: RunInfo::read(r.get_info()?, options)?,
+            })
+        }
+    }
+
+    /// The call of `Run.result` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::ResultCall = run.result();
+    /// let reply: rpc_client::api::object::run::ResultReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type ResultCall = rt::Call<::schema::object_capnp::run::result_results::Owned, ResultReply>;
+
+    /// What `Run.result` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::ResultCall = run.result();
+    /// let reply: rpc_client::api::object::run::ResultReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct ResultReply {
+        /// `result`.
+        pub result: String,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::run::result_results::Owned> for ResultReply {
+        fn read(r: ::schema::object_capnp::run::result_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ResultReply {
+                result: rt::text(r.get_result())?,
+            })
+        }
+    }
+
+    /// The call of `Run.cancel` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::CancelCall = run.cancel();
+    /// let reply: rpc_client::api::object::run::CancelReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type CancelCall = rt::Call<::schema::object_capnp::run::cancel_results::Owned, CancelReply>;
+
+    /// What `Run.cancel` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::CancelCall = run.cancel();
+    /// let reply: rpc_client::api::object::run::CancelReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct CancelReply {
+        /// `cancelled`.
+        pub cancelled: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::run::cancel_results::Owned> for CancelReply {
+        fn read(r: ::schema::object_capnp::run::cancel_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(CancelReply {
+                cancelled: r.get_cancelled(),
+            })
+        }
+    }
+
+    /// The call of `Run.history` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::HistoryCall = run.history();
+    /// let reply: rpc_client::api::object::run::HistoryReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type HistoryCall = rt::Call<::schema::object_capnp::run::history_results::Owned, HistoryReply>;
+
+    /// What `Run.history` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(run: rpc_client::api::object::Run) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::run::HistoryCall = run.history();
+    /// let reply: rpc_client::api::object::run::HistoryReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct HistoryReply {
+        /// `steps`.
+        pub steps: Vec<StepInfo>,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::run::history_results::Owned> for HistoryReply {
+        fn read(r: ::schema::object_capnp::run::history_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(HistoryReply {
+                steps: { let list0 = r.get_steps()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(StepInfo::read(item0, options)?); } v },
+            })
+        }
+    }
+}
+
+/// The plain Rust value of `object.capnp:RunInfo`; [`RunInfo::read`] and [`RunInfo::write`] convert it
+/// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::RunInfo::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::run_info::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::run_info::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::RunInfo::read(reader, &Default::default()).unwrap(), value);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunInfo {
+    /// `id`.
+    pub id: String,
+    /// The workflow's name.
+    pub name: String,
+    /// running | sleeping | waiting | completed | failed | cancelled
+    pub status: String,
+    /// `input`.
+    pub input: String,
+    /// completed: the result (JSON); null otherwise.
+    pub output: String,
+    /// `error`.
+    pub error: String,
+    /// failed or cancelled: why, and the code.
+    pub error_code: String,
+    /// `createdAt`.
+    pub created_at: i64,
+    /// `updatedAt`.
+    pub updated_at: i64,
+    /// sleeping or waiting: when the run wakes (a deadline, a retry); 0 when only an event
+    /// or an answer wakes it.
+    pub wake_at: i64,
+    /// Steps recorded so far.
+    pub steps: u32,
+}
+
+impl RunInfo {
+    /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::RunInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::run_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::run_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::RunInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn read(r: ::schema::object_capnp::run_info::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+        let _ = options;
+        Ok(RunInfo {
+            id: rt::text(r.get_id())?,
+            name: rt::text(r.get_name())?,
+            status: rt::text(r.get_status())?,
+            input: rt::text(r.get_input())?,
+            output: rt::text(r.get_output())?,
+            error: rt::text(r.get_error())?,
+            error_code: rt::text(r.get_error_code())?,
+            created_at: r.get_created_at(),
+            updated_at: r.get_updated_at(),
+            wake_at: r.get_wake_at(),
+            steps: r.get_steps(),
+        })
+    }
+
+    /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::RunInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::run_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::run_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::RunInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn write(&self, b: ::schema::object_capnp::run_info::Builder<'_>) {
+        let mut b = b;
+        b.set_id(&self.id[..]);
+        b.set_name(&self.name[..]);
+        b.set_status(&self.status[..]);
+        b.set_input(&self.input[..]);
+        b.set_output(&self.output[..]);
+        b.set_error(&self.error[..]);
+        b.set_error_code(&self.error_code[..]);
+        b.set_created_at(self.created_at);
+        b.set_updated_at(self.updated_at);
+        b.set_wake_at(self.wake_at);
+        b.set_steps(self.steps);
+    }
 }
 
 /// Typed client of `object.capnp:Schedule`. Each method takes plain Rust values and returns a call you
@@ -2255,6 +3302,93 @@ impl ScheduleEntry {
         b.set_data(&self.data[..]);
         b.set_next_run(self.next_run);
         b.set_last_run(self.last_run);
+    }
+}
+
+/// The plain Rust value of `object.capnp:StepInfo`; [`StepInfo::read`] and [`StepInfo::write`] convert it
+/// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::StepInfo::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::step_info::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::step_info::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::StepInfo::read(reader, &Default::default()).unwrap(), value);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepInfo {
+    /// The step's key: its name, `name#2` for the second step of that name.
+    pub name: String,
+    /// step | sleep | event | approval | call | send | cascade | tier | now | random
+    pub kind: String,
+    /// running | retrying | waiting | completed | failed
+    pub status: String,
+    /// `attempts`.
+    pub attempts: u32,
+    /// cascade: the tier that answered (code | generative | agentic | human).
+    pub tier: String,
+    /// `startedAt`.
+    pub started_at: i64,
+    /// `finishedAt`.
+    pub finished_at: i64,
+    /// `result`.
+    pub result: String,
+    /// `error`.
+    pub error: String,
+    /// `errorCode`.
+    pub error_code: String,
+}
+
+impl StepInfo {
+    /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::StepInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::step_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::step_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::StepInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn read(r: ::schema::object_capnp::step_info::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+        let _ = options;
+        Ok(StepInfo {
+            name: rt::text(r.get_name())?,
+            kind: rt::text(r.get_kind())?,
+            status: rt::text(r.get_status())?,
+            attempts: r.get_attempts(),
+            tier: rt::text(r.get_tier())?,
+            started_at: r.get_started_at(),
+            finished_at: r.get_finished_at(),
+            result: rt::text(r.get_result())?,
+            error: rt::text(r.get_error())?,
+            error_code: rt::text(r.get_error_code())?,
+        })
+    }
+
+    /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::StepInfo::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::step_info::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::step_info::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::StepInfo::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn write(&self, b: ::schema::object_capnp::step_info::Builder<'_>) {
+        let mut b = b;
+        b.set_name(&self.name[..]);
+        b.set_kind(&self.kind[..]);
+        b.set_status(&self.status[..]);
+        b.set_attempts(self.attempts);
+        b.set_tier(&self.tier[..]);
+        b.set_started_at(self.started_at);
+        b.set_finished_at(self.finished_at);
+        b.set_result(&self.result[..]);
+        b.set_error(&self.error[..]);
+        b.set_error_code(&self.error_code[..]);
     }
 }
 
@@ -3529,6 +4663,689 @@ impl Thing {
         b.set_updated_at(self.updated_at);
         b.set_deleted_at(self.deleted_at);
         b.set_version(self.version);
+    }
+}
+
+/// Typed client of `object.capnp:Workflow`. Each method takes plain Rust values and returns a call you
+/// `.await` for its reply; capabilities in a reply can be called before it arrives
+/// (promise pipelining). The raw capnp client is [`Workflow::raw`] (and `Deref`).
+///
+/// ```no_run
+/// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+/// let workflow = workflow.with_deadline(std::time::Duration::from_secs(5));
+/// let raw = workflow.raw().clone();
+/// let again = rpc_client::api::object::Workflow::from(raw);
+/// # let _ = again;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Workflow {
+    raw: ::schema::object_capnp::workflow::Client,
+    options: rt::CallOptions,
+}
+
+impl Workflow {
+    /// Wraps a raw capnp client.
+    ///
+    /// ```no_run
+    /// # fn example(workflow: rpc_client::api::object::Workflow) {
+    /// let again = rpc_client::api::object::Workflow::new(workflow.raw().clone());
+    /// assert_eq!(again.options(), workflow.options());
+    /// # }
+    /// ```
+    pub fn new(raw: ::schema::object_capnp::workflow::Client) -> Self {
+        Workflow { raw, options: rt::CallOptions::default() }
+    }
+
+    /// Serves `server` in this process and returns a typed client of it.
+    ///
+    /// ```no_run
+    /// # fn example<S: ::schema::object_capnp::workflow::Server + 'static>(server: S) {
+    /// let local = rpc_client::api::object::Workflow::serve(server);
+    /// # let _ = local;
+    /// # }
+    /// ```
+    pub fn serve<S: ::schema::object_capnp::workflow::Server + 'static>(server: S) -> Self {
+        Self::new(rt::capnp_rpc::new_client(server))
+    }
+
+    /// The raw capnp client, for anything this typed client does not cover.
+    ///
+    /// ```no_run
+    /// # fn example(workflow: rpc_client::api::object::Workflow) {
+    /// let raw: &::schema::object_capnp::workflow::Client = workflow.raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn raw(&self) -> &::schema::object_capnp::workflow::Client {
+        &self.raw
+    }
+
+    /// The raw capnp client, by value.
+    ///
+    /// ```no_run
+    /// # fn example(workflow: rpc_client::api::object::Workflow) {
+    /// let raw: ::schema::object_capnp::workflow::Client = workflow.into_raw();
+    /// # let _ = raw;
+    /// # }
+    /// ```
+    pub fn into_raw(self) -> ::schema::object_capnp::workflow::Client {
+        self.raw
+    }
+
+    /// The options its calls are made with.
+    ///
+    /// ```no_run
+    /// # fn example(workflow: rpc_client::api::object::Workflow) {
+    /// assert_eq!(workflow.options().deadline, None);
+    /// # }
+    /// ```
+    pub fn options(&self) -> rt::CallOptions {
+        self.options
+    }
+
+    /// The same capability, making its calls (and those of capabilities it hands out)
+    /// with `options`.
+    ///
+    /// ```no_run
+    /// # fn example(workflow: rpc_client::api::object::Workflow) {
+    /// let options = rpc_client::CallOptions { deadline: Some(std::time::Duration::from_secs(2)) };
+    /// assert_eq!(workflow.with_options(options).options(), options);
+    /// # }
+    /// ```
+    pub fn with_options(mut self, options: rt::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The same capability with a deadline on each call: a call still running after
+    /// `deadline` fails with `TIMEOUT` and is cancelled on the server.
+    ///
+    /// ```no_run
+    /// # fn example(workflow: rpc_client::api::object::Workflow) {
+    /// let hurried = workflow.with_deadline(std::time::Duration::from_millis(100));
+    /// assert_eq!(hurried.options().deadline, Some(std::time::Duration::from_millis(100)));
+    /// # }
+    /// ```
+    pub fn with_deadline(self, deadline: std::time::Duration) -> Self {
+        let mut options = self.options;
+        options.deadline = Some(deadline);
+        self.with_options(options)
+    }
+
+    /// The same capability as another interface (a class seen through a base it
+    /// extends, or the reverse); calls the object does not implement fail.
+    ///
+    /// ```no_run
+    /// # fn example(workflow: rpc_client::api::object::Workflow) {
+    /// let same: rpc_client::api::object::Workflow = workflow.cast();
+    /// # let _ = same;
+    /// # }
+    /// ```
+    pub fn cast<T: rt::capnp::capability::FromClientHook>(&self) -> T {
+        T::new(self.raw.client.hook.add_ref())
+    }
+
+    /// Starts the workflow `name` of the object's class with `input` (JSON). `id`: empty
+    /// for a generated one; an id already used returns that run (start is idempotent on it).
+    ///
+    /// Method @0 of `object.capnp:Workflow`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::StartCall = workflow.start("", "", "");
+    /// let reply: rpc_client::api::object::workflow::StartReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn start(&self, name: &str, input: &str, id: &str) -> workflow::StartCall {
+        let mut request_ = self.raw.start_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_name(name);
+            p_.set_input(input);
+            p_.set_id(id);
+        }
+        workflow::StartCall::new(rt::Call::new(request_.send(), self.options))
+    }
+
+    /// Calls `run`.
+    ///
+    /// Method @1 of `object.capnp:Workflow`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::RunCall = workflow.run("");
+    /// let reply: rpc_client::api::object::workflow::RunReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn run(&self, id: &str) -> workflow::RunCall {
+        let mut request_ = self.raw.run_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_id(id);
+        }
+        workflow::RunCall::new(rt::Call::new(request_.send(), self.options))
+    }
+
+    /// filter: {"name": .., "status": .., "limit": 100}, newest first.
+    ///
+    /// Method @2 of `object.capnp:Workflow`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ListCall = workflow.list("");
+    /// let reply: rpc_client::api::object::workflow::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn list(&self, filter: &str) -> workflow::ListCall {
+        let mut request_ = self.raw.list_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_filter(filter);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// Calls `approval`.
+    ///
+    /// Method @3 of `object.capnp:Workflow`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ApprovalCall = workflow.approval("");
+    /// let reply: rpc_client::api::object::workflow::ApprovalReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn approval(&self, id: &str) -> workflow::ApprovalCall {
+        let mut request_ = self.raw.approval_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_id(id);
+        }
+        workflow::ApprovalCall::new(rt::Call::new(request_.send(), self.options))
+    }
+
+    /// Empty status: every approval kept.
+    ///
+    /// Method @4 of `object.capnp:Workflow`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ApprovalsCall = workflow.approvals("");
+    /// let reply: rpc_client::api::object::workflow::ApprovalsReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn approvals(&self, status: &str) -> workflow::ApprovalsCall {
+        let mut request_ = self.raw.approvals_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_status(status);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// The workflows this object's class registers.
+    ///
+    /// Method @5 of `object.capnp:Workflow`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::NamesCall = workflow.names();
+    /// let reply: rpc_client::api::object::workflow::NamesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn names(&self, ) -> workflow::NamesCall {
+        let request_ = self.raw.names_request();
+        rt::Call::new(request_.send(), self.options)
+    }
+}
+
+impl From<::schema::object_capnp::workflow::Client> for Workflow {
+    fn from(raw: ::schema::object_capnp::workflow::Client) -> Self {
+        Self::new(raw)
+    }
+}
+
+impl From<Workflow> for ::schema::object_capnp::workflow::Client {
+    fn from(typed: Workflow) -> Self {
+        typed.raw
+    }
+}
+
+impl std::ops::Deref for Workflow {
+    type Target = ::schema::object_capnp::workflow::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.raw
+    }
+}
+
+impl rt::capnp::capability::FromClientHook for Workflow {
+    fn new(hook: Box<dyn rt::capnp::private::capability::ClientHook>) -> Self {
+        Self::new(::schema::object_capnp::workflow::Client::new(hook))
+    }
+    fn into_client_hook(self) -> Box<dyn rt::capnp::private::capability::ClientHook> {
+        self.raw.client.hook
+    }
+    fn as_client_hook(&self) -> &dyn rt::capnp::private::capability::ClientHook {
+        &*self.raw.client.hook
+    }
+}
+
+/// The calls and replies of [`Workflow`]'s methods.
+#[allow(clippy::module_inception)]
+pub mod workflow {
+    #[allow(unused_imports)]
+    use super::*;
+
+    /// The call of `Workflow.start` in flight: `.await` it for the reply, or call the
+    /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::StartCall = workflow.start("", "", "");
+    /// let reply: rpc_client::api::object::workflow::StartReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub struct StartCall(rt::Call<::schema::object_capnp::workflow::start_results::Owned, StartReply>, Run);
+
+    impl StartCall {
+        /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = workflow.start("", "", "").into_call();
+        /// let again = rpc_client::api::object::workflow::StartCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn new(call: rt::Call<::schema::object_capnp::workflow::start_results::Owned, StartReply>) -> Self {
+            let only = Run::new(call.pipeline().get_run()).with_options(call.options());
+            StartCall(call, only)
+        }
+
+        /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = workflow.start("", "", "").into_call();
+        /// let again = rpc_client::api::object::workflow::StartCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn into_call(self) -> rt::Call<::schema::object_capnp::workflow::start_results::Owned, StartReply> {
+            self.0
+        }
+
+        /// `run` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let capability = workflow.start("", "", "").run();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
+        pub fn run(&self) -> Run {
+            self.1.clone()
+        }
+    }
+
+    impl std::ops::Deref for StartCall {
+        type Target = Run;
+        /// The only result, `run`, before it arrives: call it directly.
+        fn deref(&self) -> &Run {
+            &self.1
+        }
+    }
+
+    impl From<StartCall> for Run {
+        /// The only result, `run`, before it arrives.
+        fn from(call: StartCall) -> Run {
+            call.1
+        }
+    }
+
+    impl std::future::IntoFuture for StartCall {
+        type Output = Result<StartReply, rt::RpcError>;
+        type IntoFuture = rt::CallFuture<::schema::object_capnp::workflow::start_results::Owned, StartReply>;
+        fn into_future(self) -> Self::IntoFuture {
+            self.0.into_future()
+        }
+    }
+
+    /// What `Workflow.start` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::StartCall = workflow.start("", "", "");
+    /// let reply: rpc_client::api::object::workflow::StartReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Clone)]
+    pub struct StartReply {
+        /// `run`.
+        pub run: Run,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::workflow::start_results::Owned> for StartReply {
+        fn read(r: ::schema::object_capnp::workflow::start_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(StartReply {
+                run: Run::new(r.get_run()?).with_options(*options),
+            })
+        }
+    }
+
+    /// The call of `Workflow.run` in flight: `.await` it for the reply, or call the
+    /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::RunCall = workflow.run("");
+    /// let reply: rpc_client::api::object::workflow::RunReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub struct RunCall(rt::Call<::schema::object_capnp::workflow::run_results::Owned, RunReply>, Run);
+
+    impl RunCall {
+        /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = workflow.run("").into_call();
+        /// let again = rpc_client::api::object::workflow::RunCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn new(call: rt::Call<::schema::object_capnp::workflow::run_results::Owned, RunReply>) -> Self {
+            let only = Run::new(call.pipeline().get_run()).with_options(call.options());
+            RunCall(call, only)
+        }
+
+        /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = workflow.run("").into_call();
+        /// let again = rpc_client::api::object::workflow::RunCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn into_call(self) -> rt::Call<::schema::object_capnp::workflow::run_results::Owned, RunReply> {
+            self.0
+        }
+
+        /// `run` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let capability = workflow.run("").run();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
+        pub fn run(&self) -> Run {
+            self.1.clone()
+        }
+    }
+
+    impl std::ops::Deref for RunCall {
+        type Target = Run;
+        /// The only result, `run`, before it arrives: call it directly.
+        fn deref(&self) -> &Run {
+            &self.1
+        }
+    }
+
+    impl From<RunCall> for Run {
+        /// The only result, `run`, before it arrives.
+        fn from(call: RunCall) -> Run {
+            call.1
+        }
+    }
+
+    impl std::future::IntoFuture for RunCall {
+        type Output = Result<RunReply, rt::RpcError>;
+        type IntoFuture = rt::CallFuture<::schema::object_capnp::workflow::run_results::Owned, RunReply>;
+        fn into_future(self) -> Self::IntoFuture {
+            self.0.into_future()
+        }
+    }
+
+    /// What `Workflow.run` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::RunCall = workflow.run("");
+    /// let reply: rpc_client::api::object::workflow::RunReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Clone)]
+    pub struct RunReply {
+        /// `run`.
+        pub run: Run,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::workflow::run_results::Owned> for RunReply {
+        fn read(r: ::schema::object_capnp::workflow::run_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(RunReply {
+                run: Run::new(r.get_run()?).with_options(*options),
+            })
+        }
+    }
+
+    /// The call of `Workflow.list` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ListCall = workflow.list("");
+    /// let reply: rpc_client::api::object::workflow::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type ListCall = rt::Call<::schema::object_capnp::workflow::list_results::Owned, ListReply>;
+
+    /// What `Workflow.list` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ListCall = workflow.list("");
+    /// let reply: rpc_client::api::object::workflow::ListReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct ListReply {
+        /// `runs`.
+        pub runs: Vec<RunInfo>,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::workflow::list_results::Owned> for ListReply {
+        fn read(r: ::schema::object_capnp::workflow::list_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ListReply {
+                runs: { let list0 = r.get_runs()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(RunInfo::read(item0, options)?); } v },
+            })
+        }
+    }
+
+    /// The call of `Workflow.approval` in flight: `.await` it for the reply, or call the
+    /// capabilities it returns before it arrives (pipelining).
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ApprovalCall = workflow.approval("");
+    /// let reply: rpc_client::api::object::workflow::ApprovalReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub struct ApprovalCall(rt::Call<::schema::object_capnp::workflow::approval_results::Owned, ApprovalReply>, Approval);
+
+    impl ApprovalCall {
+        /// Wraps a call in flight.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = workflow.approval("").into_call();
+        /// let again = rpc_client::api::object::workflow::ApprovalCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn new(call: rt::Call<::schema::object_capnp::workflow::approval_results::Owned, ApprovalReply>) -> Self {
+            let only = Approval::new(call.pipeline().get_approval()).with_options(call.options());
+            ApprovalCall(call, only)
+        }
+
+        /// The untyped call, for its raw pipeline or promise.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let untyped = workflow.approval("").into_call();
+        /// let again = rpc_client::api::object::workflow::ApprovalCall::new(untyped);
+        /// # let _ = again;
+        /// # Ok(()) }
+        /// ```
+        pub fn into_call(self) -> rt::Call<::schema::object_capnp::workflow::approval_results::Owned, ApprovalReply> {
+            self.0
+        }
+
+        /// `approval` of the reply, usable before the reply arrives.
+        ///
+        /// ```no_run
+        /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+        /// let capability = workflow.approval("").approval();
+        /// # let _ = capability;
+        /// # Ok(()) }
+        /// ```
+        pub fn approval(&self) -> Approval {
+            self.1.clone()
+        }
+    }
+
+    impl std::ops::Deref for ApprovalCall {
+        type Target = Approval;
+        /// The only result, `approval`, before it arrives: call it directly.
+        fn deref(&self) -> &Approval {
+            &self.1
+        }
+    }
+
+    impl From<ApprovalCall> for Approval {
+        /// The only result, `approval`, before it arrives.
+        fn from(call: ApprovalCall) -> Approval {
+            call.1
+        }
+    }
+
+    impl std::future::IntoFuture for ApprovalCall {
+        type Output = Result<ApprovalReply, rt::RpcError>;
+        type IntoFuture = rt::CallFuture<::schema::object_capnp::workflow::approval_results::Owned, ApprovalReply>;
+        fn into_future(self) -> Self::IntoFuture {
+            self.0.into_future()
+        }
+    }
+
+    /// What `Workflow.approval` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ApprovalCall = workflow.approval("");
+    /// let reply: rpc_client::api::object::workflow::ApprovalReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Clone)]
+    pub struct ApprovalReply {
+        /// `approval`.
+        pub approval: Approval,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::workflow::approval_results::Owned> for ApprovalReply {
+        fn read(r: ::schema::object_capnp::workflow::approval_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ApprovalReply {
+                approval: Approval::new(r.get_approval()?).with_options(*options),
+            })
+        }
+    }
+
+    /// The call of `Workflow.approvals` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ApprovalsCall = workflow.approvals("");
+    /// let reply: rpc_client::api::object::workflow::ApprovalsReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type ApprovalsCall = rt::Call<::schema::object_capnp::workflow::approvals_results::Owned, ApprovalsReply>;
+
+    /// What `Workflow.approvals` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::ApprovalsCall = workflow.approvals("");
+    /// let reply: rpc_client::api::object::workflow::ApprovalsReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct ApprovalsReply {
+        /// `approvals`.
+        pub approvals: Vec<ApprovalInfo>,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::workflow::approvals_results::Owned> for ApprovalsReply {
+        fn read(r: ::schema::object_capnp::workflow::approvals_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ApprovalsReply {
+                approvals: { let list0 = r.get_approvals()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(ApprovalInfo::read(item0, options)?); } v },
+            })
+        }
+    }
+
+    /// The call of `Workflow.names` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::NamesCall = workflow.names();
+    /// let reply: rpc_client::api::object::workflow::NamesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type NamesCall = rt::Call<::schema::object_capnp::workflow::names_results::Owned, NamesReply>;
+
+    /// What `Workflow.names` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(workflow: rpc_client::api::object::Workflow) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::workflow::NamesCall = workflow.names();
+    /// let reply: rpc_client::api::object::workflow::NamesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct NamesReply {
+        /// `names`.
+        pub names: Vec<String>,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::workflow::names_results::Owned> for NamesReply {
+        fn read(r: ::schema::object_capnp::workflow::names_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(NamesReply {
+                names: { let list0 = r.get_names()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(rt::text(item0)?); } v },
+            })
+        }
     }
 }
 

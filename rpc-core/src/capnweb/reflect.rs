@@ -659,6 +659,18 @@ pub fn write_params(
     write_struct(p.init_struct(shape.layout.size), schema, &object, what)
 }
 
+/// Builds a params struct from one object naming its fields (whatever their number).
+pub fn write_named_params(
+    root: capnp::any_pointer::Builder<'_>,
+    schema: StructSchema,
+    fields: &Value,
+    what: &str,
+) -> Result<(), RpcError> {
+    let shape = shape(schema)?;
+    let RawBuilder(p) = root.init_as::<RawBuilder>();
+    write_struct(p.init_struct(shape.layout.size), schema, fields, what)
+}
+
 /// Reads a results struct as one value: nothing, its one field, or an object.
 pub fn read_results(root: capnp::any_pointer::Reader<'_>, schema: StructSchema) -> Result<Value, RpcError> {
     let RawReader(p) = root.get_as::<RawReader>().map_err(err)?;

@@ -1,6 +1,6 @@
-//! An object has one alarm (as a Cloudflare Durable Object has); its schedules and its
-//! class both want one. [`AlarmMux`] gives each a side of its own and sets the object's
-//! alarm to the sooner of the two. The class's time is stored in the object's database
+//! An object has one alarm (as a Cloudflare Durable Object has); its schedules, its
+//! workflows and its class all want one. [`AlarmMux`] gives each a side of its own and
+//! sets the object's alarm to the soonest. The class's time is stored in the object's database
 //! (`dotdo_meta`), so `get_alarm` answers after a restart too.
 
 use crate::host::{Alarm, Sql, SqlValue};
@@ -18,7 +18,11 @@ pub struct AlarmMux {
     host: Rc<dyn Alarm>,
     sql: Rc<dyn Sql>,
     schedules: Cell<Option<i64>>,
+    workflows: Cell<Option<i64>>,
     class: Cell<Option<i64>>,
+    /// What the host's alarm was last set to (not set again when unchanged: the host
+    /// may write it to a file).
+    last: Cell<Option<Option<i64>>>,
 }
 
 impl AlarmMux {
@@ -27,7 +31,14 @@ impl AlarmMux {
         sql.execute(MIGRATION, &[])?;
         let rows = sql.query("SELECT value FROM dotdo_meta WHERE key = ?", &[SqlValue::Text(CLASS_ALARM.into())])?;
         let class = rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64);
-        Ok(Rc::new(AlarmMux { host, sql, schedules: Cell::new(None), class: Cell::new(class) }))
+        Ok(Rc::new(AlarmMux {
+            host,
+            sql,
+            schedules: Cell::new(None),
+            workflows: Cell::new(None),
+            class: Cell::new(class),
+            last: Cell::new(None),
+        }))
     }
 
     /// The side the scheduler sets.
@@ -35,12 +46,16 @@ impl AlarmMux {
         Rc::new(SchedulesSide(self.clone()))
     }
 
+    /// The side the workflow engine sets.
+    pub fn workflows_side(self: &Rc<Self>) -> Rc<dyn Alarm> {
+        Rc::new(WorkflowsSide(self.clone()))
+    }
+
     fn rearm(&self) {
-        let next = match (self.schedules.get(), self.class.get()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.host.set_alarm(next);
+        let next = [self.schedules.get(), self.workflows.get(), self.class.get()].into_iter().flatten().min();
+        if self.last.replace(Some(next)) != Some(next) {
+            self.host.set_alarm(next);
+        }
     }
 
     /// The class's alarm time, if set.
@@ -76,7 +91,18 @@ impl AlarmMux {
 
     /// Sets the host's alarm again to what is pending (the host clears it as it fires).
     pub fn refresh(&self) {
+        self.last.set(None);
         self.rearm();
+    }
+}
+
+struct WorkflowsSide(Rc<AlarmMux>);
+
+impl Alarm for WorkflowsSide {
+    fn set_alarm(&self, at_ms: Option<i64>) {
+        if self.0.workflows.replace(at_ms) != at_ms {
+            self.0.rearm();
+        }
     }
 }
 

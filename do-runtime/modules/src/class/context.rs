@@ -34,6 +34,7 @@ struct Inner {
     events: events::Client,
     schedule: schedule::Client,
     peers: Rc<dyn Peers>,
+    engine: Rc<crate::workflow::Engine>,
 }
 
 impl Context {
@@ -52,6 +53,7 @@ impl Context {
                 events: parts.events.clone(),
                 schedule: parts.schedule.clone(),
                 peers: parts.peers.clone(),
+                engine: parts.engine.clone(),
             }),
         }
     }
@@ -170,6 +172,40 @@ impl Context {
     /// once: calls pipeline until it is loaded).
     pub fn object(&self, class: &str, name: &str) -> Result<object::Client, RpcError> {
         self.inner.peers.object(class, name)
+    }
+
+    /// Starts the class's workflow `name` with `input` as run `id` (empty: a new id);
+    /// returns the run's id. As `Workflow.start` over RPC.
+    pub fn start_workflow(&self, name: &str, input: &serde_json::Value, id: &str) -> Result<String, RpcError> {
+        self.inner.engine.start(name, &input.to_string(), id)
+    }
+
+    /// The object's workflow engine (runs, results, cancel, history).
+    pub fn workflows(&self) -> &Rc<crate::workflow::Engine> {
+        &self.inner.engine
+    }
+
+    /// Sends `method(args)` to the object `(class, name)` of this namespace after
+    /// `delay`, durably: recorded now (with the caller's transaction, if any), sent from
+    /// the object's alarm, retried until acknowledged and deduplicated by the receiver
+    /// on the key returned. `args`: a JSON array of positional arguments, or an object
+    /// naming them.
+    pub fn send_later(
+        &self,
+        class: &str,
+        name: &str,
+        method: &str,
+        args: &serde_json::Value,
+        delay: std::time::Duration,
+    ) -> Result<String, RpcError> {
+        let key = format!(
+            "{}/send/{:016x}{:016x}",
+            self.inner.address.id,
+            self.inner.env.random_u64(),
+            self.inner.env.random_u64()
+        );
+        crate::workflow::outbox::enqueue(&self.inner.engine, &key, class, name, method, args, delay)?;
+        Ok(key)
     }
 
     /// Another object of this namespace, as the client of its class (`counter::Client`).

@@ -76,6 +76,13 @@ pub trait Class: Sized + 'static {
         async { Ok(()) }
     }
 
+    /// Registers the class's workflows (see [`crate::workflow`]): each is started over
+    /// RPC with `object.workflow().start(name, input)` or from the class with
+    /// [`Context::start_workflow`], and survives crashes and restarts.
+    fn workflows(workflows: &mut crate::workflow::Workflows<Self>) {
+        let _ = workflows;
+    }
+
     /// Runs when the alarm set with [`Context::set_alarm`] comes due (also after a
     /// restart or an eviction: the object is loaded for it). An error or a panic is
     /// logged and leaves the object running.
@@ -111,7 +118,7 @@ pub type ClassFactory = fn(&str, ObjectParts, &Stack) -> Result<Instance, RpcErr
 
 /// The factory of the built-in class: `Object` and its modules and nothing else.
 pub fn builtin(_class: &str, parts: ObjectParts, stack: &Stack) -> Result<Instance, RpcError> {
-    let (server, alarm) = crate::object::ObjectServer::new(&parts);
+    let (server, alarm) = crate::object::ObjectServer::new(&parts)?;
     Ok(Instance { client: stack.server::<object::Client, _>(server).client, alarm })
 }
 
@@ -227,6 +234,28 @@ fn schedule_calls<C: Class>(parts: &ObjectParts, class: &str, instance: &Rc<C>) 
     }));
 }
 
+/// Registers the class's workflows with the object's engine, bound to the instance.
+fn register_workflows<C: Class>(parts: &ObjectParts, instance: &Rc<C>) -> Result<(), RpcError> {
+    let mut workflows = crate::workflow::Workflows::new();
+    C::workflows(&mut workflows);
+    for (name, f) in workflows.entries {
+        let weak = Rc::downgrade(instance);
+        parts.engine.register(
+            &name,
+            Rc::new(move |flow: crate::workflow::Flow, input| match weak.upgrade() {
+                Some(instance) => f(instance, flow, input),
+                // Unloaded: this drive ends and the run replays on the next load.
+                None => {
+                    Box::pin(
+                        async move { flow.abort(&RpcError::new(Code::Disconnected, "the object was unloaded")).await },
+                    )
+                }
+            }),
+        )?;
+    }
+    Ok(())
+}
+
 fn instantiate<C: Class>(class: &str, parts: ObjectParts, stack: &Stack) -> Result<Instance, RpcError> {
     migrate(&parts, class, C::MIGRATIONS)?;
     let patterns = C::EVENTS.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
@@ -246,8 +275,18 @@ fn instantiate<C: Class>(class: &str, parts: ObjectParts, stack: &Stack) -> Resu
         parts.hub.subscribe(pattern, handler)?;
     }
     schedule_calls::<C>(&parts, class, &instance);
+    register_workflows::<C>(&parts, &instance)?;
     let alarm = parts.alarm_callback(Some(hooks));
-    let user: C::Client = capnp_rpc::new_client_from_rc(instance);
+    let user: C::Client = capnp_rpc::new_client_from_rc(instance.clone());
+    let raw: C::Client = capnp_rpc::new_client_from_rc(instance);
+    // Durable calls reach the class inside its panic guard, outside the host's output
+    // gate (the receiver holds the commit itself).
+    let guarded = Stack::new().layer(route::CatchPanics::new(class));
+    parts.receiver.set_class(
+        <C::Client as HasTypeId>::TYPE_ID,
+        capnp::capability::Client::new(guarded.hook(raw.into_client_hook())),
+    );
+    parts.engine.resume()?;
     let stack = stack.clone().layer(route::RouteBase::new(base)).layer(route::CatchPanics::new(class));
     let client = capnp::capability::Client::new(stack.hook(user.into_client_hook()));
     Ok(Instance { client, alarm })

@@ -171,7 +171,12 @@ pub struct EventHub {
     retention: Retention,
     /// Events written since the last pruning pass.
     since_prune: std::cell::Cell<u64>,
+    /// In-process watchers of every published event (the workflow engine's waits).
+    watchers: RefCell<Vec<Watcher>>,
 }
+
+/// An in-process watcher of an object's published events.
+pub type Watcher = Rc<dyn Fn(&Event)>;
 
 impl EventHub {
     /// The hub of the object `source` with the default [`Retention`], migrating its tables.
@@ -210,6 +215,7 @@ impl EventHub {
             retention,
             // The first write after loading prunes what built up before.
             since_prune: PRUNE_EVERY.into(),
+            watchers: RefCell::default(),
         }))
     }
 
@@ -295,8 +301,25 @@ impl EventHub {
         Ok(upto < cut || int(&aged, 1) == Some(PRUNE_BATCH))
     }
 
-    /// Queues a stored event for every subscriber whose pattern matches.
+    /// Calls `f` with every event published from now on (after it is stored), in
+    /// process: for the module servers of the same object.
+    pub fn watch(&self, f: Watcher) {
+        self.watchers.borrow_mut().push(f);
+    }
+
+    /// The newest event's position in the log (0 when it is empty).
+    pub fn last_seq(&self) -> Result<u64, RpcError> {
+        let rows = self.sql.query(LOG_BOUNDS, &[])?;
+        Ok(rows.first().and_then(|r| r.get(1)).and_then(SqlValue::as_i64).unwrap_or(0).max(0) as u64)
+    }
+
+    /// Queues a stored event for every subscriber whose pattern matches, and tells the
+    /// watchers.
     pub fn publish(self: &Rc<Self>, event: &Event) {
+        let watchers = self.watchers.borrow().clone();
+        for w in watchers {
+            w(event);
+        }
         let start = self.subscribers.borrow_mut().offer(event);
         for id in start {
             let hub = self.clone();
