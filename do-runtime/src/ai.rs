@@ -1,7 +1,7 @@
 //! The native host's model for workflow cascades: an OpenAI-compatible chat completions
 //! endpoint (`POST {base}/chat/completions`), named by the environment, with nothing
-//! vendor-specific beyond that API. Plain `http://` endpoints (a local model server, a
-//! gateway); `https://` arrives with the TLS client.
+//! vendor-specific beyond that API. `http://` (a local model server) or `https://`
+//! (with the client's TLS roots: the platform's and `DOTDO_CA_FILE`'s).
 
 use bytes::Bytes;
 use do_modules::workflow::ai::{Ai, AiFuture};
@@ -50,15 +50,24 @@ const MAX_RESPONSE: usize = 4 << 20;
 /// A client of an OpenAI-compatible endpoint.
 pub struct OpenAiCompatible {
     config: AiConfig,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>, RpcError>,
 }
 
 impl OpenAiCompatible {
     /// A client for `config` (on the current thread's tokio runtime).
     pub fn new(config: AiConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        OpenAiCompatible { config, client: Client::builder(TokioExecutor::new()).build(connector) }
+        let client = rpc_client::tls::default_config().map(|tls| {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http.enforce_http(false);
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config((*tls).clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            Client::builder(TokioExecutor::new()).build(connector)
+        });
+        OpenAiCompatible { config, client }
     }
 }
 
@@ -111,11 +120,9 @@ impl Ai for OpenAiCompatible {
         let body = request_body(&self.config.model, prompt, schema).to_string();
         let (client, key, timeout) = (self.client.clone(), self.config.api_key.clone(), self.config.timeout);
         Box::pin(async move {
-            if !url.starts_with("http://") {
-                return Err(RpcError::new(
-                    Code::Unsupported,
-                    "the model's URL must be http:// here (https:// arrives with the TLS client)",
-                ));
+            let client = client?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(RpcError::invalid_argument("the model's URL must be http:// or https://"));
             }
             let mut req = hyper::Request::post(url.as_str()).header(hyper::header::CONTENT_TYPE, "application/json");
             if let Some(k) = key {

@@ -197,7 +197,7 @@ struct CodegenArgs {
     /// TypeScript declarations for the `capnweb` client of the Cap'n Web gateway.
     #[arg(long, value_enum, default_value = "rust")]
     lang: Lang,
-    /// Take the schemas from a running server (`ws://`, `http://` or `tcp://` URL of its
+    /// Take the schemas from a running server (`ws://`, `wss://`, `http://`, `https://` or `tcp://` URL of its
     /// `/rpc`), through `describe`, instead of `.capnp` files: no compiler needed.
     #[arg(long, value_name = "URL")]
     from: Option<String>,

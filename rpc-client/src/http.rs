@@ -2,6 +2,7 @@
 //! and sent together in one `POST` when the caller first waits (the event loop goes
 //! idle) or on [`crate::BatchSession::flush`]; the replies come back in one response.
 
+use crate::tls::TlsConfig;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,6 +15,7 @@ use std::rc::Rc;
 use std::task::Poll;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 thread_local! {
     /// hyper-util's client, one per thread: it keeps idle keep-alive connections by
@@ -24,10 +26,37 @@ thread_local! {
         connector.set_nodelay(true);
         Client::builder(TokioExecutor::new()).build(connector)
     };
+
+    /// The HTTPS client of the last TLS configuration used on this thread (the default
+    /// one, in practice), keeping its connections as [`CLIENT`] does.
+    static HTTPS: std::cell::RefCell<Option<(TlsConfig, HttpsClient)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The pooled HTTPS client for `config`.
+fn https_client(config: &TlsConfig) -> HttpsClient {
+    HTTPS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if let Some((c, client)) = cell.as_ref() {
+            if std::sync::Arc::ptr_eq(c, config) {
+                return client.clone();
+            }
+        }
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((**config).clone())
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        *cell = Some((config.clone(), client.clone()));
+        client
+    })
 }
 
 /// Where a batch goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     /// `host:port` to connect to.
     pub authority: String,
@@ -35,17 +64,24 @@ pub struct Endpoint {
     pub host: String,
     /// The request path.
     pub path: String,
+    /// Over TLS (`https://`) with this configuration.
+    pub tls: Option<TlsConfig>,
 }
 
 /// Posts one batch body and returns the response body.
 pub async fn post(to: &Endpoint, body: Vec<u8>, max_response: usize) -> Result<Bytes, RpcError> {
     let authority = to.authority.as_str();
-    let req = hyper::Request::post(format!("http://{authority}{}", to.path))
+    let scheme = if to.tls.is_some() { "https" } else { "http" };
+    let req = hyper::Request::post(format!("{scheme}://{authority}{}", to.path))
         .header(hyper::header::HOST, to.host.as_str())
         .header(hyper::header::CONTENT_TYPE, rpc_core::pump::BATCH_CONTENT_TYPE)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| RpcError::new(Code::InvalidArgument, e.to_string()))?;
-    let resp = CLIENT.with(HttpClient::clone).request(req).await.map_err(|e| {
+    let sent = match &to.tls {
+        Some(config) => https_client(config).request(req).await,
+        None => CLIENT.with(HttpClient::clone).request(req).await,
+    };
+    let resp = sent.map_err(|e| {
         let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
         if e.is_connect() {
             RpcError::new(Code::Disconnected, format!("cannot connect to {authority}{cause}"))
@@ -165,7 +201,7 @@ mod tests {
     }
 
     fn endpoint(authority: &str) -> Endpoint {
-        Endpoint { authority: authority.to_string(), host: "localhost".into(), path: "/rpc".into() }
+        Endpoint { authority: authority.to_string(), host: "localhost".into(), path: "/rpc".into(), tls: None }
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod codegen;
 mod http;
 pub mod schedule;
 mod session;
+pub mod tls;
 pub mod url;
 
 pub use call::{Call, CallFuture, CallOptions, FromResults};

@@ -29,6 +29,9 @@ pub struct Options {
     /// A `Host` header other than the URL's authority (WebSocket and HTTP), e.g. to pick
     /// a namespace (`acme.example.com` runs in namespace `acme`) through a proxy or test.
     pub host: Option<String>,
+    /// The TLS configuration of `wss://` and `https://` ([`crate::tls`]); `None`: the
+    /// platform's roots and `DOTDO_CA_FILE`'s.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// A streaming session (WebSocket or TCP): the server's bootstrap capability, typed, and
@@ -107,7 +110,8 @@ impl<T> BatchSession<T> {
     }
 }
 
-/// Connects over WebSocket (`ws://host:port/rpc`) or TCP (`tcp://host:port`) and returns
+/// Connects over WebSocket (`ws://host:port/rpc`, `wss://` over TLS) or TCP
+/// (`tcp://host:port`) and returns
 /// the server's typed [`Gateway`]. An `http://` URL is refused with `INVALID_ARGUMENT`:
 /// HTTP batch sessions are [`batch`]. Must run inside a `tokio::task::LocalSet` (see
 /// [`crate::run`]).
@@ -138,7 +142,7 @@ pub async fn connect(url: &str) -> Result<Session<Gateway>, RpcError> {
 /// }).unwrap();
 /// ```
 pub async fn connect_as<T: FromClientHook>(url: &str, options: Options) -> Result<Session<T>, RpcError> {
-    let Options { limits, host } = options;
+    let Options { limits, host, tls } = options;
     let target = Target::parse(url)?;
     let host_header = host.unwrap_or_else(|| target.authority.clone());
     let link = Link::new();
@@ -147,6 +151,17 @@ pub async fn connect_as<T: FromClientHook>(url: &str, options: Options) -> Resul
         Scheme::Tcp => {
             let stream = tcp_connect(&target.authority).await?;
             Promise::from_future(Pump::new(StreamFrames::new(stream, limits.max_frame_bytes), link.clone(), guard))
+        }
+        Scheme::WebSocket if target.tls => {
+            let stream = tcp_connect(&target.authority).await?;
+            let config = match tls {
+                Some(c) => c,
+                None => crate::tls::default_config()?,
+            };
+            let stream = crate::tls::connect(&config, &target.authority, stream).await?;
+            let (stream, buffered) = client_handshake(stream, &host_header, &target.path).await?;
+            let ws = WsFrames::new(stream, Role::Client, &limits, buffered);
+            Promise::from_future(Pump::new(ws, link.clone(), guard))
         }
         Scheme::WebSocket => {
             let stream = tcp_connect(&target.authority).await?;
@@ -165,7 +180,8 @@ pub async fn connect_as<T: FromClientHook>(url: &str, options: Options) -> Resul
     Ok(Session { bootstrap, scheme: target.scheme, disconnector })
 }
 
-/// Opens an HTTP batch session on `http://host:port/rpc`; see [`BatchSession`].
+/// Opens an HTTP batch session on `http://host:port/rpc` (or `https://`); see
+/// [`BatchSession`].
 ///
 /// ```no_run
 /// rpc_client::run(async {
@@ -191,7 +207,7 @@ pub async fn batch(url: &str) -> Result<BatchSession<Gateway>, RpcError> {
 /// }).unwrap();
 /// ```
 pub async fn batch_as<T: FromClientHook>(url: &str, options: Options) -> Result<BatchSession<T>, RpcError> {
-    let Options { limits, host } = options;
+    let Options { limits, host, tls } = options;
     let target = Target::parse(url)?;
     if target.scheme != Scheme::Http {
         return Err(RpcError::new(
@@ -202,7 +218,12 @@ pub async fn batch_as<T: FromClientHook>(url: &str, options: Options) -> Result<
     let host = host.unwrap_or_else(|| target.authority.clone());
     let link = Link::new();
     let send_now = http::SendNow::default();
-    let endpoint = http::Endpoint { authority: target.authority.clone(), host, path: target.path.clone() };
+    let tls = match (target.tls, tls) {
+        (false, _) => None,
+        (true, Some(c)) => Some(c),
+        (true, None) => Some(crate::tls::default_config()?),
+    };
+    let endpoint = http::Endpoint { authority: target.authority.clone(), host, path: target.path.clone(), tls };
     let driver = Promise::from_future(http::drive(link.clone(), endpoint, limits, send_now.clone()));
     let (bootstrap, _) = start(link, driver);
     Ok(BatchSession { bootstrap, send_now })

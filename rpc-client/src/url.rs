@@ -1,5 +1,5 @@
-//! Parsing the addresses `connect` accepts: `ws://`, `http://` and `tcp://` (with the
-//! `url` crate).
+//! Parsing the addresses `connect` accepts: `ws://`, `wss://`, `http://`, `https://`
+//! and `tcp://` (with the `url` crate).
 
 use rpc_core::{Code, RpcError};
 
@@ -11,9 +11,9 @@ use rpc_core::{Code, RpcError};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
-    /// `ws://host:port[/rpc]`: a WebSocket session.
+    /// `ws://host:port[/rpc]` (or `wss://`, over TLS): a WebSocket session.
     WebSocket,
-    /// `http://host:port[/rpc]`: one HTTP batch per session.
+    /// `http://host:port[/rpc]` (or `https://`, over TLS): one HTTP batch per session.
     Http,
     /// `tcp://host:port`: the plain Cap'n Proto stream.
     Tcp,
@@ -29,6 +29,8 @@ pub enum Scheme {
 pub struct Target {
     /// Which transport.
     pub scheme: Scheme,
+    /// Over TLS (`wss://`, `https://`).
+    pub tls: bool,
     /// `host:port`.
     pub authority: String,
     /// The path (`/rpc` when none is given).
@@ -42,7 +44,7 @@ fn invalid(msg: String) -> RpcError {
 impl Target {
     /// Parses `url` (with the `url` crate); an unknown scheme, a missing host or a
     /// `tcp://` address without a port is INVALID_ARGUMENT. `ws://` and `http://` default
-    /// to port 80.
+    /// to port 80, `wss://` and `https://` to 443.
     ///
     /// ```
     /// use rpc_client::{Code, Target};
@@ -52,14 +54,16 @@ impl Target {
     /// ```
     pub fn parse(url: &str) -> Result<Target, RpcError> {
         if !url.contains("://") {
-            return Err(invalid(format!("{url:?} has no scheme: use ws://, http:// or tcp://")));
+            return Err(invalid(format!("{url:?} has no scheme: use ws://, wss://, http://, https:// or tcp://")));
         }
         let parsed = ::url::Url::parse(url).map_err(|e| invalid(format!("{url:?} is not a valid address: {e}")))?;
-        let scheme = match parsed.scheme() {
-            "ws" => Scheme::WebSocket,
-            "http" => Scheme::Http,
-            "tcp" => Scheme::Tcp,
-            other => return Err(invalid(format!("unsupported scheme {other:?}: use ws, http or tcp"))),
+        let (scheme, tls) = match parsed.scheme() {
+            "ws" => (Scheme::WebSocket, false),
+            "wss" => (Scheme::WebSocket, true),
+            "http" => (Scheme::Http, false),
+            "https" => (Scheme::Http, true),
+            "tcp" => (Scheme::Tcp, false),
+            other => return Err(invalid(format!("unsupported scheme {other:?}: use ws, wss, http, https or tcp"))),
         };
         let host =
             parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| invalid(format!("{url:?} has no host")))?;
@@ -72,7 +76,7 @@ impl Target {
             Some(q) => format!("{path}?{q}"),
             None => path,
         };
-        Ok(Target { scheme, authority: format!("{host}:{port}"), path })
+        Ok(Target { scheme, tls, authority: format!("{host}:{port}"), path })
     }
 }
 
@@ -87,6 +91,11 @@ mod tests {
         let t = Target::parse("http://acme.example.com:80/rpc").unwrap();
         assert_eq!((t.scheme, t.authority.as_str()), (Scheme::Http, "acme.example.com:80"));
         assert_eq!(Target::parse("tcp://h:1").unwrap().scheme, Scheme::Tcp);
+        let t = Target::parse("wss://example.com").unwrap();
+        assert_eq!((t.scheme, t.tls, t.authority.as_str()), (Scheme::WebSocket, true, "example.com:443"));
+        let t = Target::parse("https://example.com:8443/rpc").unwrap();
+        assert_eq!((t.scheme, t.tls, t.authority.as_str()), (Scheme::Http, true, "example.com:8443"));
+        assert!(!Target::parse("ws://h").unwrap().tls);
         assert_eq!(Target::parse("ftp://x").unwrap_err().code, Code::InvalidArgument);
         assert_eq!(Target::parse("nohost").unwrap_err().code, Code::InvalidArgument);
         assert_eq!(Target::parse("ws://").unwrap_err().code, Code::InvalidArgument);

@@ -156,10 +156,7 @@ fn killed_at_random_points_every_step_takes_effect_once() {
         for round in 0..KILLS {
             for k in 0..RUNS_PER_ROUND {
                 let run = wf.run(&run_id(round, k)).run();
-                let out = within("a run to finish", std::future::IntoFuture::into_future(run.result()))
-                    .await
-                    .expect("completed")
-                    .result;
+                let out = within("a run to finish", run.result()).await.expect("completed").result;
                 let out: Value = serde_json::from_str(&out).expect("json");
                 assert_eq!(out["sum"], want, "run {round}-{k}");
                 let steps = run.history().await.expect("history").steps;

@@ -13,7 +13,8 @@ use rpc_client::api::session::Gateway;
 #[derive(Debug, Parser)]
 #[command(name = "dotdo-rpc", version, args_conflicts_with_subcommands = true, arg_required_else_help = true)]
 struct Cli {
-    /// The server: ws://host:port[/rpc], http://host:port[/rpc] or tcp://host:port.
+    /// The server: ws://host:port[/rpc], http://host:port[/rpc] (wss:// and https:// over
+    /// TLS, trusting the platform's roots and DOTDO_CA_FILE's) or tcp://host:port.
     /// Negotiates and lists the server's interfaces.
     url: Option<String>,
     #[command(subcommand)]
@@ -24,7 +25,7 @@ struct Cli {
 enum Sub {
     /// Read FILE/CHILD of the demo directory with one pipelined chain.
     Chain {
-        /// The server (ws://, http:// or tcp://).
+        /// The server (ws://, wss://, http://, https:// or tcp://).
         url: String,
         /// The file to open.
         file: String,

@@ -111,8 +111,8 @@ pub fn host_server(host: do_runtime::HostConfig) -> (ServerHandle, std::sync::Ar
 
 /// Waits for `what` with a generous bound, so a broken signal fails the test instead of
 /// hanging it.
-pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(std::time::Duration::from_secs(20), f)
+pub async fn within<T>(what: &str, f: impl std::future::IntoFuture<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(20), f.into_future())
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
