@@ -341,8 +341,27 @@ struct LiveObjects {
     ai: Option<Rc<dyn Ai>>,
 }
 
-/// The alarm index: which objects want waking when, across restarts.
+/// The alarm index: which objects want waking when, across restarts. Every object
+/// thread opens it as the host starts; SQLite may answer one of them "locked" while
+/// another switches the file to WAL without waiting on the busy timeout, so a failed
+/// open is tried again (up to about 5 s) rather than leaving the thread without an index.
 fn open_index(dir: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let mut tries = 0;
+    loop {
+        match try_open_index(dir) {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if tries < 100
+                    && matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn try_open_index(dir: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     let _ = std::fs::create_dir_all(dir);
     let c = rusqlite::Connection::open(dir.join("alarms.sqlite"))?;
     // Every object thread opens the index at start: the busy timeout comes first, so a
@@ -711,6 +730,28 @@ mod tests {
             assert_eq!(r.entries.borrow().len(), 2, "nothing has been idle for a minute");
         });
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn every_thread_opens_the_alarm_index_when_all_start_at_once() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!("dotdo-index-{}-{round}", std::process::id()));
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let opened: Vec<bool> = (0..8)
+                .map(|_| {
+                    let (dir, barrier) = (dir.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        open_index(&dir).is_ok()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().expect("no panic"))
+                .collect();
+            let _ = std::fs::remove_dir_all(&dir);
+            assert!(opened.iter().all(|ok| *ok), "round {round}: {opened:?}");
+        }
     }
 
     #[test]
