@@ -5,11 +5,9 @@
 //!
 //! `cargo run -p examples --example order`
 
-use do_runtime::{App, HostConfig};
-use examples::shop::{Cart, Inventory, INVENTORY};
+use examples::shop::INVENTORY;
 use examples::shop_client::Inventory as InventoryClient;
 use rpc_client::api::object::Run;
-use rpc_server::ServerConfig;
 use std::time::Duration;
 
 type Error = Box<dyn std::error::Error>;
@@ -33,17 +31,10 @@ async fn until(run: &Run, want: &str) -> Result<(), Error> {
 }
 
 fn main() -> Result<(), Error> {
-    let data = std::env::temp_dir().join(format!("dotdo-order-{}", std::process::id()));
-    let server =
-        ServerConfig { http_addr: "127.0.0.1:0".parse()?, tcp_addr: None, workers: 1, ..ServerConfig::default() };
-    let running = App::new()
-        .class::<Cart>("Cart")
-        .class::<Inventory>("Inventory")
-        .host(HostConfig { data_dir: data.clone(), ..HostConfig::default() })
-        .start(server)?;
-    let http = running.server.http_addr;
+    let server = examples::shop::serve("order")?;
+    let url = server.ws_url();
     let result = rpc_client::run(async move {
-        let session = rpc_client::connect(&format!("ws://{http}/rpc")).await?;
+        let session = rpc_client::connect(&url).await?;
         let g = &session.bootstrap;
         let inventory = InventoryClient::new(g.object("Inventory", INVENTORY).object().cast());
         println!("restocked: {} lamps", inventory.restock("lamp", 5).await?.available);
@@ -71,7 +62,6 @@ fn main() -> Result<(), Error> {
         }
         Ok::<_, Error>(())
     });
-    running.server.stop();
-    let _ = std::fs::remove_dir_all(data);
+    server.stop();
     result
 }

@@ -5,24 +5,16 @@
 //!
 //! `cargo run -p examples --example shop`
 
-use do_runtime::{App, HostConfig};
-use examples::shop::{Cart, Inventory, INVENTORY};
+use examples::shop::INVENTORY;
 use examples::shop_client::{Cart as CartClient, Inventory as InventoryClient};
-use rpc_server::ServerConfig;
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let data = std::env::temp_dir().join(format!("dotdo-shop-{}", std::process::id()));
-    let server =
-        ServerConfig { http_addr: "127.0.0.1:0".parse()?, tcp_addr: None, workers: 1, ..ServerConfig::default() };
-    let running = App::new()
-        .class::<Cart>("Cart")
-        .class::<Inventory>("Inventory")
-        .host(HostConfig { data_dir: data.clone(), ..HostConfig::default() })
-        .start(server)?;
-    let http = running.server.http_addr;
+    let server = examples::shop::serve("shop")?;
+    let url = server.ws_url();
+    let http = server.running.server.http_addr;
     let result = rpc_client::run(async move {
-        let session = rpc_client::connect(&format!("ws://{http}/rpc")).await?;
+        let session = rpc_client::connect(&url).await?;
         let gateway = &session.bootstrap;
         let inventory = InventoryClient::new(gateway.object("Inventory", INVENTORY).object().cast());
         println!("restocked: {} mugs", inventory.restock("mug", 10).await?.available);
@@ -64,7 +56,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok::<_, Box<dyn std::error::Error>>(())
     });
-    running.server.stop();
-    let _ = std::fs::remove_dir_all(data);
+    server.stop();
     result
 }

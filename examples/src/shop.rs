@@ -314,3 +314,42 @@ impl cart::Server for Cart {
         Ok(())
     }
 }
+
+/// A server of the shop's classes (`Cart`, `Inventory`) on a free loopback port with
+/// its objects in a fresh directory named for `example`; the examples' set-up. Call
+/// [`ShopServer::stop`] at the end (it removes the directory).
+pub fn serve(example: &str) -> std::io::Result<ShopServer> {
+    let data = std::env::temp_dir().join(format!("dotdo-{example}-{}", std::process::id()));
+    let config = rpc_server::ServerConfig {
+        http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        tcp_addr: None,
+        workers: 1,
+        ..rpc_server::ServerConfig::default()
+    };
+    let running = do_runtime::App::new()
+        .class::<Cart>("Cart")
+        .class::<Inventory>("Inventory")
+        .host(do_runtime::HostConfig { data_dir: data.clone(), ..do_runtime::HostConfig::default() })
+        .start(config)?;
+    Ok(ShopServer { running, data })
+}
+
+/// What [`serve`] started.
+pub struct ShopServer {
+    /// The running server.
+    pub running: do_runtime::Running,
+    data: std::path::PathBuf,
+}
+
+impl ShopServer {
+    /// The server's `ws://` URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/rpc", self.running.server.http_addr)
+    }
+
+    /// Stops the server and removes its objects' directory.
+    pub fn stop(self) {
+        self.running.server.stop();
+        let _ = std::fs::remove_dir_all(self.data);
+    }
+}

@@ -34,6 +34,8 @@ const KEYS: &str = "k1:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA";
 static FLAKY_CALLS: AtomicUsize = AtomicUsize::new(0);
 static PAYMENT_CALLS: AtomicUsize = AtomicUsize::new(0);
 static PAYMENTS_DOWN: AtomicBool = AtomicBool::new(false);
+/// Holds the `gated` workflow in its first step while set.
+static GATE_CLOSED: AtomicBool = AtomicBool::new(true);
 
 /// The test class: its workflows are the cases. It answers the Counter interface
 /// (nothing of it is used) so it has a schema of its own.
@@ -42,7 +44,26 @@ struct Orders {
 }
 
 impl object::Server for Orders {}
-impl counter::Server for Orders {}
+
+/// The class's own methods start a workflow and send a delayed durable call, as class
+/// code does through its `Context`.
+impl counter::Server for Orders {
+    async fn increment(
+        self: Rc<Self>,
+        params: counter::IncrementParams,
+        mut results: counter::IncrementResults,
+    ) -> capnp::Result<()> {
+        let by = params.get()?.get_by();
+        self.ctx.start_workflow("steps", &json!(by), "from-class")?;
+        results.get().set_value(by);
+        Ok(())
+    }
+
+    async fn tick(self: Rc<Self>, _: counter::TickParams, _: counter::TickResults) -> capnp::Result<()> {
+        self.ctx.send_later("Counter", "t-ctx", "increment", &json!([7]), Duration::from_secs(60))?;
+        Ok(())
+    }
+}
 
 fn text_of(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
@@ -153,6 +174,16 @@ impl Class for Orders {
         w.add("big", |_o, flow: Flow, _| async move {
             flow.step("huge", || async { Ok("x".repeat(2 << 20)) }).await?;
             Ok(Value::Null)
+        });
+        w.add("gated", |_o, flow: Flow, input: Value| async move {
+            flow.step("gate", || async {
+                while GATE_CLOSED.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(())
+            })
+            .await?;
+            flow.call("bump", "Counter", &text_of(&input, "counter"), "increment", json!([1])).await
         });
         w.add("later", |_o, flow: Flow, input: Value| async move {
             let key = flow
@@ -319,7 +350,7 @@ fn durable_calls_take_effect_once_and_the_history_shows_each_step() {
         assert_eq!(thing["type"], "Note");
         let listed = wf.list(r#"{"name": "bumps"}"#).await.expect("list").runs;
         assert_eq!((listed.len(), listed[0].status.as_str(), listed[0].steps), (1, "completed", 4));
-        assert_eq!(wf.names().await.expect("names").names.len(), 11);
+        assert_eq!(wf.names().await.expect("names").names.len(), 12);
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
@@ -727,6 +758,66 @@ fn a_finished_run_is_kept_for_its_time_then_pruned_by_the_alarm() {
         .await;
         let gone = run.history().await.map(|_| ()).expect_err("pruned");
         assert_eq!(gone.code, Code::NotFound);
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_run_cut_short_by_a_stop_resumes_from_the_alarm_without_a_call_to_its_object() {
+    let dir = data_dir("wf-lease");
+    let clock = Clock::manual(START_MS);
+    let s = start(&dir, &Setup { clock: clock.clone(), ..Setup::default() });
+    rpc_client::run(async {
+        let session = rpc_client::connect(&urls(&s)[0]).await.expect("connect");
+        let run = workflow(&session.bootstrap, "lease").start("gated", r#"{"counter": "t-lease"}"#, "").run();
+        within("the gate step", async {
+            while run.history().await.expect("history").steps.is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert_eq!(status(&run).await, "running");
+    });
+    s.stop();
+    GATE_CLOSED.store(false, Ordering::SeqCst);
+    // A new process, the lease later: only the Counter is called, and it sees the bump.
+    clock.advance(Duration::from_millis(do_modules::workflow::engine::LEASE_MS as u64));
+    let s = start(&dir, &Setup { clock, ..Setup::default() });
+    rpc_client::run(async {
+        let session = rpc_client::connect(&urls(&s)[0]).await.expect("connect");
+        within("the resumed run's call", async {
+            while counter_value(&session.bootstrap, "t-lease").await != 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    });
+    s.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn class_code_starts_workflows_and_sends_later_through_its_context() {
+    let dir = data_dir("wf-context");
+    let setup = Setup::default();
+    let s = start(&dir, &setup);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&urls(&s)[0]).await.expect("connect");
+        let g = &session.bootstrap;
+        let orders = examples::counter_client::Counter::new(g.object("Orders", "o-ctx").object().cast());
+        assert_eq!(orders.increment(3).await.expect("increment").value, 3);
+        let run = workflow(g, "o-ctx").run("from-class").run();
+        assert_eq!(within("the run", result(&run)).await.expect("completed"), "done");
+        assert_eq!(run.history().await.expect("history").steps.len(), 3);
+        orders.tick().await.expect("tick");
+        setup.clock.advance(Duration::from_secs(60));
+        within("the delayed send", async {
+            while counter_value(g, "t-ctx").await != 7 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
