@@ -150,15 +150,11 @@ pub fn builtin_file_ids(request: &[u8]) -> Result<Vec<u64>, CodegenError> {
     Ok(ids)
 }
 
-/// The table of the interfaces one requested file declares (`INTERFACES`, with the
-/// types from `runtime`), which a server registers so its tokens' scopes and its
-/// method names cover them.
-pub fn file_interfaces_table(
-    request: &[u8],
-    file: u64,
-    runtime: &str,
-    schema_file: &str,
-) -> Result<String, CodegenError> {
+/// The table of the interfaces one requested file declares (`INTERFACES`, of the
+/// `schema` crate's types, which the generated capnp code needs anyway, so a crate of
+/// classes builds without the client runtime: for wasm32, say), which a server
+/// registers so its tokens' scopes and its method names cover them.
+pub fn file_interfaces_table(request: &[u8], file: u64, schema_file: &str) -> Result<String, CodegenError> {
     let message = read(request)?;
     let req: capnp::schema_capnp::code_generator_request::Reader = message.get_root().map_err(fail)?;
     let mut display = None;
@@ -174,9 +170,9 @@ pub fn file_interfaces_table(
          const SCHEMA: &[u8] = include_bytes!(\"{schema_file}\");\n\n\
          /// The interfaces {display} declares, with their methods and `$scope`s: register them\n\
          /// (a server's `App::class` does) so tokens and method names cover them.\n\
-         pub const INTERFACES: &[{runtime}::InterfaceDesc] = &[\n"
+         pub const INTERFACES: &[::schema::InterfaceDesc] = &[\n"
     );
     let provided: Vec<String> = crate::BUILTIN_FILES.iter().map(|f| f.replace(".capnp", "_capnp")).collect();
-    render(rows(&message, &format!("{display}:"), &provided)?, &format!("{runtime}::"), &mut s);
+    render(rows(&message, &format!("{display}:"), &provided)?, "::schema::", &mut s);
     Ok(s)
 }

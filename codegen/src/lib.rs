@@ -135,7 +135,7 @@ impl Builder {
             std::fs::write(out.join(&bin), request)?;
             written.push(out.join(&bin));
             let table = out.join(format!("{short}_interfaces.rs"));
-            std::fs::write(&table, interfaces::file_interfaces_table(request, *id, &self.paths.runtime, &bin)?)?;
+            std::fs::write(&table, interfaces::file_interfaces_table(request, *id, &bin)?)?;
             written.push(table);
             if self.typed.unwrap_or(true) {
                 let typed = out.join(format!("{}_client.rs", stem.trim_end_matches("_capnp")));

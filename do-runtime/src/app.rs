@@ -10,9 +10,9 @@
 //! # }
 //! ```
 
-use crate::host::classes::Classes;
 use crate::{BrokerConfig, HostConfig, Running, Runtime};
 use do_modules::class::Class;
+use do_modules::class::Classes;
 use rpc_server::ServerConfig;
 
 /// The classes a server hosts, and how; `serve` or `start` it.
@@ -41,7 +41,6 @@ impl App {
     /// interfaces of its schema. A bad or repeated name makes `start` fail.
     #[must_use]
     pub fn class<C: Class>(mut self, name: &str) -> Self {
-        schema::register(C::INTERFACES);
         if let Err(e) = self.classes.add::<C>(name) {
             self.errors.push(e.message);
         }

@@ -25,6 +25,7 @@ pub mod token_cli;
 
 pub use ai::AiConfig;
 pub use app::App;
+pub use do_modules::class::Classes;
 pub use do_modules::class::{Class, Context, Kv};
 pub use do_modules::events::Event;
 pub use do_modules::host::SqlValue;
@@ -33,7 +34,6 @@ pub use do_modules::workflow::{
     Answer, Answered, BreakerConfig, Cascade, Decision, EventMatch, Flow, RetryPolicy, StepOptions, Tier, WaitFor,
     WorkflowLimits, Workflows,
 };
-pub use host::classes::Classes;
 pub use host::clock::Clock;
 pub use host::registry::{HostConfig, HostMetrics, ObjectHost, ObjectKey};
 pub use rpc_broker::BrokerConfig;

@@ -40,7 +40,7 @@ fn check_name(name: &str) -> Result<(), RpcError> {
 }
 
 const COUNTER_CAPNP: &str = include_str!("../../examples/schema/counter.capnp");
-const COUNTER_RS: &str = include_str!("../../examples/src/counter.rs");
+const COUNTER_RS: &str = include_str!("../../examples/classes/src/counter.rs");
 const GENERATED: [(&str, &str); 3] = [
     ("counter_capnp.rs", include_str!("../../examples/generated/counter_capnp.rs")),
     ("counter_client.rs", include_str!("../../examples/generated/counter_client.rs")),
@@ -61,6 +61,7 @@ publish = false
 
 [dependencies]
 do-runtime = {{ path = "{runtime}" }}
+do-modules = {{ path = "{modules}" }}
 rpc-client = {{ path = "{client}" }}
 rpc-core = {{ path = "{core}" }}
 rpc-server = {{ path = "{server}" }}
@@ -74,6 +75,7 @@ serde_json = "1"
 [workspace]
 "#,
         runtime = p("do-runtime"),
+        modules = p("do-runtime/modules"),
         client = p("rpc-client"),
         core = p("rpc-core"),
         server = p("rpc-core/server"),

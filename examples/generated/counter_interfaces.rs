@@ -5,33 +5,33 @@ const SCHEMA: &[u8] = include_bytes!("counter_schema.bin");
 
 /// The interfaces counter.capnp declares, with their methods and `$scope`s: register them
 /// (a server's `App::class` does) so tokens and method names cover them.
-pub const INTERFACES: &[::rpc_client::codegen::InterfaceDesc] = &[
-    ::rpc_client::codegen::InterfaceDesc {
+pub const INTERFACES: &[::schema::InterfaceDesc] = &[
+    ::schema::InterfaceDesc {
         name: "counter.capnp:Counter",
         id: 0xe0bcc4b8fa8a12df,
         methods: &[
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "increment",
                 ordinal: 0,
                 scope: Some("write"),
                 params: <crate::counter_capnp::counter::increment_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::counter_capnp::counter::increment_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "get",
                 ordinal: 1,
                 scope: Some("read"),
                 params: <crate::counter_capnp::counter::get_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::counter_capnp::counter::get_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "reset",
                 ordinal: 2,
                 scope: Some("admin"),
                 params: <crate::counter_capnp::counter::reset_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::counter_capnp::counter::reset_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "tick",
                 ordinal: 3,
                 scope: Some("write"),

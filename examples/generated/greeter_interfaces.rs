@@ -5,12 +5,12 @@ const SCHEMA: &[u8] = include_bytes!("greeter_schema.bin");
 
 /// The interfaces greeter.capnp declares, with their methods and `$scope`s: register them
 /// (a server's `App::class` does) so tokens and method names cover them.
-pub const INTERFACES: &[::rpc_client::codegen::InterfaceDesc] = &[
-    ::rpc_client::codegen::InterfaceDesc {
+pub const INTERFACES: &[::schema::InterfaceDesc] = &[
+    ::schema::InterfaceDesc {
         name: "greeter.capnp:Greeter",
         id: 0xccfaeac386f2e706,
         methods: &[
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "greet",
                 ordinal: 0,
                 scope: None,
@@ -21,18 +21,18 @@ pub const INTERFACES: &[::rpc_client::codegen::InterfaceDesc] = &[
         extends: &[],
         schema: SCHEMA,
     },
-    ::rpc_client::codegen::InterfaceDesc {
+    ::schema::InterfaceDesc {
         name: "greeter.capnp:Greeting",
         id: 0xba7daeee8492db43,
         methods: &[
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "text",
                 ordinal: 0,
                 scope: None,
                 params: <crate::greeter_capnp::greeting::text_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::greeter_capnp::greeting::text_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "shout",
                 ordinal: 1,
                 scope: None,

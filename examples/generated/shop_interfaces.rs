@@ -5,33 +5,33 @@ const SCHEMA: &[u8] = include_bytes!("shop_schema.bin");
 
 /// The interfaces shop.capnp declares, with their methods and `$scope`s: register them
 /// (a server's `App::class` does) so tokens and method names cover them.
-pub const INTERFACES: &[::rpc_client::codegen::InterfaceDesc] = &[
-    ::rpc_client::codegen::InterfaceDesc {
+pub const INTERFACES: &[::schema::InterfaceDesc] = &[
+    ::schema::InterfaceDesc {
         name: "shop.capnp:Cart",
         id: 0xff241ff3c4b26e4e,
         methods: &[
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "add",
                 ordinal: 0,
                 scope: Some("write"),
                 params: <crate::shop_capnp::cart::add_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::shop_capnp::cart::add_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "lines",
                 ordinal: 1,
                 scope: Some("read"),
                 params: <crate::shop_capnp::cart::lines_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::shop_capnp::cart::lines_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "checkout",
                 ordinal: 2,
                 scope: Some("write"),
                 params: <crate::shop_capnp::cart::checkout_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::shop_capnp::cart::checkout_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "orders",
                 ordinal: 3,
                 scope: Some("read"),
@@ -42,39 +42,39 @@ pub const INTERFACES: &[::rpc_client::codegen::InterfaceDesc] = &[
         extends: &[0xdd571be09731dedd],
         schema: SCHEMA,
     },
-    ::rpc_client::codegen::InterfaceDesc {
+    ::schema::InterfaceDesc {
         name: "shop.capnp:Inventory",
         id: 0xc8d32d8c95a98dae,
         methods: &[
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "restock",
                 ordinal: 0,
                 scope: Some("admin"),
                 params: <crate::shop_capnp::inventory::restock_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::shop_capnp::inventory::restock_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "reserve",
                 ordinal: 1,
                 scope: Some("write"),
                 params: <crate::shop_capnp::inventory::reserve_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::shop_capnp::inventory::reserve_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "release",
                 ordinal: 2,
                 scope: Some("write"),
                 params: <crate::shop_capnp::inventory::release_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::shop_capnp::inventory::release_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "commit",
                 ordinal: 3,
                 scope: Some("write"),
                 params: <crate::shop_capnp::inventory::commit_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::shop_capnp::inventory::commit_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
-            ::rpc_client::codegen::MethodDesc {
+            ::schema::MethodDesc {
                 name: "available",
                 ordinal: 4,
                 scope: Some("read"),

@@ -21,11 +21,26 @@ use std::task::Poll;
 
 /// Runs one batch `body` against `bootstrap` and returns the response body: every
 /// message the session sent, back to back. A malformed body or one over the batch
-/// limits is refused as a whole; a batch the engine aborts gets the abort's error.
+/// limits is refused as a whole; a batch the engine aborts gets the abort's error; one
+/// still running after the call timeout plus a second is TIMEOUT.
+#[cfg(feature = "timer")]
 pub async fn serve_batch(
     body: &[u8],
     bootstrap: capnp::capability::Client,
     limits: Limits,
+) -> Result<Vec<u8>, RpcError> {
+    let deadline = limits.call_timeout + std::time::Duration::from_secs(1);
+    serve_batch_until(body, bootstrap, limits, deadline, tokio::time::sleep(deadline)).await
+}
+
+/// [`serve_batch`] on a host with a timer of its own (a Worker's `setTimeout`): the
+/// batch is TIMEOUT (after `deadline`, named in the message) when `timer` completes first.
+pub async fn serve_batch_until(
+    body: &[u8],
+    bootstrap: capnp::capability::Client,
+    limits: Limits,
+    deadline: std::time::Duration,
+    timer: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<u8>, RpcError> {
     if body.len() > limits.max_batch_bytes {
         return Err(RpcError::new(
@@ -90,15 +105,17 @@ pub async fn serve_batch(
         }))
     };
     let system = rpc_system(Side::Server, link, driver, Some(bootstrap));
-    let deadline = limits.call_timeout + std::time::Duration::from_secs(1);
-    let ended = tokio::time::timeout(deadline, system).await;
+    let ended = match futures::future::select(system, std::pin::pin!(timer)).await {
+        futures::future::Either::Left((ended, _)) => Some(ended),
+        futures::future::Either::Right(_) => None,
+    };
     if let Some(e) = aborted.borrow_mut().take() {
         return Err(e);
     }
     match ended {
-        Ok(Ok(())) => Ok(std::mem::take(&mut *out.borrow_mut())),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => Err(RpcError::new(Code::Timeout, format!("batch did not finish within {deadline:?}"))),
+        Some(Ok(())) => Ok(std::mem::take(&mut *out.borrow_mut())),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(RpcError::new(Code::Timeout, format!("batch did not finish within {deadline:?}"))),
     }
 }
 

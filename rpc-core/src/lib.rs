@@ -11,8 +11,8 @@
 //!
 //! Cross-cutting concerns (deadlines, metrics, tracing, error tags, token checks) are
 //! [`layer`]s stacked around capabilities. The layers that keep time (deadline, metrics,
-//! trace) and the batch protocol (a batch deadline) need the default `timer` feature;
-//! without it the crate builds for `wasm32-unknown-unknown`.
+//! trace) need the default `timer` feature, as does [`batch::serve_batch`] (a tokio
+//! deadline; [`batch::serve_batch_until`] takes the host's timer instead); without it the crate builds for `wasm32-unknown-unknown`.
 //!
 //! ```
 //! use rpc_core::{Code, RpcError};
@@ -21,8 +21,8 @@
 //! assert_eq!(RpcError::from(on_the_wire), e);
 //! ```
 
-#[cfg(feature = "timer")]
 pub mod batch;
+pub mod bootstrap;
 pub mod capnweb;
 pub mod error;
 pub mod framing;

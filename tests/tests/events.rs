@@ -4,30 +4,11 @@
 mod common;
 
 use capnp::capability::Rc;
+use common::recorder::*;
 use common::*;
-use schema::object_capnp::{events, handler, storage, subscription};
+use schema::object_capnp::{events, handler};
 use serde_json::json;
-use std::cell::RefCell;
 use std::time::Duration;
-
-type Seen = std::rc::Rc<RefCell<Vec<String>>>;
-
-thread_local! {
-    /// Notified whenever a recorder on this thread (the test's client) records an event.
-    static RECORDED: std::rc::Rc<tokio::sync::Notify> = std::rc::Rc::default();
-}
-
-/// Records the type of every event it is handed.
-struct Recorder(Seen);
-
-impl handler::Server for Recorder {
-    async fn handle(self: Rc<Self>, params: handler::HandleParams, _: handler::HandleResults) -> capnp::Result<()> {
-        let t = params.get()?.get_event()?.get_type()?.to_string().map_err(|e| capnp::Error::failed(e.to_string()))?;
-        self.0.borrow_mut().push(t);
-        RECORDED.with(|n| n.notify_waiters());
-        Ok(())
-    }
-}
 
 /// Never answers.
 struct Stuck;
@@ -37,107 +18,6 @@ impl handler::Server for Stuck {
         futures::future::pending::<()>().await;
         Ok(())
     }
-}
-
-fn object_events(g: &schema::session_capnp::gateway::Client, name: &str) -> (events::Client, storage::Client) {
-    let mut req = g.object_request();
-    req.get().set_class("Shop");
-    req.get().set_name(name);
-    let obj = req.send().pipeline.get_object();
-    (obj.events_request().send().pipeline.get_events(), obj.storage_request().send().pipeline.get_storage())
-}
-
-async fn subscribe(ev: &events::Client, pattern: &str, h: handler::Client) -> subscription::Client {
-    let mut req = ev.subscribe_request();
-    req.get().set_pattern(pattern);
-    req.get().set_handler(h);
-    req.send().promise.await.expect("subscribe").get().unwrap().get_subscription().unwrap()
-}
-
-fn recorder() -> (Seen, handler::Client) {
-    let seen: Seen = Default::default();
-    (seen.clone(), capnp_rpc::new_client(Recorder(seen)))
-}
-
-async fn send(ev: &events::Client, t: &str) {
-    let mut req = ev.send_request();
-    req.get().set_type(t);
-    req.get().set_data(json!({"n": 1}).to_string());
-    req.send().promise.await.expect("send");
-}
-
-/// Waits until `f` holds, checking it after each recorded event.
-async fn until(what: &str, f: impl Fn() -> bool) {
-    let recorded = RECORDED.with(std::clone::Clone::clone);
-    within(what, async {
-        loop {
-            let mut next = std::pin::pin!(recorded.notified());
-            next.as_mut().enable();
-            if f() {
-                return;
-            }
-            next.await;
-        }
-    })
-    .await;
-}
-
-#[test]
-fn subscribers_get_what_their_pattern_matches() {
-    let dir = data_dir("events");
-    let (s, _) = object_server(&dir, Duration::from_secs(60));
-    let [ws, ..] = urls(&s);
-    rpc_client::run(async {
-        let session = rpc_client::connect(&ws).await.expect("connect");
-        let (ev, st) = object_events(&session.bootstrap, "e1");
-        let mut subs = Vec::new();
-        for p in ["Customer.created", "*.created", "Customer.*", "*.*", "*"] {
-            let (seen, h) = recorder();
-            subs.push((p, seen, subscribe(&ev, p, h).await));
-        }
-        let mut create = st.create_request();
-        create.get().set_type("Customer");
-        create.get().set_id("c1");
-        create.get().set_data(json!({"name": "Ann"}).to_string());
-        create.send().promise.await.expect("create");
-        let mut update = st.update_request();
-        update.get().set_id("c1");
-        update.get().set_patch(json!({"name": "Bea"}).to_string());
-        update.send().promise.await.expect("update");
-        let mut order = st.create_request();
-        order.get().set_type("Order");
-        order.get().set_data("{}");
-        order.send().promise.await.expect("create order");
-        send(&ev, "Invoice.paid").await;
-        let expected: [&[&str]; 5] = [
-            &["Customer.created"],
-            &["Customer.created", "Order.created"],
-            &["Customer.created", "Customer.updated"],
-            &["Customer.created", "Customer.updated", "Order.created", "Invoice.paid"],
-            &["Customer.created", "Customer.updated", "Order.created", "Invoice.paid"],
-        ];
-        for ((p, seen, _), want) in subs.iter().zip(expected) {
-            until(p, || seen.borrow().len() >= want.len()).await;
-            assert_eq!(*seen.borrow(), want, "pattern {p}");
-        }
-        // Replay from the log, in order, filtered.
-        let mut list = ev.list_request();
-        list.get().set_pattern("Customer.*");
-        let r = list.send().promise.await.expect("list");
-        let types: Vec<String> =
-            r.get().unwrap().get_events().unwrap().iter().map(|e| e.get_type().unwrap().to_string().unwrap()).collect();
-        assert_eq!(types, ["Customer.created", "Customer.updated"]);
-        let next = r.get().unwrap().get_next();
-        let mut after = ev.list_request();
-        after.get().set_since(next);
-        assert_eq!(after.send().promise.await.expect("list").get().unwrap().get_events().unwrap().len(), 2);
-        let mut bad = ev.subscribe_request();
-        bad.get().set_pattern("Customer");
-        bad.get().set_handler(recorder().1);
-        assert_eq!(code(bad.send().promise.await), rpc_core::Code::InvalidArgument);
-    });
-    s.stop();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -3,59 +3,12 @@
 
 mod common;
 
+use common::things::*;
 use common::*;
 use rpc_core::Code;
-use schema::object_capnp::storage;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-#[derive(Debug, Clone)]
-struct Thing {
-    id: String,
-    data: Value,
-    version: u64,
-    deleted_at: i64,
-}
-
-fn thing(t: schema::object_capnp::thing::Reader<'_>) -> Thing {
-    Thing {
-        id: t.get_id().unwrap().to_string().unwrap(),
-        data: serde_json::from_str(t.get_data().unwrap().to_str().unwrap()).unwrap(),
-        version: t.get_version(),
-        deleted_at: t.get_deleted_at(),
-    }
-}
-
-async fn create(s: &storage::Client, type_: &str, id: &str, data: Value) -> Result<Thing, rpc_core::RpcError> {
-    let mut req = s.create_request();
-    req.get().set_type(type_);
-    req.get().set_id(id);
-    req.get().set_data(data.to_string());
-    let r = req.send().promise.await?;
-    Ok(thing(r.get()?.get_thing()?))
-}
-
-async fn query(s: &storage::Client, q: Value) -> Result<(Vec<Thing>, String), rpc_core::RpcError> {
-    let mut req = s.query_request();
-    req.get().set_query(q.to_string());
-    let r = req.send().promise.await?;
-    let r = r.get()?;
-    Ok((r.get_things()?.iter().map(thing).collect(), r.get_cursor()?.to_string().unwrap()))
-}
-
-async fn ids(s: &storage::Client, q: Value) -> Vec<String> {
-    let (things, _) = query(s, q.clone()).await.unwrap_or_else(|e| panic!("query {q}: {e}"));
-    let mut ids: Vec<String> = things.into_iter().map(|t| t.id).collect();
-    ids.sort();
-    ids
-}
-
-async fn count(s: &storage::Client, q: Value) -> u64 {
-    let mut req = s.count_request();
-    req.get().set_query(q.to_string());
-    req.send().promise.await.expect("count").get().unwrap().get_count()
-}
 
 #[test]
 fn a_thing_created_through_a_pipelined_chain_comes_back() {
@@ -86,60 +39,6 @@ fn a_thing_created_through_a_pipelined_chain_comes_back() {
             assert_eq!((got.id, got.data), (t.id.clone(), t.data.clone()), "over {url}");
         });
     }
-    s.stop();
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn every_query_operator_filters_as_documented() {
-    let dir = data_dir("query");
-    let (s, _) = object_server(&dir, Duration::from_secs(60));
-    let [ws, ..] = urls(&s);
-    rpc_client::run(async {
-        let session = rpc_client::connect(&ws).await.expect("connect");
-        let st = storage_of(&session.bootstrap, "Shop", "q");
-        let people = [
-            ("a", json!({"name": "Ann", "age": 31, "tags": ["vip", "eu"], "addr": {"city": "Oslo"}, "active": true})),
-            ("b", json!({"name": "Bob", "age": 25, "tags": ["us"], "addr": {"city": "Austin"}, "active": false})),
-            ("c", json!({"name": "Cid", "age": 40, "tags": [], "addr": {"city": "Oslo"}, "nick": null})),
-            ("d", json!({"name": "Dee", "age": 18, "bio": "likes vip lounges"})),
-        ];
-        for (id, data) in &people {
-            create(&st, "Person", id, data.clone()).await.expect("create");
-        }
-        create(&st, "Order", "o1", json!({"total": 5})).await.expect("create order");
-        let p = |w: Value| json!({"type": "Person", "where": w});
-        assert_eq!(ids(&st, p(json!({"name": "Ann"}))).await, ["a"]);
-        assert_eq!(ids(&st, p(json!({"age": {"$eq": 25}}))).await, ["b"]);
-        assert_eq!(ids(&st, p(json!({"name": {"$ne": "Ann"}}))).await, ["b", "c", "d"]);
-        assert_eq!(ids(&st, p(json!({"age": {"$gt": 30}}))).await, ["a", "c"]);
-        assert_eq!(ids(&st, p(json!({"age": {"$gte": 31}}))).await, ["a", "c"]);
-        assert_eq!(ids(&st, p(json!({"age": {"$lt": 25}}))).await, ["d"]);
-        assert_eq!(ids(&st, p(json!({"age": {"$lte": 25}}))).await, ["b", "d"]);
-        assert_eq!(ids(&st, p(json!({"name": {"$in": ["Bob", "Dee", "Zed"]}}))).await, ["b", "d"]);
-        assert_eq!(ids(&st, p(json!({"name": {"$nin": ["Bob", "Dee"]}}))).await, ["a", "c"]);
-        assert_eq!(ids(&st, p(json!({"tags": {"$exists": true}}))).await, ["a", "b", "c"]);
-        assert_eq!(ids(&st, p(json!({"nick": {"$exists": true}}))).await, ["c"], "a stored null exists");
-        assert_eq!(ids(&st, p(json!({"bio": {"$exists": false}}))).await, ["a", "b", "c"]);
-        assert_eq!(ids(&st, p(json!({"name": {"$regex": "^[AB]"}}))).await, ["a", "b"]);
-        assert_eq!(ids(&st, p(json!({"tags": {"$contains": "vip"}}))).await, ["a"]);
-        assert_eq!(ids(&st, p(json!({"bio": {"$contains": "vip"}}))).await, ["d"]);
-        assert_eq!(ids(&st, p(json!({"data.addr.city": "Oslo"}))).await, ["a", "c"]);
-        assert_eq!(ids(&st, p(json!({"active": true}))).await, ["a"]);
-        assert_eq!(ids(&st, p(json!({"$or": [{"age": {"$lt": 20}}, {"name": "Cid"}]}))).await, ["c", "d"]);
-        assert_eq!(ids(&st, p(json!({"$and": [{"addr.city": "Oslo"}, {"age": {"$gt": 35}}]}))).await, ["c"]);
-        assert_eq!(ids(&st, p(json!({"$not": {"addr.city": "Oslo"}}))).await, ["b", "d"]);
-        assert_eq!(ids(&st, json!({"where": {"id": {"$in": ["o1", "a"]}}})).await, ["a", "o1"]);
-        assert_eq!(count(&st, json!({"type": "Person"})).await, 4);
-        let (sorted, _) = query(&st, json!({"type": "Person", "sort": ["-age"]})).await.expect("sorted");
-        let order: Vec<&str> = sorted.iter().map(|t| t.id.as_str()).collect();
-        assert_eq!(order, ["c", "a", "b", "d"]);
-        let mut first = st.find_first_request();
-        first.get().set_query(json!({"type": "Person", "sort": ["age"]}).to_string());
-        let r = first.send().promise.await.expect("findFirst");
-        assert!(r.get().unwrap().get_found());
-        assert_eq!(thing(r.get().unwrap().get_thing().unwrap()).id, "d");
-    });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,7 +1,6 @@
 //! The native object host: SQLite files, object threads, in-process connections.
 
 pub mod channel;
-pub mod classes;
 pub mod clock;
 pub mod fds;
 pub mod peers;

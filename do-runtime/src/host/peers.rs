@@ -4,10 +4,10 @@
 //! when it is evicted.
 
 use super::channel::{pair, ChannelFrames};
-use super::classes::Classes;
 use super::registry::ObjectKey;
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
+use do_modules::class::Classes;
 use do_modules::class::Peers;
 use rpc_core::guard::Guard;
 use rpc_core::pump::Pump;

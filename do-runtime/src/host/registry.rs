@@ -9,7 +9,6 @@
 //! evicted and come back from their file on the next call; at most `max_live` are in
 //! memory per thread.
 
-use super::classes::Classes;
 use super::clock::Clock;
 use super::fds;
 use super::peers::{open, NativePeers, Open};
@@ -17,6 +16,7 @@ use super::sqlite::SqliteDb;
 use crate::ai::{AiConfig, OpenAiCompatible};
 use capnp::capability::Promise;
 use capnp_rpc::rpc_twoparty_capnp::Side;
+use do_modules::class::Classes;
 use do_modules::events::{Retention, SubscriberLimits};
 use do_modules::host::{Alarm, Env, Task};
 use do_modules::object::{Address, AlarmCallback, HostParts, Module, ObjectParts};

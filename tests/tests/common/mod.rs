@@ -1,6 +1,9 @@
 //! A real dotdo server on 127.0.0.1 for each test, and client helpers.
 #![allow(dead_code)]
 
+pub mod recorder;
+pub mod things;
+
 use rpc_core::{Code, Limits, RpcError};
 use rpc_server::{ServerConfig, ServerHandle};
 use schema::demo_capnp::directory;
@@ -144,25 +147,48 @@ pub async fn still_serving(s: &ServerHandle) {
 
 /// Sends one raw HTTP/1.1 request and returns (status, body).
 pub async fn http(s: &ServerHandle, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    http_to(&s.http_addr.to_string(), method, path, ctype, body).await
+}
+
+/// [`http`] to the server at `addr` (`host:port`).
+pub async fn http_to(addr: &str, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let mut request = head.into_bytes();
     request.extend_from_slice(body);
-    raw_http(s, &request).await
+    raw_http_to(addr, &request).await
 }
 
 /// Sends raw bytes to the HTTP port and returns (status, body) of the answer.
 pub async fn raw_http(s: &ServerHandle, request: &[u8]) -> (u16, String) {
+    raw_http_to(&s.http_addr.to_string(), request).await
+}
+
+/// [`raw_http`] to the server at `addr`; a chunked body comes back joined.
+pub async fn raw_http_to(addr: &str, request: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut c = tokio::net::TcpStream::connect(s.http_addr).await.expect("tcp");
+    let mut c = tokio::net::TcpStream::connect(addr).await.expect("tcp");
     c.write_all(request).await.expect("write");
     let mut out = Vec::new();
     c.read_to_end(&mut out).await.expect("read until the server closes");
     let text = String::from_utf8_lossy(&out).to_string();
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    (status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return (status, body.to_string());
+    }
+    let (mut joined, mut rest) = (String::new(), body);
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        joined.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    (status, joined)
 }
 
 /// The code of a JSON error body `{"code": ...}`.

@@ -25,10 +25,12 @@
 //! ```
 
 pub mod alarm;
+pub mod classes;
 pub mod context;
 pub mod route;
 
 pub use crate::kv::Kv;
+pub use classes::Classes;
 pub use context::Context;
 
 use crate::events::{Event, Pattern};

@@ -1,7 +1,8 @@
 //! The classes a host serves: user classes by name, and what an unregistered name gets
-//! (the built-in class, for the zero-code `dotdo serve`, or NOT_FOUND).
+//! (the built-in class, for the zero-code `dotdo serve`, or NOT_FOUND). Shared by the
+//! native host and the Cloudflare one.
 
-use do_modules::class::{builtin, factory, Class, ClassFactory};
+use super::{builtin, factory, Class, ClassFactory};
 use rpc_core::{ident, Code, RpcError};
 use std::collections::BTreeMap;
 
@@ -36,7 +37,10 @@ impl Classes {
 
     /// Registers `C` under `name` (a class identifier); INVALID_ARGUMENT for a bad name,
     /// CONFLICT for one already taken.
+    /// The interfaces of its schema ([`Class::INTERFACES`]) are registered too, so
+    /// discovery, tokens' scopes and method names cover them.
     pub fn add<C: Class>(&mut self, name: &str) -> Result<(), RpcError> {
+        schema::register(C::INTERFACES);
         self.add_factory(name, factory::<C>())
     }
 

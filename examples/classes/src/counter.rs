@@ -4,7 +4,7 @@
 use crate::counter_capnp::counter;
 use crate::counter_interfaces;
 use capnp::capability::Rc;
-use do_runtime::{Class, Context};
+use do_modules::class::{Class, Context};
 use rpc_core::RpcError;
 use schema::object_capnp::object;
 

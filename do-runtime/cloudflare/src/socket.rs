@@ -1,0 +1,136 @@
+//! Cap'n Proto frames over a Worker's WebSocket ([`FrameIo`] for rpc-core's pump): one
+//! message per binary WebSocket message. The socket and its listeners are owned here
+//! and removed when the session ends.
+
+use bytes::Bytes;
+use rpc_core::pump::FrameIo;
+use rpc_core::{Code, RpcError};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+#[derive(Default)]
+struct Inbox {
+    frames: VecDeque<Result<Bytes, RpcError>>,
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+impl Inbox {
+    fn push(&mut self, item: Option<Result<Bytes, RpcError>>) {
+        match item {
+            Some(frame) => self.frames.push_back(frame),
+            None => self.closed = true,
+        }
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+type Listener = Closure<dyn FnMut(JsValue)>;
+
+/// An accepted WebSocket carrying one session.
+pub struct Socket {
+    ws: WebSocket,
+    inbox: Rc<RefCell<Inbox>>,
+    out: VecDeque<Vec<u8>>,
+    listeners: Vec<(&'static str, Listener)>,
+}
+
+impl Socket {
+    /// Takes over `ws` (accepted, or about to be: listen before accepting so nothing
+    /// is missed).
+    pub fn new(ws: &worker::WebSocket) -> Result<Socket, RpcError> {
+        let ws: WebSocket = AsRef::<WebSocket>::as_ref(ws).clone();
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let inbox: Rc<RefCell<Inbox>> = Rc::default();
+        let mut socket = Socket { ws, inbox, out: VecDeque::new(), listeners: Vec::new() };
+        let inbox = socket.inbox.clone();
+        socket.listen("message", move |e: JsValue| {
+            let data = e.unchecked_into::<MessageEvent>().data();
+            let frame = match data.dyn_into::<js_sys::ArrayBuffer>() {
+                Ok(buf) => Ok(Bytes::from(js_sys::Uint8Array::new(&buf).to_vec())),
+                Err(_) => Err(RpcError::invalid_argument("text messages are not Cap'n Proto: send binary messages")),
+            };
+            inbox.borrow_mut().push(Some(frame));
+        })?;
+        let inbox = socket.inbox.clone();
+        socket.listen("close", move |e: JsValue| {
+            let e = e.unchecked_into::<CloseEvent>();
+            let mut inbox = inbox.borrow_mut();
+            if e.code() != 1000 && e.code() != 1005 {
+                inbox.push(Some(Err(RpcError::new(
+                    Code::Disconnected,
+                    format!("the peer closed the WebSocket: {} {}", e.code(), e.reason()),
+                ))));
+            }
+            inbox.push(None);
+        })?;
+        let inbox = socket.inbox.clone();
+        socket.listen("error", move |_| {
+            let mut inbox = inbox.borrow_mut();
+            inbox.push(Some(Err(RpcError::new(Code::Disconnected, "the WebSocket failed"))));
+            inbox.push(None);
+        })?;
+        Ok(socket)
+    }
+
+    fn listen(&mut self, kind: &'static str, f: impl FnMut(JsValue) + 'static) -> Result<(), RpcError> {
+        let listener: Listener = Closure::new(f);
+        self.ws
+            .add_event_listener_with_callback(kind, listener.as_ref().unchecked_ref())
+            .map_err(|_| RpcError::new(Code::Internal, format!("could not listen for {kind} on the WebSocket")))?;
+        self.listeners.push((kind, listener));
+        Ok(())
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        for (kind, listener) in self.listeners.drain(..) {
+            let _ = self.ws.remove_event_listener_with_callback(kind, listener.as_ref().unchecked_ref());
+        }
+        let _ = self.ws.close_with_code(1000);
+    }
+}
+
+impl FrameIo for Socket {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, RpcError>>> {
+        let mut inbox = self.inbox.borrow_mut();
+        if let Some(frame) = inbox.frames.pop_front() {
+            return Poll::Ready(Some(frame));
+        }
+        if inbox.closed {
+            return Poll::Ready(None);
+        }
+        inbox.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn queue(&mut self, frame: Vec<u8>) {
+        self.out.push_back(frame);
+    }
+
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+        while let Some(frame) = self.out.pop_front() {
+            // A copy owned by JavaScript: workerd sends the buffer later, after the
+            // frame's memory here is gone.
+            let copy = js_sys::Uint8Array::from(frame.as_slice());
+            if self.ws.send_with_array_buffer(&copy.buffer()).is_err() {
+                return Poll::Ready(Err(RpcError::new(Code::Disconnected, "the WebSocket is closed")));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+        let flushed = self.poll_flush(cx);
+        let _ = self.ws.close_with_code(1000);
+        flushed
+    }
+}

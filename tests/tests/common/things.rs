@@ -1,0 +1,61 @@
+//! Things through the storage capability, as the tests create, query and read them.
+
+use schema::object_capnp::storage;
+use serde_json::Value;
+
+/// A Thing as the tests look at it.
+#[derive(Debug, Clone)]
+pub struct Thing {
+    /// Its `id`.
+    pub id: String,
+    /// Its `data`.
+    pub data: Value,
+    /// Its `version`.
+    pub version: u64,
+    /// Its `deleted_at`.
+    pub deleted_at: i64,
+}
+
+/// A Thing from its capnp form.
+pub fn thing(t: schema::object_capnp::thing::Reader<'_>) -> Thing {
+    Thing {
+        id: t.get_id().unwrap().to_string().unwrap(),
+        data: serde_json::from_str(t.get_data().unwrap().to_str().unwrap()).unwrap(),
+        version: t.get_version(),
+        deleted_at: t.get_deleted_at(),
+    }
+}
+
+/// Creates a Thing.
+pub async fn create(s: &storage::Client, type_: &str, id: &str, data: Value) -> Result<Thing, rpc_core::RpcError> {
+    let mut req = s.create_request();
+    req.get().set_type(type_);
+    req.get().set_id(id);
+    req.get().set_data(data.to_string());
+    let r = req.send().promise.await?;
+    Ok(thing(r.get()?.get_thing()?))
+}
+
+/// Runs a query: the Things and the cursor.
+pub async fn query(s: &storage::Client, q: Value) -> Result<(Vec<Thing>, String), rpc_core::RpcError> {
+    let mut req = s.query_request();
+    req.get().set_query(q.to_string());
+    let r = req.send().promise.await?;
+    let r = r.get()?;
+    Ok((r.get_things()?.iter().map(thing).collect(), r.get_cursor()?.to_string().unwrap()))
+}
+
+/// The sorted ids a query returns.
+pub async fn ids(s: &storage::Client, q: Value) -> Vec<String> {
+    let (things, _) = query(s, q.clone()).await.unwrap_or_else(|e| panic!("query {q}: {e}"));
+    let mut ids: Vec<String> = things.into_iter().map(|t| t.id).collect();
+    ids.sort();
+    ids
+}
+
+/// What a count query counts.
+pub async fn count(s: &storage::Client, q: Value) -> u64 {
+    let mut req = s.count_request();
+    req.get().set_query(q.to_string());
+    req.send().promise.await.expect("count").get().unwrap().get_count()
+}
