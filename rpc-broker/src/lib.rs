@@ -6,6 +6,7 @@
 
 pub mod broker;
 pub mod fanout;
+pub mod mac;
 pub mod membrane;
 pub mod metrics;
 pub mod revocations;

@@ -15,7 +15,9 @@ use capnp::capability::{FromClientHook, Promise, Request};
 use capnp::traits::HasTypeId;
 use capnp::{any_pointer, MessageSize};
 use do_modules::wrap_modules::{Getter, WrapModules};
-use rpc_core::layer::{self, Call, Deadline, Layer, ObserveCalls, Service, Stack, TagErrors};
+use rpc_core::layer::{self, Call, Layer, Service, Stack, TagErrors};
+#[cfg(feature = "native")]
+use rpc_core::layer::{Deadline, ObserveCalls};
 use rpc_core::{Code, RpcError};
 use schema::object_capnp::object;
 use std::rc::Rc;
@@ -49,14 +51,21 @@ impl Membrane {
 /// The stack of a redeemed capability: calls are counted in `metrics` (refusals too),
 /// checked against `policy`, the object's getters answer with modules in the same
 /// stack, calls are bounded by `timeout`, and their errors carry codes; `hold`, if
-/// any, goes innermost (what keeps the object open, kept by every module too).
+/// any, goes innermost (what keeps the object open, kept by every module too). Without
+/// the `native` feature (no timer) calls are neither timed nor bounded here.
 pub fn stack(policy: Policy, timeout: Duration, metrics: Arc<BrokerMetrics>, hold: Option<Rc<dyn Layer>>) -> Stack {
+    #[cfg(feature = "native")]
     let stack = Stack::new()
         .layer(ObserveCalls::new(metrics))
         .layer(Membrane::new(policy))
         .layer(WrapModules)
         .layer(Deadline::new(timeout))
         .layer(TagErrors);
+    #[cfg(not(feature = "native"))]
+    let stack = {
+        let _ = (timeout, metrics);
+        Stack::new().layer(Membrane::new(policy)).layer(WrapModules).layer(TagErrors)
+    };
     match hold {
         Some(hold) => stack.layer(Shared(hold)),
         None => stack,

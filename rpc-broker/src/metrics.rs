@@ -87,6 +87,7 @@ impl BrokerMetrics {
     }
 }
 
+#[cfg(feature = "native")]
 impl rpc_core::layer::CallObserver for BrokerMetrics {
     fn observe_call(&self, method: std::borrow::Cow<'static, str>, elapsed: Duration, outcome: Option<rpc_core::Code>) {
         self.call(&method, elapsed, outcome.is_some());

@@ -1,12 +1,24 @@
 //! Revoked token ids: a set in memory, checked on every redeem and on every call through
-//! a membrane (a lookup, no I/O), loaded from the broker's SQLite
-//! (`<data>/broker.sqlite`) at start and written to it on every change.
+//! a membrane (a lookup, no I/O), loaded from the broker's store at start and written to
+//! it on every change: natively the SQLite file `<data>/broker.sqlite`, on Cloudflare the
+//! broker object's own database ([`RevocationStore`]).
 
-use rpc_core::{Code, RpcError};
+#[cfg(feature = "native")]
+use rpc_core::Code;
+use rpc_core::RpcError;
 use std::collections::HashSet;
+#[cfg(feature = "native")]
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+#[cfg(feature = "native")]
+use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
+
+/// Where a broker commits the ids it revokes.
+pub trait RevocationStore: Send + Sync + std::fmt::Debug {
+    /// Commits `token_id`, revoked at `at` (ms since the epoch); may block.
+    fn persist(&self, token_id: &str, at: i64) -> Result<(), RpcError>;
+}
 
 /// The revoked token ids of one broker.
 #[derive(Debug)]
@@ -15,10 +27,26 @@ pub struct Revocations {
     /// Whether any id was ever revoked: calls skip the lock while none was.
     any: AtomicBool,
     /// Where revocations are persisted (`None`: in memory only).
-    db: Option<Mutex<rusqlite::Connection>>,
+    store: Option<Box<dyn RevocationStore>>,
+}
+
+/// The native store: a SQLite file.
+#[cfg(feature = "native")]
+#[derive(Debug)]
+struct SqliteFile(Mutex<rusqlite::Connection>);
+
+#[cfg(feature = "native")]
+impl RevocationStore for SqliteFile {
+    fn persist(&self, token_id: &str, at: i64) -> Result<(), RpcError> {
+        let conn = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute("INSERT OR IGNORE INTO revoked (token_id, at) VALUES (?1, ?2)", rusqlite::params![token_id, at])
+            .map_err(|e| db_error(&e))?;
+        Ok(())
+    }
 }
 
 /// An error of the store, without the path (logged here in full).
+#[cfg(feature = "native")]
 fn db_error(e: &rusqlite::Error) -> RpcError {
     tracing::error!(error = %e, "revocation store");
     let code = match e {
@@ -28,6 +56,7 @@ fn db_error(e: &rusqlite::Error) -> RpcError {
     RpcError::new(Code::Internal, format!("the revocation store failed (sqlite code {code})"))
 }
 
+#[cfg(feature = "native")]
 fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -38,6 +67,7 @@ fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 
 impl Revocations {
     /// Opens (creating) the store at `path` and loads every revoked id into memory.
+    #[cfg(feature = "native")]
     pub fn load(path: &Path) -> Result<Revocations, RpcError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -50,12 +80,18 @@ impl Revocations {
             .prepare("SELECT token_id FROM revoked")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .map_err(|e| db_error(&e))?;
-        Ok(Revocations { any: AtomicBool::new(!ids.is_empty()), ids: RwLock::new(ids), db: Some(Mutex::new(conn)) })
+        Ok(Revocations::with_store(ids, Box::new(SqliteFile(Mutex::new(conn)))))
+    }
+
+    /// The ids `revoked` (loaded by the host from `store`), committing new ones to `store`.
+    pub fn with_store(revoked: impl IntoIterator<Item = String>, store: Box<dyn RevocationStore>) -> Revocations {
+        let ids: HashSet<String> = revoked.into_iter().collect();
+        Revocations { any: AtomicBool::new(!ids.is_empty()), ids: RwLock::new(ids), store: Some(store) }
     }
 
     /// A set kept in memory only (for tests and embedders without a data directory).
     pub fn in_memory() -> Revocations {
-        Revocations { ids: RwLock::default(), any: AtomicBool::new(false), db: None }
+        Revocations { ids: RwLock::default(), any: AtomicBool::new(false), store: None }
     }
 
     /// Whether `token_id` was revoked: a lookup in memory.
@@ -87,6 +123,7 @@ impl Revocations {
     /// [`Revocations::revoke_blocking`] with the write on tokio's blocking pool: the id
     /// is refused at once (before this first yields), and the future completes once it
     /// is committed.
+    #[cfg(feature = "native")]
     pub async fn revoke(self: &Arc<Self>, token_id: &str, now: i64) -> Result<(), RpcError> {
         self.insert(token_id);
         let (this, id) = (self.clone(), token_id.to_string());
@@ -95,26 +132,33 @@ impl Revocations {
             .map_err(|e| RpcError::new(Code::Internal, format!("the revocation was not written: {e}")))?
     }
 
+    /// [`Revocations::revoke_blocking`]: without the `native` feature the host's store
+    /// writes without blocking a thread (a Durable Object's SQL is synchronous).
+    #[cfg(not(feature = "native"))]
+    pub async fn revoke(self: &Arc<Self>, token_id: &str, now: i64) -> Result<(), RpcError> {
+        self.revoke_blocking(token_id, now)
+    }
+
     fn insert(&self, token_id: &str) {
         self.ids.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(token_id.to_string());
         self.any.store(true, Ordering::Release);
     }
 
     fn persist(&self, token_id: &str, now: i64) -> Result<(), RpcError> {
-        let Some(db) = &self.db else { return Ok(()) };
-        let conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        conn.execute("INSERT OR IGNORE INTO revoked (token_id, at) VALUES (?1, ?2)", rusqlite::params![token_id, now])
-            .map_err(|e| db_error(&e))?;
-        Ok(())
+        match &self.store {
+            Some(store) => store.persist(token_id, now),
+            None => Ok(()),
+        }
     }
 }
 
 /// The store's file beside the objects: `<data>/broker.sqlite`.
+#[cfg(feature = "native")]
 pub fn default_path(data_dir: &Path) -> PathBuf {
     data_dir.join("broker.sqlite")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
 

@@ -6,9 +6,9 @@
 pub const VNODES: usize = 160;
 
 fn hash(bytes: &[u8]) -> u64 {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let d = crate::mac::sha256(bytes);
     let mut b = [0u8; 8];
-    b.copy_from_slice(&d.as_ref()[..8]);
+    b.copy_from_slice(&d[..8]);
     u64::from_be_bytes(b)
 }
 

@@ -24,8 +24,8 @@
 //! assert_eq!(refused.code, rpc_core::Code::Forbidden);
 //! ```
 
+use crate::mac;
 use base64::Engine as _;
-use ring::hmac;
 use rpc_core::{Code, RpcError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,15 +47,12 @@ fn b64() -> base64::engine::GeneralPurpose {
 /// A fresh token id: 16 bytes from the system's random source, in hex. INTERNAL when
 /// the source fails.
 pub fn new_token_id() -> Result<String, RpcError> {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    let filled = ring::rand::SystemRandom::new().fill(&mut b).map(|()| b);
-    token_id_from(filled)
+    token_id_from(mac::random::<16>())
 }
 
 /// The id made of `bytes`, or the refusal when the random source failed.
-fn token_id_from(bytes: Result<[u8; 16], ring::error::Unspecified>) -> Result<String, RpcError> {
-    let b = bytes.map_err(|_| err(Code::Internal, "the random source failed: no token id, no token"))?;
+fn token_id_from(bytes: Result<[u8; 16], RpcError>) -> Result<String, RpcError> {
+    let b = bytes.map_err(|e| err(Code::Internal, format!("{}: no token id, no token", e.message)))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -243,7 +240,7 @@ fn check_methods(methods: &[String]) -> Result<(), RpcError> {
 /// Signing keys by id: one active for minting, the others still verifying until removed.
 #[derive(Clone, Default)]
 pub struct KeyRing {
-    keys: BTreeMap<String, hmac::Key>,
+    keys: BTreeMap<String, Vec<u8>>,
     active: Option<String>,
 }
 
@@ -326,7 +323,7 @@ impl KeyRing {
                 format!("key {kid}: a secret needs at least {MIN_KEY_BYTES} bytes"),
             ));
         }
-        self.keys.insert(kid.to_string(), hmac::Key::new(hmac::HMAC_SHA256, &secret));
+        self.keys.insert(kid.to_string(), secret);
         self.active = Some(kid.to_string());
         Ok(())
     }
@@ -350,11 +347,8 @@ impl KeyRing {
 
     /// A fresh random key: `(kid, base64url secret)`.
     pub fn generate() -> Result<(String, String), RpcError> {
-        use ring::rand::SecureRandom;
-        let rng = ring::rand::SystemRandom::new();
-        let mut secret = [0u8; 32];
-        let mut id = [0u8; 4];
-        rng.fill(&mut secret).and_then(|_| rng.fill(&mut id)).map_err(|_| err(Code::Internal, "no randomness"))?;
+        let secret = mac::random::<32>()?;
+        let id = mac::random::<4>()?;
         let kid = format!("k{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
         Ok((kid, b64().encode(secret)))
     }
@@ -387,8 +381,8 @@ impl KeyRing {
             kid: kid.clone(),
         };
         let head = b64().encode(serde_json::to_vec(&payload).map_err(|e| err(Code::Internal, e.to_string()))?);
-        let sig = hmac::sign(key, head.as_bytes());
-        Ok(format!("{head}.{}", b64().encode(sig.as_ref())))
+        let sig = mac::sign(key, head.as_bytes());
+        Ok(format!("{head}.{}", b64().encode(sig)))
     }
 
     /// Verifies a token at time `now` and returns its effective rights; MALFORMED,
@@ -410,11 +404,11 @@ impl KeyRing {
         let (last, earlier) = parts.segments.split_last().ok_or_else(|| err(Code::Malformed, "no payload"))?;
         let mut chain_key = key.clone();
         for seg in earlier {
-            let tag = hmac::sign(&chain_key, seg.as_bytes());
-            chain_key = hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref());
+            chain_key = mac::sign(&chain_key, seg.as_bytes()).to_vec();
         }
-        hmac::verify(&chain_key, last.as_bytes(), &sig)
-            .map_err(|_| err(Code::InvalidSignature, "the token's signature does not match"))?;
+        if !mac::verify(&chain_key, last.as_bytes(), &sig) {
+            return Err(err(Code::InvalidSignature, "the token's signature does not match"));
+        }
         let mut rights = Rights {
             namespace: payload.ns,
             target: payload.tgt,
@@ -482,8 +476,8 @@ pub fn attenuate(token: &str, caveat: &Caveat) -> Result<String, RpcError> {
     }
     let sig = b64().decode(parts.signature).map_err(|_| err(Code::Malformed, "the signature is not base64url"))?;
     let seg = b64().encode(serde_json::to_vec(caveat).map_err(|e| err(Code::Internal, e.to_string()))?);
-    let next = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &sig), seg.as_bytes());
-    Ok(format!("{}.{seg}.{}", parts.segments.join("."), b64().encode(next.as_ref())))
+    let next = mac::sign(&sig, seg.as_bytes());
+    Ok(format!("{}.{seg}.{}", parts.segments.join("."), b64().encode(next)))
 }
 
 #[cfg(test)]
@@ -515,7 +509,7 @@ mod tests {
 
     #[test]
     fn a_failing_random_source_fails_the_mint() {
-        let e = token_id_from(Err(ring::error::Unspecified)).unwrap_err();
+        let e = token_id_from(Err(RpcError::new(Code::Internal, "the random source failed"))).unwrap_err();
         assert_eq!(e.code, Code::Internal);
         assert_eq!(token_id_from(Ok([0xab; 16])).unwrap(), "ab".repeat(16));
     }

@@ -2,8 +2,9 @@
 //! `conformance/target.rs`): the native server by default, dotdo's Worker under workerd
 //! with `DOTDO_TARGET=workerd` (`.ci/run` runs both). Storage CRUD and every query
 //! operator, events pushed to a callback capability, a schedule firing, a user class, a
-//! pipelined chain in one HTTP request, typed errors for bad input, and state that
-//! survives a restart of the host.
+//! pipelined chain in one HTTP request, calls through a capability token (minted,
+//! redeemed, refused, revoked), typed errors for bad input, and state that survives a
+//! restart of the host.
 
 mod common;
 #[path = "conformance/target.rs"]
@@ -16,6 +17,7 @@ use common::*;
 use examples::counter_client::Counter;
 use rpc_core::Code;
 use schema::object_capnp::handler;
+use schema::session_capnp::gateway;
 use serde_json::{json, Value};
 
 /// `name`, made unique to this run (a target that keeps its data between runs sees
@@ -227,6 +229,61 @@ fn a_user_class_answers_its_methods_and_the_base_object_ones() {
     });
 }
 
+/// Mints a token for `target` through the admin broker.
+async fn mint(g: &gateway::Client, target: &str, methods: &[&str], scope: &str) -> String {
+    let mut req = broker_of(g, target::ADMIN_KEY).mint_request();
+    let mut r = req.get().init_request();
+    r.set_target(target);
+    r.set_scope(scope);
+    r.set_ttl_ms(60_000);
+    let mut m = r.init_methods(methods.len() as u32);
+    for (i, x) in methods.iter().enumerate() {
+        m.set(i as u32, *x);
+    }
+    req.send().promise.await.expect("mint").get().unwrap().get_token().unwrap().to_string().unwrap()
+}
+
+/// The object a token opens, redeemed through a broker without admin rights.
+fn redeem(g: &gateway::Client, token: &str) -> Counter {
+    let mut req = broker_of(g, "").redeem_request();
+    req.get().set_token(token);
+    Counter::new(capnp::capability::FromClientHook::cast_to(req.send().pipeline.get_object()))
+}
+
+#[test]
+fn a_token_scoped_call_goes_through_the_broker_membrane() {
+    let host = target::shared();
+    let name = unique("tok");
+    rpc_client::run(async {
+        let session = rpc_client::connect(&host.ws()).await.expect("connect");
+        let g = &session.bootstrap;
+        assert_eq!(counter(g, &name).increment(5).await.expect("increment").value, 5);
+        let token = mint(g, &format!("Counter/{name}"), &["counter.get"], "read").await;
+        let c = redeem(g, &token);
+        assert_eq!(c.get().await.expect("a get the token allows").value, 5);
+        assert_eq!(code(c.increment(1).await), Code::Forbidden, "a method the token does not list");
+        // Redeem and call in one HTTP request.
+        let batch = rpc_client::batch(&host.http()).await.expect("batch");
+        assert_eq!(redeem(&batch.bootstrap, &token).get().await.expect("get in a batch").value, 5);
+        // A forged signature, and a broker without admin rights minting.
+        let forged = format!("{}{}", &token[..token.len() - 2], if token.ends_with("AA") { "BB" } else { "AA" });
+        assert_eq!(code(redeem(g, &forged).get().await), Code::InvalidSignature);
+        let mut not_admin = broker_of(g, "").mint_request();
+        not_admin.get().init_request().set_target("Counter/x");
+        assert_eq!(code(not_admin.send().promise.await), Code::Forbidden);
+        // Revoked: the capability already redeemed is cut off.
+        let mut verify = broker_of(g, "").verify_request();
+        verify.get().set_token(&token);
+        let claims = verify.send().promise.await.expect("verify");
+        let id = claims.get().unwrap().get_claims().unwrap().get_token_id().unwrap().to_string().unwrap();
+        let mut revoke = broker_of(g, target::ADMIN_KEY).revoke_request();
+        revoke.get().set_token_id(&id);
+        revoke.send().promise.await.expect("revoke");
+        assert_eq!(code(c.get().await), Code::Revoked);
+        assert_eq!(counter(g, &name).get().await.expect("the object itself is untouched").value, 5);
+    });
+}
+
 #[test]
 fn bad_input_gets_typed_errors_and_the_host_goes_on() {
     let host = target::shared();
@@ -267,14 +324,24 @@ fn objects_survive_a_restart_of_their_host() {
         return;
     };
     let name = unique("kept");
-    let id = rpc_client::run(async {
+    let (id, revoked) = rpc_client::run(async {
         let session = rpc_client::connect(&host.ws()).await.expect("connect");
         let c = counter(&session.bootstrap, &name);
         assert_eq!(c.increment(7).await.expect("increment").value, 7);
-        create(&storage_of(&session.bootstrap, "Customer", &name), "Customer", "", json!({"name": "Kept"}))
+        // A revoked token stays revoked.
+        let token = mint(&session.bootstrap, &format!("Counter/{name}"), &["counter.get"], "read").await;
+        let mut verify = broker_of(&session.bootstrap, "").verify_request();
+        verify.get().set_token(&token);
+        let claims = verify.send().promise.await.expect("verify");
+        let token_id = claims.get().unwrap().get_claims().unwrap().get_token_id().unwrap().to_string().unwrap();
+        let mut revoke = broker_of(&session.bootstrap, target::ADMIN_KEY).revoke_request();
+        revoke.get().set_token_id(&token_id);
+        revoke.send().promise.await.expect("revoke");
+        let id = create(&storage_of(&session.bootstrap, "Customer", &name), "Customer", "", json!({"name": "Kept"}))
             .await
             .expect("create")
-            .id
+            .id;
+        (id, token)
     });
     host.stop();
     let host = target::own(&dir).expect("the same target again");
@@ -285,6 +352,7 @@ fn objects_survive_a_restart_of_their_host() {
         get.get().set_id(&id);
         let got = thing(get.send().promise.await.expect("get").get().unwrap().get_thing().unwrap());
         assert_eq!(got.data["name"], "Kept");
+        assert_eq!(code(redeem(&session.bootstrap, &revoked).get().await), Code::Revoked);
     });
     host.stop();
     let _ = std::fs::remove_dir_all(dir);

@@ -13,9 +13,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::Env;
 
-/// What the Worker's `DOTDO_OPEN` variable must be for `gateway.object` to answer: the
-/// Cloudflare host has no broker yet, so without it objects are not reachable at all
-/// (the local run sets it; a deployment without tokens must opt in).
+/// What the Worker's `DOTDO_OPEN` variable must be for `gateway.object` to answer:
+/// otherwise objects are reached only through `broker.redeem(token)`, as `dotdo serve
+/// --require-tokens` does (the local run sets it; a deployment opts in).
 pub const OPEN_VAR: &str = "DOTDO_OPEN";
 
 /// Serves `Gateway` for one session.
@@ -27,6 +27,8 @@ pub struct Gateway {
     protocol: ServerProtocol,
     /// The session's connections to objects, one per object.
     hops: RefCell<HashMap<(String, String), Hop>>,
+    /// The session's connections to its namespace's broker, one per credential.
+    brokers: RefCell<HashMap<String, Hop>>,
 }
 
 impl Gateway {
@@ -34,8 +36,15 @@ impl Gateway {
     pub fn client(namespace: String, env: Env) -> gateway::Client {
         let open = env.var(OPEN_VAR).map(|v| v.to_string() == "1").unwrap_or(false);
         let session_id: String = crate::host::random_bytes::<8>().iter().map(|b| format!("{b:02x}")).collect();
-        let server =
-            Gateway { session_id, namespace, env, open, protocol: ServerProtocol::default(), hops: RefCell::default() };
+        let server = Gateway {
+            session_id,
+            namespace,
+            env,
+            open,
+            protocol: ServerProtocol::default(),
+            hops: RefCell::default(),
+            brokers: RefCell::default(),
+        };
         Stack::new().layer(TagErrors).server(server)
     }
 
@@ -44,7 +53,7 @@ impl Gateway {
         crate::classes().resolve(class)?;
         let mut hops = self.hops.borrow_mut();
         if let Some(hop) = hops.get(&(key.class.clone(), key.name.clone())) {
-            return Ok(hop.client.clone());
+            return Ok(hop.object());
         }
         let objects = self
             .env
@@ -52,13 +61,13 @@ impl Gateway {
             .map_err(|e| RpcError::new(Code::Internal, format!("the Worker has no objects binding: {e}")))?;
         let hop = hop::connect(objects, key.clone());
         hops.insert((key.class, key.name), hop.clone());
-        Ok(hop.client)
+        Ok(hop.object())
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        for hop in self.hops.get_mut().values() {
+        for hop in self.hops.get_mut().values().chain(self.brokers.get_mut().values()) {
             hop.close();
         }
     }
@@ -90,7 +99,7 @@ impl gateway::Server for Gateway {
         if !self.open {
             return Err(RpcError::new(
                 Code::Unauthorized,
-                format!("objects are not open on this Worker: capability tokens are not served on Cloudflare yet; set the variable {OPEN_VAR}=1 to open them to anyone who reaches it"),
+                format!("this Worker requires capability tokens: use broker.redeem(token) (or set the variable {OPEN_VAR}=1 to open objects to anyone who reaches it)"),
             )
             .into());
         }
@@ -100,8 +109,23 @@ impl gateway::Server for Gateway {
         Ok(())
     }
 
-    async fn broker(self: Rc<Self>, _: gateway::BrokerParams, _: gateway::BrokerResults) -> capnp::Result<()> {
-        Err(RpcError::new(Code::Unimplemented, "the broker is not served on Cloudflare yet").into())
+    async fn broker(
+        self: Rc<Self>,
+        params: gateway::BrokerParams,
+        mut results: gateway::BrokerResults,
+    ) -> capnp::Result<()> {
+        let credential = params.get()?.get_api_key()?.to_string().unwrap_or_default();
+        let mut brokers = self.brokers.borrow_mut();
+        let hop = match brokers.get(&credential) {
+            Some(hop) => hop.clone(),
+            None => {
+                let hop = crate::broker::dial(&self.env, &self.namespace, &credential)?;
+                brokers.insert(credential, hop.clone());
+                hop
+            }
+        };
+        results.get().set_broker(schema::broker_capnp::broker::Client { client: hop.client });
+        Ok(())
     }
 
     async fn demo(self: Rc<Self>, _: gateway::DemoParams, _: gateway::DemoResults) -> capnp::Result<()> {

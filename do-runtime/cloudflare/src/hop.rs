@@ -1,6 +1,6 @@
 //! Sessions over WebSockets inside Cloudflare: serving a capability on an accepted
-//! socket, and dialing an object's Durable Object (from the Worker's gateway or from
-//! another object) for its capability.
+//! socket, and dialing a Durable Object (an object's, from the Worker's gateway, the
+//! broker or another object; the broker's, from the gateway) for its capability.
 //!
 //! A dial returns at once with a promise of the object's capability: calls made on it
 //! meanwhile queue and go out, pipelined, once the socket is open, so a client's chain
@@ -74,11 +74,11 @@ pub fn serve(socket: Socket, bootstrap: capnp::capability::Client, limits: Limit
     });
 }
 
-/// A connection to one object: its capability and the way to close it.
+/// A connection to one Durable Object: its bootstrap capability and the way to close it.
 #[derive(Clone)]
 pub struct Hop {
     /// The object's capability (a promise until the socket is open).
-    pub client: object::Client,
+    pub client: capnp::capability::Client,
     state: Rc<RefCell<HopState>>,
 }
 
@@ -89,6 +89,11 @@ struct HopState {
 }
 
 impl Hop {
+    /// The capability as an `Object`.
+    pub fn object(&self) -> object::Client {
+        object::Client { client: self.client.clone() }
+    }
+
     /// Closes the connection (the object sees its session end).
     pub fn close(&self) {
         let mut state = self.state.borrow_mut();
@@ -101,13 +106,24 @@ impl Hop {
     }
 }
 
-/// Dials the Durable Object of `key` in `objects`.
+/// Dials the object's Durable Object for `key` in `objects`.
 pub fn connect(objects: ObjectNamespace, key: Key) -> Hop {
+    let headers = vec![
+        (NAMESPACE_HEADER, key.namespace.clone()),
+        (CLASS_HEADER, key.class.clone()),
+        (NAME_HEADER, escape(&key.name)),
+    ];
+    dial(objects, key.durable_name(), headers)
+}
+
+/// Dials the Durable Object named `durable_name` in `namespace`, with `headers` on the
+/// upgrade request; returns at once with a promise of its bootstrap capability.
+pub fn dial(namespace: ObjectNamespace, durable_name: String, headers: Vec<(&'static str, String)>) -> Hop {
     let state: Rc<RefCell<HopState>> = Rc::default();
-    let (tx, rx) = futures::channel::oneshot::channel::<Result<object::Client, RpcError>>();
+    let (tx, rx) = futures::channel::oneshot::channel::<Result<capnp::capability::Client, RpcError>>();
     let task_state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let socket = match dial(&objects, &key).await {
+        let socket = match open_socket(&namespace, &durable_name, &headers).await {
             Ok(s) => s,
             Err(e) => {
                 let _ = tx.send(Err(e));
@@ -120,7 +136,7 @@ pub fn connect(objects: ObjectNamespace, key: Key) -> Hop {
         let link = Link::new();
         let pump = Pump::new(socket, link.clone(), Guard::new(Limits::default()));
         let mut system = rpc_system(Side::Client, link, Promise::from_future(pump), None);
-        let client: object::Client = system.bootstrap(Side::Server);
+        let client: capnp::capability::Client = system.bootstrap(Side::Server);
         task_state.borrow_mut().disconnector = Some(system.get_disconnector());
         let _ = tx.send(Ok(client));
         let _ = system.await;
@@ -135,16 +151,18 @@ pub fn connect(objects: ObjectNamespace, key: Key) -> Hop {
     Hop { client, state }
 }
 
-async fn dial(objects: &ObjectNamespace, key: &Key) -> Result<Socket, RpcError> {
+async fn open_socket(
+    namespace: &ObjectNamespace,
+    durable_name: &str,
+    extra: &[(&'static str, String)],
+) -> Result<Socket, RpcError> {
     let platform = |e: worker::Error| RpcError::new(Code::Unavailable, format!("could not reach the object: {e}"));
-    let stub = objects.id_from_name(&key.durable_name()).map_err(platform)?.get_stub().map_err(platform)?;
+    let stub = namespace.id_from_name(durable_name).map_err(platform)?.get_stub().map_err(platform)?;
     let headers = Headers::new();
-    for (h, v) in
-        [("upgrade", "websocket"), (NAMESPACE_HEADER, key.namespace.as_str()), (CLASS_HEADER, key.class.as_str())]
-    {
+    headers.set("upgrade", "websocket").map_err(platform)?;
+    for (h, v) in extra {
         headers.set(h, v).map_err(platform)?;
     }
-    headers.set(NAME_HEADER, &escape(&key.name)).map_err(platform)?;
     let mut init = RequestInit::new();
     init.with_headers(headers);
     let req = Request::new_with_init("https://object.dotdo/connect", &init).map_err(platform)?;

@@ -9,6 +9,8 @@
 //! - Each **object** is one [`object::DotdoObject`] (a SQLite-backed Durable Object
 //!   class): its class's instance over the object's `SqlStorage` ([`sql`]), clock,
 //!   randomness and alarm ([`host`]); other objects through [`peers`].
+//! - The **broker** ([`broker`]) is a Durable Object per namespace: tokens are minted,
+//!   redeemed and checked there, and revocations kept, for every isolate alike.
 //! - Between the Worker and an object, and between objects, the RPC runs over a
 //!   WebSocket ([`socket`]): one Cap'n Proto message per binary message, so a call
 //!   pipelined on a promise the Worker has not yet resolved goes on to the object
@@ -31,6 +33,9 @@
 //! }
 //! ```
 
+// The `durable_object` macro adds undocumented items of its own.
+#[allow(missing_docs)]
+pub mod broker;
 pub mod gateway;
 pub mod hop;
 pub mod host;
@@ -51,6 +56,9 @@ use std::rc::Rc;
 
 /// The Durable Object binding of [`object::DotdoObject`] (`wrangler.toml`).
 pub const OBJECTS_BINDING: &str = "OBJECTS";
+
+/// The Durable Object binding of [`broker::DotdoBroker`] (`wrangler.toml`).
+pub const BROKER_BINDING: &str = "BROKER";
 
 thread_local! {
     static CLASSES: RefCell<Rc<Classes>> = RefCell::new(Rc::new(Classes::default()));

@@ -34,7 +34,7 @@ impl Peers for CfPeers {
         let mut open = self.open.borrow_mut();
         if let Some(i) = open.iter().position(|(k, _)| *k == key) {
             let entry = open.remove(i);
-            let client = entry.1.client.clone();
+            let client = entry.1.object();
             open.push(entry);
             return Ok(client);
         }
@@ -44,7 +44,7 @@ impl Peers for CfPeers {
         }
         let hop = hop::connect(self.objects.clone(), key.clone());
         open.push((key, hop.clone()));
-        Ok(hop.client)
+        Ok(hop.object())
     }
 }
 

@@ -16,6 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The admin API key of the hosts started here.
+pub const ADMIN_KEY: &str = "conformance-admin-key";
+/// Their one signing key (`kid:secret`, the secret 32 bytes in base64url).
+pub const TOKEN_KEYS: &str = "t1:Y29uZm9ybWFuY2Utc2lnbmluZy1rZXktMzItYnl0ZXMh";
+
 /// What `DOTDO_TARGET` selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -121,10 +126,19 @@ pub fn start_kind(kind: &Kind, dir: &Path) -> Host {
                 limits: rpc_core::Limits::default(),
             };
             let host = do_runtime::HostConfig { data_dir: dir.to_path_buf(), threads: 2, ..Default::default() };
+            let broker = do_runtime::BrokerConfig {
+                keys: rpc_broker::token::KeyRing::parse(TOKEN_KEYS, None).expect("keys"),
+                admin_key: Some(ADMIN_KEY.into()),
+                db_path: dir.join("broker.sqlite"),
+                call_timeout: Duration::from_secs(30),
+                require_tokens: false,
+                max_shards: rpc_broker::broker::DEFAULT_MAX_SHARDS,
+            };
             let running = do_runtime::App::new()
                 .any_class_builtin()
                 .class::<examples::counter::Counter>("Counter")
                 .host(host)
+                .broker(broker)
                 .start(config)
                 .expect("server starts");
             Host { addr: running.server.http_addr.to_string(), _running: Running::Native(running.server) }
@@ -149,6 +163,10 @@ impl Wrangler {
         let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("../do-runtime/cloudflare/run");
         let (port, inspector) = (free_port(), free_port());
         let log = std::fs::File::create(dir.join("wrangler.log")).expect("a log file");
+        // The broker's secrets, as `wrangler secret put` would give them.
+        let secrets = dir.join("worker.env");
+        std::fs::write(&secrets, format!("DOTDO_TOKEN_KEYS={TOKEN_KEYS}\nDOTDO_ADMIN_KEY={ADMIN_KEY}\n"))
+            .expect("write the secrets");
         let script = r#"set -m; "$0" serve "$1" "$2" "$3" & p=$!; read -r _; kill -- -$p 2>/dev/null; wait $p"#;
         let child = Command::new("bash")
             .args(["-c", script])
@@ -156,6 +174,7 @@ impl Wrangler {
             .arg(port.to_string())
             .arg(dir.join("state"))
             .arg(inspector.to_string())
+            .env("DOTDO_ENV_FILE", &secrets)
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
