@@ -1,7 +1,6 @@
 //! The bootstrap capability of every session (`session.capnp:Gateway`):
 //! negotiation, discovery and the getters that hand out capabilities.
 
-use crate::demo::DirectoryServer;
 use crate::host::registry::ObjectHost;
 use crate::session_objects::SessionObjects;
 use capnp::capability::Rc;
@@ -109,7 +108,7 @@ impl gateway::Server for GatewayServer {
     }
 
     async fn demo(self: Rc<Self>, _: gateway::DemoParams, mut results: gateway::DemoResults) -> capnp::Result<()> {
-        results.get().set_directory(self.stack.server(DirectoryServer::new(self.stack.clone())));
+        results.get().set_directory(self.stack.server(crate::demo::directory(self.stack.clone())));
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ pub fn run_local<F: Future>(f: F) -> Option<F::Output> {
 /// session's bootstrap: it opens files, pipelines, calls back into the client and sleeps.
 pub fn demo_bootstrap(limits: &Limits) -> capnp::capability::Client {
     let stack = Stack::new().layer(TagErrors).layer(Deadline::new(limits.call_timeout));
-    let dir: directory::Client = stack.server(do_runtime::demo::DirectoryServer::new(stack.clone()));
+    let dir: directory::Client = stack.server(do_runtime::demo::directory(stack.clone()));
     dir.client
 }
 

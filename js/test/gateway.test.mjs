@@ -71,7 +71,7 @@ async function rejectsWith(promise, code) {
 
 /** The server's metrics (`GET /health`). */
 async function metrics() {
-  return (await health(server.http)).metrics;
+  return (await health(server.http)).metrics ?? {};
 }
 
 /** Proves the server still serves: a fresh HTTP batch session and a fresh WebSocket one. */
@@ -277,7 +277,10 @@ describe("pipelining over HTTP batch", () => {
     });
     const after = await metrics();
     assert.equal(requests, 1, "the whole chain must be one HTTP request");
-    assert.ok(after.capnweb_batches - before.capnweb_batches >= 1, "the server counted no batch");
+    // A host without server metrics in /health (the Cloudflare Worker) counts no batch.
+    if (before.capnweb_batches !== undefined) {
+      assert.ok(after.capnweb_batches - before.capnweb_batches >= 1, "the server counted no batch");
+    }
     const [created, updated, got] = value;
     assert.equal(updated.id, created.id);
     assert.equal(got.id, created.id);

@@ -24,6 +24,7 @@
 pub mod batch;
 pub mod bootstrap;
 pub mod capnweb;
+pub mod demo;
 pub mod error;
 pub mod framing;
 pub mod guard;

@@ -102,7 +102,7 @@ fn plain_capnp_server() -> std::net::SocketAddr {
         loop {
             let Ok((s, _)) = l.accept().await else { return };
             s.set_nodelay(true).expect("nodelay");
-            let dir: directory::Client = capnp_rpc::new_client(do_runtime::demo::DirectoryServer::new(stack.clone()));
+            let dir: directory::Client = capnp_rpc::new_client(do_runtime::demo::directory(stack.clone()));
             let (r, w) = tokio_util::compat::TokioAsyncReadCompatExt::compat(s).split();
             let net = twoparty::VatNetwork::new(
                 futures::io::BufReader::new(r),

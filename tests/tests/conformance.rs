@@ -19,6 +19,7 @@ use rpc_core::Code;
 use schema::object_capnp::handler;
 use schema::session_capnp::gateway;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// `name`, made unique to this run (a target that keeps its data between runs sees
 /// fresh objects).
@@ -210,6 +211,27 @@ fn a_schedule_fires_its_handler_on_the_object_alarm() {
 }
 
 #[test]
+fn a_workflow_sleeps_until_the_object_alarm_wakes_it() {
+    let host = target::shared();
+    let name = unique("later");
+    rpc_client::run(async {
+        let session = rpc_client::connect(&host.ws()).await.expect("connect");
+        let obj = session.bootstrap.object("Counter", &name);
+        let started = std::time::Instant::now();
+        // start(..) and result() pipelined: the run suspends on its sleep, the alarm
+        // wakes it, and the result arrives when it completes.
+        let run = obj.workflow().start("addLater", r#"{"by": 3, "ms": 1000}"#, "r1").run();
+        let out = within("the run", run.result()).await.expect("completed").result;
+        assert_eq!(serde_json::from_str::<Value>(&out).expect("JSON"), json!({"value": 3}));
+        assert!(started.elapsed() >= Duration::from_millis(900), "the sleep ended early: {:?}", started.elapsed());
+        let steps = run.history().await.expect("history").steps;
+        let names: Vec<(&str, &str)> = steps.iter().map(|s| (s.name.as_str(), s.kind.as_str())).collect();
+        assert_eq!(names, [("pause", "sleep"), ("add", "step")]);
+        assert_eq!(counter(&session.bootstrap, &name).get().await.expect("get").value, 3);
+    });
+}
+
+#[test]
 fn a_user_class_answers_its_methods_and_the_base_object_ones() {
     let host = target::shared();
     let name = unique("c");
@@ -314,6 +336,44 @@ fn bad_input_gets_typed_errors_and_the_host_goes_on() {
     assert_eq!((status, json_code(&body)), (400, Code::InvalidArgument), "{body}");
     let (status, _) = rpc_client::run(http_to(&host.addr, "POST", "/nowhere", "text/plain", b""));
     assert_eq!(status, 404);
+}
+
+/// The tests of `js/test/gateway.test.mjs` (the official `capnweb` client over
+/// `/capnweb`, both transports) that need no more than the built-in class, `Counter`
+/// and the demo directory.
+const CAPNWEB_TESTS: &[&str] = &[
+    "creates, gets, updates",
+    "answers several fields as an object",
+    "runs a 3-call dependent chain in one HTTP request",
+    "needs one request per call when each result is awaited first",
+    "pipelines through returned capabilities",
+    "calls a JS RpcTarget back",
+    "delivers events sent by another session to a JS Handler",
+    "maps a query's things to their ids",
+    "builds objects and calls a captured stub per element",
+    "maps inside one HTTP batch",
+    "Counter: increment, get, reset, tick, info",
+    "wrong argument types and counts are INVALID_ARGUMENT",
+    "an unknown method is UNIMPLEMENTED",
+    "an unknown export id is NOT_FOUND",
+    "bad JSON aborts the session",
+    "an HTTP batch with a malformed line",
+    "an HTTP batch with an unknown method rejects that call only",
+    "an HTTP batch over max_batch_messages",
+    "GET /capnweb without an upgrade",
+];
+
+#[test]
+fn the_capnweb_client_calls_objects_over_both_transports() {
+    if !common::node::node_ready("the Cap'n Web client's tests") {
+        return;
+    }
+    let host = target::shared();
+    let patterns: Vec<String> = CAPNWEB_TESTS.iter().map(|t| format!("--test-name-pattern={t}")).collect();
+    let args: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let out = common::node::run_node_test_at("gateway.test.mjs", &format!("http://{}", host.addr), &args, &[]);
+    let passed = out.lines().find_map(|l| l.trim_start().strip_prefix("# pass ")).unwrap_or("0");
+    assert_eq!(passed.trim(), CAPNWEB_TESTS.len().to_string(), "every selected test ran and passed:\n{out}");
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! The bootstrap capability of a session in the Worker (`session.capnp:Gateway`): the
-//! same `negotiate` and `describe` answers as `dotdo serve`, and `object(class, name)`
-//! reaching the object's Durable Object.
+//! same `negotiate` and `describe` answers and demo directory as `dotdo serve`,
+//! `object(class, name)` reaching the object's Durable Object and `broker(key)` the
+//! namespace's broker.
 
 use crate::hop::{self, Hop, Key};
 use capnp::capability::Rc;
+use rpc_core::demo::DirectoryServer;
 use rpc_core::layer::{Stack, TagErrors};
 use rpc_core::negotiation::ServerProtocol;
 use rpc_core::params::text;
@@ -128,7 +130,10 @@ impl gateway::Server for Gateway {
         Ok(())
     }
 
-    async fn demo(self: Rc<Self>, _: gateway::DemoParams, _: gateway::DemoResults) -> capnp::Result<()> {
-        Err(RpcError::new(Code::Unimplemented, "the demo directory is served by dotdo serve only").into())
+    async fn demo(self: Rc<Self>, _: gateway::DemoParams, mut results: gateway::DemoResults) -> capnp::Result<()> {
+        let stack = Stack::new().layer(TagErrors);
+        let directory = DirectoryServer::new(stack.clone(), |d| Box::pin(worker::Delay::from(d)));
+        results.get().set_directory(stack.server(directory));
+        Ok(())
     }
 }

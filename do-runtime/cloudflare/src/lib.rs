@@ -3,7 +3,8 @@
 //! session gateway and paths as `dotdo serve`.
 //!
 //! - The **Worker** ([`routes::fetch`]) answers `GET /rpc` (a WebSocket session,
-//!   subprotocol `capnp-rpc`), `POST /rpc` (an HTTP batch) and `GET /health`. Each
+//!   subprotocol `capnp-rpc`), `POST /rpc` (an HTTP batch), Cap'n Web's `/capnweb`
+//!   (both transports) and `GET /health`. Each
 //!   session's bootstrap is a [`gateway::Gateway`]; `gateway.object(class, name)`
 //!   reaches the Durable Object named `namespace/class/name` ([`hop`]).
 //! - Each **object** is one [`object::DotdoObject`] (a SQLite-backed Durable Object
@@ -36,6 +37,7 @@
 // The `durable_object` macro adds undocumented items of its own.
 #[allow(missing_docs)]
 pub mod broker;
+pub mod capnweb;
 pub mod gateway;
 pub mod hop;
 pub mod host;

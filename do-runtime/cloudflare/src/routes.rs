@@ -1,5 +1,6 @@
 //! The Worker's paths, as `dotdo serve` answers them: `GET /rpc` (a WebSocket session,
-//! subprotocol `capnp-rpc`), `POST /rpc` (an HTTP batch), `GET /health`. The namespace
+//! subprotocol `capnp-rpc`), `POST /rpc` (an HTTP batch), Cap'n Web's `GET` and `POST
+//! /capnweb` ([`crate::capnweb`]), `GET /health`. The namespace
 //! of a session comes from the `Host` header, by the same rule.
 
 use crate::gateway::Gateway;
@@ -19,6 +20,11 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
         (Method::Get, "/rpc") => session(&req, namespace, env),
         (Method::Post, "/rpc") => batch(req, namespace, env).await,
         (_, "/rpc") => Err(RpcError::invalid_argument("use POST /rpc for a batch or GET /rpc to open a WebSocket")),
+        (Method::Post, "/capnweb") => crate::capnweb::batch(req, namespace, env).await,
+        (Method::Get, "/capnweb") => crate::capnweb::session(&req, namespace, env),
+        (_, "/capnweb") => {
+            Err(RpcError::invalid_argument("use POST /capnweb for a batch or GET /capnweb to open a WebSocket"))
+        }
         (_, path) => Err(RpcError::new(Code::NotFound, format!("no route for {path}"))),
     };
     answer.or_else(|e| error_response(&e))

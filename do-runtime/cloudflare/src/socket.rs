@@ -1,6 +1,6 @@
-//! Cap'n Proto frames over a Worker's WebSocket ([`FrameIo`] for rpc-core's pump): one
-//! message per binary WebSocket message. The socket and its listeners are owned here
-//! and removed when the session ends.
+//! A Worker's WebSocket, owned with its listeners (removed when the session ends):
+//! Cap'n Proto frames ([`FrameIo`] for rpc-core's pump, one message per binary
+//! WebSocket message), or Cap'n Web's text messages ([`Socket::poll_message`]).
 
 use bytes::Bytes;
 use rpc_core::pump::FrameIo;
@@ -13,15 +13,23 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+/// One WebSocket message.
+pub enum Message {
+    /// A binary message.
+    Binary(Bytes),
+    /// A text message.
+    Text(String),
+}
+
 #[derive(Default)]
 struct Inbox {
-    frames: VecDeque<Result<Bytes, RpcError>>,
+    frames: VecDeque<Result<Message, RpcError>>,
     closed: bool,
     waker: Option<Waker>,
 }
 
 impl Inbox {
-    fn push(&mut self, item: Option<Result<Bytes, RpcError>>) {
+    fn push(&mut self, item: Option<Result<Message, RpcError>>) {
         match item {
             Some(frame) => self.frames.push_back(frame),
             None => self.closed = true,
@@ -54,8 +62,11 @@ impl Socket {
         socket.listen("message", move |e: JsValue| {
             let data = e.unchecked_into::<MessageEvent>().data();
             let frame = match data.dyn_into::<js_sys::ArrayBuffer>() {
-                Ok(buf) => Ok(Bytes::from(js_sys::Uint8Array::new(&buf).to_vec())),
-                Err(_) => Err(RpcError::invalid_argument("text messages are not Cap'n Proto: send binary messages")),
+                Ok(buf) => Ok(Message::Binary(Bytes::from(js_sys::Uint8Array::new(&buf).to_vec()))),
+                Err(data) => match data.as_string() {
+                    Some(text) => Ok(Message::Text(text)),
+                    None => Err(RpcError::invalid_argument("a WebSocket message that is neither binary nor text")),
+                },
             };
             inbox.borrow_mut().push(Some(frame));
         })?;
@@ -90,6 +101,26 @@ impl Socket {
     }
 }
 
+impl Socket {
+    /// The next message; `None` once the peer closed.
+    pub fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, RpcError>>> {
+        let mut inbox = self.inbox.borrow_mut();
+        if let Some(m) = inbox.frames.pop_front() {
+            return Poll::Ready(Some(m));
+        }
+        if inbox.closed {
+            return Poll::Ready(None);
+        }
+        inbox.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Sends a text message; DISCONNECTED when the socket is closed.
+    pub fn send_text(&self, text: &str) -> Result<(), RpcError> {
+        self.ws.send_with_str(text).map_err(|_| RpcError::new(Code::Disconnected, "the WebSocket is closed"))
+    }
+}
+
 impl Drop for Socket {
     fn drop(&mut self) {
         for (kind, listener) in self.listeners.drain(..) {
@@ -101,15 +132,15 @@ impl Drop for Socket {
 
 impl FrameIo for Socket {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, RpcError>>> {
-        let mut inbox = self.inbox.borrow_mut();
-        if let Some(frame) = inbox.frames.pop_front() {
-            return Poll::Ready(Some(frame));
-        }
-        if inbox.closed {
-            return Poll::Ready(None);
-        }
-        inbox.waker = Some(cx.waker().clone());
-        Poll::Pending
+        self.poll_message(cx).map(|m| {
+            m.map(|m| match m {
+                Ok(Message::Binary(b)) => Ok(b),
+                Ok(Message::Text(_)) => {
+                    Err(RpcError::invalid_argument("text messages are not Cap'n Proto: send binary messages"))
+                }
+                Err(e) => Err(e),
+            })
+        })
     }
 
     fn queue(&mut self, frame: Vec<u8>) {

@@ -29,10 +29,6 @@ fn main_cap(bootstrap: capnp::capability::Client) -> Cap {
     Cap { client: bootstrap, interface: schema::session_capnp::gateway::Client::TYPE_ID }
 }
 
-fn abort_line(e: &RpcError) -> String {
-    serde_json::json!(["abort", rpc_core::capnweb::wire::error_expr(e)]).to_string()
-}
-
 /// `POST /capnweb`: runs the batch's messages in one session and answers with what the
 /// session sends once every pulled result is in. A batch refused as a whole (too many
 /// messages, a message that is not Cap'n Web) is answered 200 with an `abort`
@@ -52,49 +48,22 @@ pub(crate) async fn batch(
         }
         // The body was not read to its end: the connection cannot carry another request.
         Err(e) => {
-            let mut r = text_response(abort_line(&e));
+            let mut r = text_response(rpc_core::capnweb::batch::abort_line(&e));
             r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             return Ok(r);
         }
     };
-    let Ok(body) = std::str::from_utf8(&body) else {
-        return Ok(text_response(abort_line(&RpcError::invalid_argument("the batch is not UTF-8"))));
-    };
-    let lines: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('\n').collect() };
+    let messages = if body.is_empty() { 0 } else { body.iter().filter(|b| **b == b'\n').count() + 1 };
     Metrics::inc(&shared.metrics.capnweb_batches);
-    shared.metrics.capnweb_messages.fetch_add(lines.len() as u64, Ordering::Relaxed);
-    if lines.len() > shared.limits.max_batch_messages {
-        let e = RpcError::new(
-            Code::LimitExceeded,
-            format!("the batch has {} messages; the limit is {}", lines.len(), shared.limits.max_batch_messages),
-        );
-        return Ok(text_response(abort_line(&e)));
-    }
+    shared.metrics.capnweb_messages.fetch_add(messages as u64, Ordering::Relaxed);
     let (bootstrap, span) = shared.session(namespace, TransportKind::CapnWebBatch);
-    let (session, driver, mut out) = Session::new(main_cap(bootstrap), SessionLimits::from_limits(&shared.limits));
-    let run = async {
-        for line in lines {
-            if session.receive(line).is_err() {
-                return;
-            }
-        }
-        let deadline = shared.limits.call_timeout + std::time::Duration::from_secs(1);
-        tokio::select! {
-            _ = driver => {}
-            _ = session.drained() => {}
-            _ = tokio::time::sleep(deadline) => {
-                session.abort(RpcError::new(Code::Timeout, "the batch's calls did not finish in time"));
-            }
-        }
-    };
-    run.instrument(span.clone()).await;
-    session.close();
-    let mut answer = Vec::new();
-    while let Ok(line) = out.try_recv() {
-        answer.push(line);
-    }
-    span.in_scope(|| tracing::debug!(outcome = "closed", messages = answer.len(), "capnweb batch served"));
-    Ok(text_response(answer.join("\n")))
+    let deadline = shared.limits.call_timeout + std::time::Duration::from_secs(1);
+    let answer =
+        rpc_core::capnweb::batch::serve_batch(main_cap(bootstrap), &body, &shared.limits, tokio::time::sleep(deadline))
+            .instrument(span.clone())
+            .await;
+    span.in_scope(|| tracing::debug!(outcome = "closed", bytes = answer.len(), "capnweb batch served"));
+    Ok(text_response(answer))
 }
 
 fn text_response(body: String) -> Response<Body> {

@@ -10,9 +10,12 @@
 //! - [`session`]: the import and export tables, evaluation and pipelining, `.map()`,
 //!   and the peer's objects (callbacks) as Cap'n Proto capabilities.
 //!
-//! The transports (a WebSocket, an HTTP batch of newline-separated messages) live in
-//! `rpc-server`; nothing here does I/O.
+//! - [`batch`]: an HTTP batch of newline-separated messages, given the host's timer.
+//!
+//! The transports (a WebSocket, the HTTP listener) live in `rpc-server` and in the
+//! Cloudflare Worker; nothing here does I/O.
 
+pub mod batch;
 pub mod reflect;
 pub mod session;
 pub mod value;

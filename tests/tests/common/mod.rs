@@ -1,6 +1,7 @@
 //! A real dotdo server on 127.0.0.1 for each test, and client helpers.
 #![allow(dead_code)]
 
+pub mod node;
 pub mod recorder;
 pub mod things;
 
