@@ -307,6 +307,29 @@ fn a_token_scoped_call_goes_through_the_broker_membrane() {
 }
 
 #[test]
+fn a_class_keeps_its_own_table_and_cannot_reach_the_framework_s() {
+    let host = target::shared();
+    let name = unique("ledger");
+    rpc_client::run(async {
+        let session = rpc_client::connect(&host.ws()).await.expect("connect");
+        let g = &session.bootstrap;
+        let ledger = Counter::new(g.object("Ledger", &name).object().cast());
+        // Its migration made its table; each increment is a row of it.
+        assert_eq!(ledger.increment(4).await.expect("increment").value, 4);
+        assert_eq!(ledger.increment(-1).await.expect("increment").value, 3);
+        let note = ledger.as_object().storage().create("Note", r#"{"kept": true}"#, "").await.expect("create");
+        // tick tries to empty the framework's things table.
+        assert_eq!(code(ledger.tick().await), Code::Forbidden);
+        let mut get = storage_of(g, "Ledger", &name).get_request();
+        get.get().set_id(&note.thing.id);
+        assert!(get.send().promise.await.expect("the Thing is still there").get().unwrap().has_thing());
+        assert_eq!(ledger.get().await.expect("get").value, 3);
+        ledger.reset().await.expect("reset");
+        assert_eq!(ledger.get().await.expect("get").value, 0);
+    });
+}
+
+#[test]
 fn bad_input_gets_typed_errors_and_the_host_goes_on() {
     let host = target::shared();
     rpc_client::run(async {

@@ -1,12 +1,17 @@
-//! The Worker's entry points: the built-in class under every name, and `Counter`.
+//! The Worker's entry points: the built-in class under every name, `Counter` and `Ledger`.
 
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(start)]
 fn start() {
     let mut classes = do_modules::class::Classes::default();
-    if let Err(e) = classes.add::<example_classes::counter::Counter>("Counter") {
-        worker::console_error!("Counter could not be registered: {}", e.message);
+    for added in [
+        classes.add::<example_classes::counter::Counter>("Counter"),
+        classes.add::<example_classes::ledger::Ledger>("Ledger"),
+    ] {
+        if let Err(e) = added {
+            worker::console_error!("a class could not be registered: {}", e.message);
+        }
     }
     crate::serve_classes(classes);
 }

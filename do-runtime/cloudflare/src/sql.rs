@@ -100,6 +100,24 @@ impl Sql for CfSql {
         cursor.raw().map(|row| row.map(|r| r.into_iter().map(from_cf).collect()).map_err(sql_error)).collect()
     }
 
+    /// A class's own statement: checked by its words first (no authorizer here, see
+    /// `do_modules::class::statement`), then run; SQL errors are INVALID_ARGUMENT, and
+    /// what the platform itself refuses is FORBIDDEN.
+    fn class_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Vec<Vec<SqlValue>>, RpcError> {
+        do_modules::class::statement::check(sql, read_only)?;
+        let refused = |e: worker::Error| {
+            let message = e.to_string();
+            if message.contains("not authorized") || message.contains("SQLITE_AUTH") {
+                RpcError::new(Code::Forbidden, format!("sql: the platform refused it: {message}"))
+            } else {
+                RpcError::invalid_argument(format!("sql: {message}"))
+            }
+        };
+        let bindings: Vec<SqlStorageValue> = params.iter().map(to_cf).collect();
+        let cursor = self.sql.exec(sql, bindings).map_err(refused)?;
+        cursor.raw().map(|row| row.map(|r| r.into_iter().map(from_cf).collect()).map_err(refused)).collect()
+    }
+
     fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
         if self.depth.get() > 0 {
             return f();

@@ -1,6 +1,6 @@
 //! Which host the conformance suite runs against, chosen by `DOTDO_TARGET`:
 //! - unset or `native`: a native server in this process (the built-in class under every
-//!   name and the examples' `Counter`, as the Worker serves them);
+//!   name and the examples' `Counter` and `Ledger`, as the Worker serves them);
 //! - `workerd`: dotdo's Worker under workerd, `do-runtime/cloudflare/run serve` on a
 //!   free port with a fresh persistence directory (built beforehand with `run build`);
 //! - `http://host:port`: a server already running there.
@@ -137,6 +137,7 @@ pub fn start_kind(kind: &Kind, dir: &Path) -> Host {
             let running = do_runtime::App::new()
                 .any_class_builtin()
                 .class::<examples::counter::Counter>("Counter")
+                .class::<examples::ledger::Ledger>("Ledger")
                 .host(host)
                 .broker(broker)
                 .start(config)

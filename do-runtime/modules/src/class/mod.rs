@@ -28,6 +28,7 @@ pub mod alarm;
 pub mod classes;
 pub mod context;
 pub mod route;
+pub mod statement;
 
 pub use crate::kv::Kv;
 pub use classes::Classes;
