@@ -265,6 +265,17 @@ async fn mint(g: &gateway::Client, target: &str, methods: &[&str], scope: &str) 
     req.send().promise.await.expect("mint").get().unwrap().get_token().unwrap().to_string().unwrap()
 }
 
+/// Revokes `token` (its id read with `verify`) through the admin broker.
+async fn revoke(g: &gateway::Client, token: &str) {
+    let mut verify = broker_of(g, "").verify_request();
+    verify.get().set_token(token);
+    let claims = verify.send().promise.await.expect("verify");
+    let id = claims.get().unwrap().get_claims().unwrap().get_token_id().unwrap().to_string().unwrap();
+    let mut revoke = broker_of(g, target::ADMIN_KEY).revoke_request();
+    revoke.get().set_token_id(&id);
+    revoke.send().promise.await.expect("revoke");
+}
+
 /// The object a token opens, redeemed through a broker without admin rights.
 fn redeem(g: &gateway::Client, token: &str) -> Counter {
     let mut req = broker_of(g, "").redeem_request();
@@ -294,13 +305,7 @@ fn a_token_scoped_call_goes_through_the_broker_membrane() {
         not_admin.get().init_request().set_target("Counter/x");
         assert_eq!(code(not_admin.send().promise.await), Code::Forbidden);
         // Revoked: the capability already redeemed is cut off.
-        let mut verify = broker_of(g, "").verify_request();
-        verify.get().set_token(&token);
-        let claims = verify.send().promise.await.expect("verify");
-        let id = claims.get().unwrap().get_claims().unwrap().get_token_id().unwrap().to_string().unwrap();
-        let mut revoke = broker_of(g, target::ADMIN_KEY).revoke_request();
-        revoke.get().set_token_id(&id);
-        revoke.send().promise.await.expect("revoke");
+        revoke(g, &token).await;
         assert_eq!(code(c.get().await), Code::Revoked);
         assert_eq!(counter(g, &name).get().await.expect("the object itself is untouched").value, 5);
     });
@@ -413,13 +418,7 @@ fn objects_survive_a_restart_of_their_host() {
         assert_eq!(c.increment(7).await.expect("increment").value, 7);
         // A revoked token stays revoked.
         let token = mint(&session.bootstrap, &format!("Counter/{name}"), &["counter.get"], "read").await;
-        let mut verify = broker_of(&session.bootstrap, "").verify_request();
-        verify.get().set_token(&token);
-        let claims = verify.send().promise.await.expect("verify");
-        let token_id = claims.get().unwrap().get_claims().unwrap().get_token_id().unwrap().to_string().unwrap();
-        let mut revoke = broker_of(&session.bootstrap, target::ADMIN_KEY).revoke_request();
-        revoke.get().set_token_id(&token_id);
-        revoke.send().promise.await.expect("revoke");
+        revoke(&session.bootstrap, &token).await;
         let id = create(&storage_of(&session.bootstrap, "Customer", &name), "Customer", "", json!({"name": "Kept"}))
             .await
             .expect("create")

@@ -13,7 +13,6 @@
 
 use crate::hop;
 use crate::peers::CfPeers;
-use crate::socket::Socket;
 use do_modules::class::Peers;
 use rpc_broker::broker::{Opened, Resolve, DEFAULT_MAX_SHARDS};
 use rpc_broker::revocations::{RevocationStore, Revocations};
@@ -25,7 +24,7 @@ use schema::broker_capnp::broker;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, WebSocketPair};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 /// The header carrying a broker dial's credential (an admin API key or admin token).
 pub const CREDENTIAL_HEADER: &str = "x-dotdo-credential";
@@ -94,10 +93,6 @@ impl DotdoBroker {
 
     fn accept_dial(&self, req: &Request) -> std::result::Result<Response, RpcError> {
         let headers = req.headers();
-        let upgrade = headers.get("upgrade").ok().flatten().unwrap_or_default();
-        if !upgrade.eq_ignore_ascii_case("websocket") {
-            return Err(RpcError::invalid_argument("the broker is reached over a WebSocket"));
-        }
         let namespace = headers.get(hop::NAMESPACE_HEADER).ok().flatten().unwrap_or_default();
         ident::namespace(&namespace)?;
         let internal = |e: worker::Error| RpcError::new(Code::Internal, e.to_string());
@@ -115,11 +110,9 @@ impl DotdoBroker {
             Rc::new(move |class: &str, name: &str| Ok(Opened { object: peers.object(class, name)?, hold: None }));
         let server = BrokerServer::new(state, admin, namespace, resolve);
         let client = Stack::new().layer(TagErrors).server::<broker::Client, _>(server);
-        let pair = WebSocketPair::new().map_err(internal)?;
-        let socket = Socket::new(&pair.server)?;
-        pair.server.accept().map_err(internal)?;
-        hop::serve(socket, client.client, Limits::default());
-        Response::from_websocket(pair.client).map_err(internal)
+        crate::socket::accept(req, "the broker is reached over a WebSocket", |socket| {
+            hop::serve(socket, client.client, Limits::default());
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use rpc_core::capnweb::batch::serve_batch;
 use rpc_core::capnweb::{Cap, Session, SessionLimits};
 use rpc_core::{Code, Limits, RpcError};
 use std::task::Poll;
-use worker::{Env, Request, Response, WebSocketPair};
+use worker::{Env, Request, Response};
 
 fn main_cap(namespace: String, env: Env) -> Cap {
     Cap { client: Gateway::client(namespace, env).client, interface: schema::session_capnp::gateway::Client::TYPE_ID }
@@ -42,18 +42,10 @@ pub async fn batch(mut req: Request, namespace: String, env: Env) -> Result<Resp
 
 /// `GET /capnweb`: a WebSocket session of text messages.
 pub fn session(req: &Request, namespace: String, env: Env) -> Result<Response, RpcError> {
-    let upgrade = req.headers().get("upgrade").ok().flatten().unwrap_or_default();
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(RpcError::invalid_argument(
-            "GET /capnweb must be a WebSocket upgrade (or use POST /capnweb for a batch)",
-        ));
-    }
-    let internal = |e: worker::Error| RpcError::new(Code::Internal, e.to_string());
-    let pair = WebSocketPair::new().map_err(internal)?;
-    let socket = Socket::new(&pair.server)?;
-    pair.server.accept().map_err(internal)?;
-    wasm_bindgen_futures::spawn_local(run(socket, main_cap(namespace, env)));
-    Response::from_websocket(pair.client).map_err(internal)
+    let refusal = "GET /capnweb must be a WebSocket upgrade (or use POST /capnweb for a batch)";
+    crate::socket::accept(req, refusal, |socket| {
+        wasm_bindgen_futures::spawn_local(run(socket, main_cap(namespace, env)));
+    })
 }
 
 /// What woke the session's loop.

@@ -7,7 +7,6 @@
 use crate::hop::{self, Key};
 use crate::host::{CfAlarm, CfEnv};
 use crate::peers::CfPeers;
-use crate::socket::Socket;
 use crate::sql::CfSql;
 use do_modules::host::{Sql, SqlValue};
 use do_modules::object::{Address, AlarmCallback, HostParts, Module, ObjectParts, ADDRESS_MIGRATION};
@@ -16,7 +15,7 @@ use rpc_core::{Code, Limits, RpcError};
 use schema::object_capnp::{events, kv, schedule, storage, workflow};
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocketPair};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 /// A loaded object: its capability and its alarm callback.
 struct Live {
@@ -110,17 +109,10 @@ impl DotdoObject {
     }
 
     fn accept_dial(&self, req: &Request) -> std::result::Result<Response, RpcError> {
-        let upgrade = req.headers().get("upgrade").ok().flatten().unwrap_or_default();
-        if !upgrade.eq_ignore_ascii_case("websocket") {
-            return Err(RpcError::invalid_argument("an object is reached over a WebSocket"));
-        }
         let live = self.load(Some(Key::from_headers(req.headers())?))?;
-        let internal = |e: worker::Error| RpcError::new(Code::Internal, e.to_string());
-        let pair = WebSocketPair::new().map_err(internal)?;
-        let socket = Socket::new(&pair.server)?;
-        pair.server.accept().map_err(internal)?;
-        hop::serve(socket, live.client.clone(), Limits::default());
-        Response::from_websocket(pair.client).map_err(internal)
+        crate::socket::accept(req, "an object is reached over a WebSocket", |socket| {
+            hop::serve(socket, live.client.clone(), Limits::default());
+        })
     }
 }
 

@@ -5,11 +5,10 @@
 
 use crate::gateway::Gateway;
 use crate::hop;
-use crate::socket::Socket;
 use rpc_core::batch::serve_batch_until;
 use rpc_core::pump::{BATCH_CONTENT_TYPE, WS_SUBPROTOCOL};
 use rpc_core::{Code, Limits, RpcError};
-use worker::{Env, Method, Request, Response, Result, WebSocketPair};
+use worker::{Env, Method, Request, Response, Result};
 
 /// Answers one request to the Worker.
 pub async fn fetch(req: Request, env: Env) -> Result<Response> {
@@ -37,12 +36,8 @@ pub fn error_response(e: &RpcError) -> Result<Response> {
 }
 
 fn session(req: &Request, namespace: String, env: Env) -> std::result::Result<Response, RpcError> {
-    let headers = req.headers();
-    let upgrade = headers.get("upgrade").ok().flatten().unwrap_or_default();
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(RpcError::invalid_argument("GET /rpc must be a WebSocket upgrade (or use POST /rpc for a batch)"));
-    }
-    let offered: Vec<String> = headers
+    let offered: Vec<String> = req
+        .headers()
         .get("sec-websocket-protocol")
         .ok()
         .flatten()
@@ -54,14 +49,14 @@ fn session(req: &Request, namespace: String, env: Env) -> std::result::Result<Re
             format!("subprotocols {offered:?} not supported: offer {WS_SUBPROTOCOL}"),
         ));
     }
-    let internal = |e: worker::Error| RpcError::new(Code::Internal, e.to_string());
-    let pair = WebSocketPair::new().map_err(internal)?;
-    let socket = Socket::new(&pair.server)?;
-    pair.server.accept().map_err(internal)?;
-    hop::serve(socket, Gateway::client(namespace, env).client, Limits::default());
-    let mut resp = Response::from_websocket(pair.client).map_err(internal)?;
+    let refusal = "GET /rpc must be a WebSocket upgrade (or use POST /rpc for a batch)";
+    let mut resp = crate::socket::accept(req, refusal, |socket| {
+        hop::serve(socket, Gateway::client(namespace, env).client, Limits::default());
+    })?;
     if !offered.is_empty() {
-        resp.headers_mut().set("sec-websocket-protocol", WS_SUBPROTOCOL).map_err(internal)?;
+        resp.headers_mut()
+            .set("sec-websocket-protocol", WS_SUBPROTOCOL)
+            .map_err(|e| RpcError::new(Code::Internal, e.to_string()))?;
     }
     Ok(resp)
 }

@@ -121,6 +121,22 @@ impl Socket {
     }
 }
 
+/// Answers a WebSocket upgrade request: INVALID_ARGUMENT with `refusal` when `req` is
+/// not one; else a new pair, whose server side (accepted) goes to `serve`, and the 101
+/// answer carrying the client side.
+pub fn accept(req: &worker::Request, refusal: &str, serve: impl FnOnce(Socket)) -> Result<worker::Response, RpcError> {
+    let upgrade = req.headers().get("upgrade").ok().flatten().unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(RpcError::invalid_argument(refusal));
+    }
+    let internal = |e: worker::Error| RpcError::new(Code::Internal, e.to_string());
+    let pair = worker::WebSocketPair::new().map_err(internal)?;
+    let socket = Socket::new(&pair.server)?;
+    pair.server.accept().map_err(internal)?;
+    serve(socket);
+    worker::Response::from_websocket(pair.client).map_err(internal)
+}
+
 impl Drop for Socket {
     fn drop(&mut self) {
         for (kind, listener) in self.listeners.drain(..) {

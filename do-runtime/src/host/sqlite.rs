@@ -253,14 +253,7 @@ impl SqliteDb {
     fn run_class_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Vec<Vec<SqlValue>>, RpcError> {
         let refused = |e: rusqlite::Error| match &e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::AuthorizationForStatementDenied => {
-                RpcError::new(
-                    Code::Forbidden,
-                    if read_only {
-                        "a class's sql() only reads its own tables (the framework's are things, events, schedules and dotdo_*)"
-                    } else {
-                        "a class's statements touch only its own tables (not things, events, schedules or dotdo_*), without PRAGMA, ATTACH or transaction control"
-                    },
-                )
+                do_modules::class::statement::forbidden(read_only)
             }
             rusqlite::Error::SqlInputError { .. } | rusqlite::Error::SqliteFailure(..) => {
                 RpcError::invalid_argument(format!("sql: {e}"))

@@ -108,7 +108,8 @@ const NEVER: &[&str] = &[
     "VIRTUAL",
 ];
 
-fn forbidden(read_only: bool) -> RpcError {
+/// The refusal of a class's statement (`read_only`: through `sql()`), as every host words it.
+pub fn forbidden(read_only: bool) -> RpcError {
     RpcError::new(
         Code::Forbidden,
         if read_only {
