@@ -6,7 +6,7 @@ mod common;
 use common::things::*;
 use common::*;
 use rpc_core::Code;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -84,73 +84,6 @@ fn cursors_page_through_everything_once_in_order() {
         assert_eq!(seen, expected, "descending rank, ids ascending within a rank, nothing twice");
         let e = query(&st, json!({"type": "Item", "sort": ["rank"], "cursor": "bm9uc2Vuc2U"})).await;
         assert_eq!(code(e), Code::InvalidArgument);
-    });
-    s.stop();
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn writes_conflict_delete_restore_and_upsert() {
-    let dir = data_dir("writes");
-    let (s, _) = object_server(&dir, Duration::from_secs(60));
-    let [ws, ..] = urls(&s);
-    rpc_client::run(async {
-        let session = rpc_client::connect(&ws).await.expect("connect");
-        let st = storage_of(&session.bootstrap, "Shop", "w");
-        let t = create(&st, "Counter", "c1", json!({"n": 1})).await.expect("create");
-        assert_eq!(code(create(&st, "Counter", "c1", json!({})).await), Code::Conflict);
-        let update = |patch: Value, expected: u64| {
-            let mut req = st.update_request();
-            req.get().set_id("c1");
-            req.get().set_patch(patch.to_string());
-            req.get().set_expected_version(expected);
-            let p = req.send().promise;
-            async move { Ok::<_, rpc_core::RpcError>(thing(p.await?.get()?.get_thing()?)) }
-        };
-        let t2 = update(json!({"$inc": {"n": 5}, "label": "x"}), t.version).await.expect("update");
-        assert_eq!((t2.data["n"].clone(), t2.version), (json!(6), 2));
-        assert_eq!(code(update(json!({"n": 0}), 1).await), Code::Conflict, "stale version");
-        // Ten increments without versions all land.
-        let incs: Vec<_> = (0..10).map(|_| update(json!({"$inc": {"n": 1}}), 0)).collect();
-        for r in futures::future::join_all(incs).await {
-            r.expect("inc");
-        }
-        let mut get = st.get_request();
-        get.get().set_id("c1");
-        assert_eq!(thing(get.send().promise.await.unwrap().get().unwrap().get_thing().unwrap()).data["n"], json!(16));
-        let mut del = st.delete_request();
-        del.get().set_id("c1");
-        del.get().set_soft(true);
-        assert!(del.send().promise.await.unwrap().get().unwrap().get_deleted());
-        let mut get = st.get_request();
-        get.get().set_id("c1");
-        assert_eq!(code(get.send().promise.await), Code::NotFound);
-        assert_eq!(count(&st, json!({"includeDeleted": true, "where": {"deletedAt": {"$gt": 0}}})).await, 1);
-        let mut restore = st.restore_request();
-        restore.get().set_id("c1");
-        let back = thing(restore.send().promise.await.expect("restore").get().unwrap().get_thing().unwrap());
-        assert_eq!((back.deleted_at, back.data["n"].clone()), (0, json!(16)));
-        let mut up = st.upsert_request();
-        up.get().set_type("Counter");
-        up.get().set_id("c2");
-        up.get().set_data(json!({"n": 7}).to_string());
-        assert!(up.send().promise.await.expect("upsert").get().unwrap().get_created());
-        let mut up = st.upsert_request();
-        up.get().set_type("Counter");
-        up.get().set_id("c2");
-        up.get().set_data(json!({"n": 8}).to_string());
-        let r = up.send().promise.await.expect("upsert again");
-        assert!(!r.get().unwrap().get_created());
-        assert_eq!(thing(r.get().unwrap().get_thing().unwrap()).data["n"], json!(8));
-        let mut bu = st.bulk_update_request();
-        bu.get().set_query(json!({"type": "Counter"}).to_string());
-        bu.get().set_patch(json!({"$inc": {"n": 100}}).to_string());
-        assert_eq!(bu.send().promise.await.expect("bulk update").get().unwrap().get_count(), 2);
-        assert_eq!(count(&st, json!({"where": {"n": {"$gte": 100}}})).await, 2);
-        let mut bd = st.bulk_delete_request();
-        bd.get().set_query(json!({"type": "Counter"}).to_string());
-        assert_eq!(bd.send().promise.await.expect("bulk delete").get().unwrap().get_count(), 2);
-        assert_eq!(count(&st, json!({"includeDeleted": true})).await, 0);
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);
