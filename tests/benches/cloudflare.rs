@@ -82,8 +82,8 @@ async fn get_fresh(g: &gateway::Client) {
 fn main() {
     let native_dir = target::fresh_dir("bench-native");
     let workerd_dir = target::fresh_dir("bench-workerd");
-    let native = target::start_kind(&target::Kind::Native, &native_dir);
-    let workerd = target::start_kind(&target::Kind::Workerd, &workerd_dir);
+    let native = target::start_kind(&target::Kind::Native, &native_dir, false);
+    let workerd = target::start_kind(&target::Kind::Workerd, &workerd_dir, false);
     // The first calls load each host's object (and workerd's isolate): not measured.
     let _ = measure(&native);
     let _ = measure(&workerd);

@@ -469,6 +469,25 @@ fn the_capnweb_client_calls_objects_over_both_transports() {
 }
 
 #[test]
+fn a_host_requiring_tokens_opens_objects_only_through_them() {
+    let dir = target::fresh_dir("tokens-only");
+    let Some(host) = target::own_requiring_tokens(&dir) else {
+        eprintln!("a remote target is not started from here: skipped");
+        return;
+    };
+    let name = unique("guarded");
+    rpc_client::run(async {
+        let session = rpc_client::connect(&host.ws()).await.expect("connect");
+        let g = &session.bootstrap;
+        assert_eq!(code(counter(g, &name).get().await), Code::Unauthorized, "gateway.object is refused");
+        let token = mint(g, &format!("Counter/{name}"), &["counter.get"], "read").await;
+        assert_eq!(redeem(g, &token).get().await.expect("a redeemed token opens it").value, 0);
+    });
+    host.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn objects_survive_a_restart_of_their_host() {
     let dir = target::fresh_dir("restart");
     let Some(host) = target::own(&dir) else {

@@ -96,7 +96,13 @@ pub fn shared() -> &'static Host {
 /// A host of its own keeping its objects under `dir` (a restart starts another over the
 /// same `dir`); None for a remote target, which this process cannot restart.
 pub fn own(dir: &Path) -> Option<Host> {
-    (!matches!(kind(), Kind::Remote(_))).then(|| start(dir))
+    (!matches!(kind(), Kind::Remote(_))).then(|| start_kind(&kind(), dir, false))
+}
+
+/// [`own`], with objects reachable only through capability tokens (`--require-tokens`
+/// natively; the Worker without `DOTDO_OPEN`, as deployed).
+pub fn own_requiring_tokens(dir: &Path) -> Option<Host> {
+    (!matches!(kind(), Kind::Remote(_))).then(|| start_kind(&kind(), dir, true))
 }
 
 /// An empty directory for one host's data.
@@ -108,14 +114,15 @@ pub fn fresh_dir(name: &str) -> PathBuf {
 }
 
 fn start(dir: &Path) -> Host {
-    start_kind(&kind(), dir)
+    start_kind(&kind(), dir, false)
 }
 
-/// A host of `kind` (native or workerd) keeping its objects under `dir`.
-pub fn start_kind(kind: &Kind, dir: &Path) -> Host {
+/// A host of `kind` (native or workerd) keeping its objects under `dir`; with
+/// `require_tokens`, objects are reached only through the broker.
+pub fn start_kind(kind: &Kind, dir: &Path, require_tokens: bool) -> Host {
     match kind {
         Kind::Workerd => {
-            let wrangler = Wrangler::start(dir);
+            let wrangler = Wrangler::start(dir, require_tokens);
             Host { addr: wrangler.addr.clone(), _running: Running::Workerd(wrangler) }
         }
         _ => {
@@ -131,7 +138,7 @@ pub fn start_kind(kind: &Kind, dir: &Path) -> Host {
                 admin_key: Some(ADMIN_KEY.into()),
                 db_path: dir.join("broker.sqlite"),
                 call_timeout: Duration::from_secs(30),
-                require_tokens: false,
+                require_tokens,
                 max_shards: rpc_broker::broker::DEFAULT_MAX_SHARDS,
             };
             let running = do_runtime::App::new()
@@ -160,7 +167,7 @@ struct Wrangler {
 }
 
 impl Wrangler {
-    fn start(dir: &Path) -> Wrangler {
+    fn start(dir: &Path, require_tokens: bool) -> Wrangler {
         let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("../do-runtime/cloudflare/run");
         let (port, inspector) = (free_port(), free_port());
         let log = std::fs::File::create(dir.join("wrangler.log")).expect("a log file");
@@ -176,6 +183,7 @@ impl Wrangler {
             .arg(dir.join("state"))
             .arg(inspector.to_string())
             .env("DOTDO_ENV_FILE", &secrets)
+            .env("DOTDO_OPEN", if require_tokens { "0" } else { "1" })
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
