@@ -59,10 +59,28 @@ fn db_error(e: &rusqlite::Error) -> RpcError {
 #[cfg(feature = "native")]
 fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    to_wal(&conn)?;
     conn.execute_batch("CREATE TABLE IF NOT EXISTS revoked (token_id TEXT PRIMARY KEY, at INTEGER NOT NULL)")?;
     Ok(conn)
+}
+
+/// Switches `conn`'s file to WAL. Two connections switching a new file at once can
+/// deadlock on its lock, and SQLite then answers BUSY at once instead of waiting, so
+/// that answer is retried for as long as the busy timeout would have waited. The
+/// object host opens its own files with it too.
+#[cfg(feature = "native")]
+pub fn to_wal(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut tries = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DatabaseBusy && tries < 500 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Revocations {
@@ -175,6 +193,26 @@ mod tests {
         let again = Revocations::load(&path).expect("reload");
         assert!(again.is_revoked("a") && again.len() == 1);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn hosts_opening_one_store_at_once_all_open_it() {
+        // Several hosts started together on one data directory (tests, a restart racing
+        // a shutdown) each switch the file to WAL; none may fail with SQLITE_BUSY.
+        for round in 0..5 {
+            let dir = std::env::temp_dir().join(format!("dotdo-revocations-race-{}-{round}", std::process::id()));
+            let path = dir.join("broker.sqlite");
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Revocations::load(&path).map(|_| ()))
+                })
+                .collect();
+            for t in opened {
+                t.join().expect("thread").expect("every host opens the store");
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
     #[test]

@@ -368,7 +368,7 @@ fn try_open_index(dir: &std::path::Path) -> rusqlite::Result<rusqlite::Connectio
     // thread that meets another's lock (switching to WAL, creating the table) waits
     // instead of failing and running without an index.
     c.busy_timeout(Duration::from_secs(5))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
+    rpc_broker::revocations::to_wal(&c)?;
     c.execute_batch(
         "CREATE TABLE IF NOT EXISTS alarms (id TEXT PRIMARY KEY, namespace TEXT, class TEXT, name TEXT, at INTEGER NOT NULL)",
     )?;

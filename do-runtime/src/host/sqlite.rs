@@ -153,7 +153,7 @@ fn connect(path: &Path) -> Result<Connection, RpcError> {
     let conn = Connection::open(path).map_err(|e| open_error(&e))?;
     // The busy timeout first: switching to WAL waits for a lock another connection holds.
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_error)?;
+    rpc_broker::revocations::to_wal(&conn).map_err(sql_error)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_error)?;
     register_regexp(&conn)?;
     Ok(conn)

@@ -11,7 +11,7 @@ use schema::demo_capnp::directory;
 use schema::session_capnp::gateway;
 use std::sync::atomic::Ordering;
 
-/// A server on free loopback ports with `limits`.
+/// A server on free loopback ports with `limits`, its objects in a directory of its own.
 pub fn server(limits: Limits) -> ServerHandle {
     let config = ServerConfig {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
@@ -19,7 +19,8 @@ pub fn server(limits: Limits) -> ServerHandle {
         workers: 2,
         limits,
     };
-    do_runtime::Runtime::new(config).start().expect("server starts").server
+    let host = do_runtime::HostConfig { data_dir: data_dir("server"), ..Default::default() };
+    do_runtime::Runtime::new(config).host(host).start().expect("server starts").server
 }
 
 /// The three URLs of a server: WebSocket, HTTP batch, TCP.
