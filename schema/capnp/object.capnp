@@ -81,6 +81,18 @@ interface Storage {
   # {"type": .., "where": .., "groupBy": ["data.country"], "aggregate": {"n": {"count": "*"},
   # "total": {"sum": "data.amount"}}, "limit": 100}: a JSON array of rows
   # [{"group": {"data.country": "FR"}, "n": 3, "total": 12.5}], groups in order.
+  index @14 (spec :Text $json) -> (index :Text $json, created :Bool) $scope("admin");
+  # spec: a field ("age") or {"name": "byEmail", "fields": ["email", "-createdAt"],
+  # "unique": true}. Builds an index on what queries compile those fields to, so filters
+  # and sorts on them stop scanning; it covers live things. The same spec again is a
+  # no-op (created false); a unique index over values live things share is CONFLICT, and
+  # so is any later write that would make two share them.
+  dropIndex @15 (name :Text) -> (dropped :Bool) $scope("admin");
+  indexes @16 () -> (indexes :Text $json) $scope("read");
+  # A JSON array of specs, by name, declared by the class or created with `index`.
+  explain @17 (query :Text $json) -> (plan :List(Text)) $scope("read");
+  # SQLite's plan for a page of `query`, one line per step, e.g.
+  # "SEARCH things USING INDEX dotdo_ix_age (<expr>>? AND <expr><?)".
 }
 
 struct Event {

@@ -4,7 +4,8 @@
 //! subscribers; and how writes age: create latency on an object whose log holds
 //! 1,000,000 events against a fresh object (interleaved, same run), and 100,000 things
 //! loaded into one object by `bulkCreate` of 1,000; workflow steps per second and the
-//! resumption of 1,000 sleeping runs after a restart (`objects/workflows.rs`). `cargo bench -p tests --bench
+//! resumption of 1,000 sleeping runs after a restart (`objects/workflows.rs`); indexed
+//! and unindexed queries over 100,000 Things (`objects/storage.rs`). `cargo bench -p tests --bench
 //! objects` (DOTDO_BENCH_SECS, default 1, is the time for the get and query figures;
 //! below 1 the aging figures are scaled down 20 times, which the output says).
 
@@ -18,6 +19,8 @@ use schema::object_capnp::{events, handler, storage};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+#[path = "objects/storage.rs"]
+mod storage_figures;
 #[path = "objects/workflows.rs"]
 mod workflows;
 
@@ -395,6 +398,7 @@ fn main() {
     });
     workflows::run(&dir, secs(), creates);
     rpc_client::run(aging(&aging_url, &dir.join("server")));
+    rpc_client::run(storage_figures::run(&aging_url, aging_scale()));
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

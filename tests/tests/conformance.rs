@@ -167,6 +167,68 @@ fn writes_conflict_delete_restore_and_upsert() {
 }
 
 #[test]
+fn indexes_serve_filters_and_sorts_and_unique_ones_refuse_duplicates() {
+    rpc_client::run(async {
+        let session = rpc_client::connect(&target::shared().ws()).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", &unique("ix"));
+        for i in 0..120 {
+            let data =
+                json!({"age": i % 40, "email": format!("p{i}@x"), "city": if i % 2 == 0 { "Oslo" } else { "Rome" }});
+            create(&st, "Person", &format!("p{i:03}"), data).await.expect("create");
+        }
+        let q = json!({"type": "Person", "where": {"age": {"$gte": 10, "$lt": 12}}, "sort": ["-age"], "limit": 4});
+        let before = ordered_ids(&st, q.clone()).await;
+        assert!(!explain(&st, &q).await.contains("dotdo_ix_"), "no index yet");
+        let (spec, created) = index(&st, json!("age")).await.expect("index");
+        assert_eq!((spec, created), (json!({"name": "age", "fields": ["age"], "unique": false}), true));
+        assert!(!index(&st, json!("age")).await.expect("the same again").1, "the same spec is a no-op");
+        let plan = explain(&st, &q).await;
+        assert!(plan.contains("USING INDEX dotdo_ix_age"), "{plan}");
+        assert_eq!(ordered_ids(&st, q.clone()).await, before, "the index changes the plan, not the answer");
+        assert_eq!(before, ["p011", "p051", "p091", "p010"]);
+        // A compound index serves an equality and a sort on the next field.
+        index(&st, json!({"name": "cityAge", "fields": ["city", "-age"]})).await.expect("compound");
+        let q2 = json!({"type": "Person", "where": {"city": "Rome"}, "sort": ["-age"], "limit": 3});
+        assert!(explain(&st, &q2).await.contains("dotdo_ix_cityAge"));
+        assert_eq!(ordered_ids(&st, q2).await, ["p039", "p079", "p119"]);
+        // Another spec under a name in use, and bad specs.
+        let e = index(&st, json!({"name": "age", "fields": ["city"]})).await;
+        assert_eq!(code(e), Code::Conflict);
+        for bad in [json!("a'b"), json!({"fields": []}), json!({"fields": ["a"], "name": "x y"}), json!(7)] {
+            assert_eq!(code(index(&st, bad.clone()).await), Code::InvalidArgument, "{bad}");
+        }
+        // A unique index: refused over values live things share, then enforced.
+        let dup = json!({"name": "byCity", "fields": ["city"], "unique": true});
+        assert_eq!(code(index(&st, dup).await), Code::Conflict);
+        index(&st, json!({"name": "byEmail", "fields": ["email"], "unique": true})).await.expect("unique");
+        assert_eq!(index_names(&st).await, ["age", "byEmail", "cityAge"]);
+        let e = create(&st, "Person", "dup", json!({"email": "p7@x"})).await.expect_err("a taken email");
+        assert_eq!(e.code, Code::Conflict);
+        assert!(e.message.contains("byEmail"), "{}", e.message);
+        let mut up = st.update_request();
+        up.get().set_id("p008");
+        up.get().set_patch(json!({"email": "p9@x"}).to_string());
+        assert_eq!(code(up.send().promise.await), Code::Conflict);
+        assert_eq!(count(&st, json!({"type": "Person"})).await, 120, "nothing was written");
+        assert_eq!(ids(&st, json!({"where": {"email": "p8@x"}})).await, ["p008"]);
+        // A soft-deleted thing's value may be taken again; restoring it is then CONFLICT.
+        let mut del = st.delete_request();
+        del.get().set_id("p005");
+        del.get().set_soft(true);
+        del.send().promise.await.expect("soft delete");
+        create(&st, "Person", "new5", json!({"email": "p5@x"})).await.expect("the value is free");
+        let mut restore = st.restore_request();
+        restore.get().set_id("p005");
+        assert_eq!(code(restore.send().promise.await), Code::Conflict);
+        // Dropped, the plan scans again.
+        assert!(drop_index(&st, "age").await);
+        assert!(!drop_index(&st, "age").await);
+        assert!(!explain(&st, &q).await.contains("dotdo_ix_age"));
+        assert_eq!(ordered_ids(&st, q).await, before);
+    });
+}
+
+#[test]
 fn regex_filters_run_where_the_host_has_sql_functions() {
     rpc_client::run(async {
         let session = rpc_client::connect(&target::shared().ws()).await.expect("connect");
@@ -387,6 +449,11 @@ fn a_class_keeps_its_own_table_and_cannot_reach_the_framework_s() {
         assert_eq!(ledger.increment(4).await.expect("increment").value, 4);
         assert_eq!(ledger.increment(-1).await.expect("increment").value, 3);
         let note = ledger.as_object().storage().create("Note", r#"{"kept": true}"#, "").await.expect("create");
+        // Its declared index: one account per Thing.
+        let st = storage_of(g, "Ledger", &name);
+        assert_eq!(index_names(&st).await, ["byAccount"]);
+        create(&st, "Account", "a1", json!({"account": "FR76"})).await.expect("an account");
+        assert_eq!(code(create(&st, "Account", "a2", json!({"account": "FR76"})).await), Code::Conflict);
         // tick tries to empty the framework's things table.
         assert_eq!(code(ledger.tick().await), Code::Forbidden);
         let mut get = storage_of(g, "Ledger", &name).get_request();

@@ -25,6 +25,10 @@ fn sql_error(e: rusqlite::Error) -> RpcError {
             RpcError::new(Code::Overloaded, format!("database busy: {e}"))
         }
         rusqlite::Error::UserFunctionError(u) => RpcError::invalid_argument(u.to_string()),
+        // A unique index or a class's own constraint: as on Cloudflare.
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            RpcError::new(Code::Conflict, format!("sqlite: {e}"))
+        }
         // SQLite names the file in these: say what failed, log where.
         rusqlite::Error::SqliteFailure(f, _)
             if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure) =>

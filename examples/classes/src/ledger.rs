@@ -22,6 +22,8 @@ impl Class for Ledger {
     const INTERFACES: &'static [schema::InterfaceDesc] = counter_interfaces::INTERFACES;
     const MIGRATIONS: &'static [&'static str] =
         &["CREATE TABLE entries (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, at INTEGER NOT NULL)"];
+    // No two of its Things (live ones) name the same account.
+    const INDEXES: &'static [&'static str] = &[r#"{"name": "byAccount", "fields": ["account"], "unique": true}"#];
 
     fn create(ctx: Context) -> Result<Self, RpcError> {
         Ok(Ledger { ctx })

@@ -3815,6 +3815,87 @@ impl Storage {
         }
         rt::Call::new(request_.send(), self.options)
     }
+
+    /// spec: a field ("age") or {"name": "byEmail", "fields": ["email", "-createdAt"],
+    /// "unique": true}. Builds an index on what queries compile those fields to, so filters
+    /// and sorts on them stop scanning; it covers live things. The same spec again is a
+    /// no-op (created false); a unique index over values live things share is CONFLICT, and
+    /// so is any later write that would make two share them.
+    ///
+    /// Method @14 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::IndexCall = storage.index("");
+    /// let reply: rpc_client::api::object::storage::IndexReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn index(&self, spec: &str) -> storage::IndexCall {
+        let mut request_ = self.raw.index_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_spec(spec);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// Calls `dropIndex`.
+    ///
+    /// Method @15 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::DropIndexCall = storage.drop_index("");
+    /// let reply: rpc_client::api::object::storage::DropIndexReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn drop_index(&self, name: &str) -> storage::DropIndexCall {
+        let mut request_ = self.raw.drop_index_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_name(name);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// A JSON array of specs, by name, declared by the class or created with `index`.
+    ///
+    /// Method @16 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::IndexesCall = storage.indexes();
+    /// let reply: rpc_client::api::object::storage::IndexesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn indexes(&self, ) -> storage::IndexesCall {
+        let request_ = self.raw.indexes_request();
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// SQLite's plan for a page of `query`, one line per step, e.g.
+    /// "SEARCH things USING INDEX dotdo_ix_age (<expr>>? AND <expr><?)".
+    ///
+    /// Method @17 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ExplainCall = storage.explain("");
+    /// let reply: rpc_client::api::object::storage::ExplainReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn explain(&self, query: &str) -> storage::ExplainCall {
+        let mut request_ = self.raw.explain_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_query(query);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
 }
 
 impl From<::schema::object_capnp::storage::Client> for Storage {
@@ -4349,6 +4430,149 @@ pub mod storage {
             let _ = options;
             Ok(AggregateReply {
                 rows: rt::text(r.get_rows())?,
+            })
+        }
+    }
+
+    /// The call of `Storage.index` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::IndexCall = storage.index("");
+    /// let reply: rpc_client::api::object::storage::IndexReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type IndexCall = rt::Call<::schema::object_capnp::storage::index_results::Owned, IndexReply>;
+
+    /// What `Storage.index` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::IndexCall = storage.index("");
+    /// let reply: rpc_client::api::object::storage::IndexReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct IndexReply {
+        /// `index`.
+        pub index: String,
+        /// `created`.
+        pub created: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::index_results::Owned> for IndexReply {
+        fn read(r: ::schema::object_capnp::storage::index_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(IndexReply {
+                index: rt::text(r.get_index())?,
+                created: r.get_created(),
+            })
+        }
+    }
+
+    /// The call of `Storage.dropIndex` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::DropIndexCall = storage.drop_index("");
+    /// let reply: rpc_client::api::object::storage::DropIndexReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type DropIndexCall = rt::Call<::schema::object_capnp::storage::drop_index_results::Owned, DropIndexReply>;
+
+    /// What `Storage.dropIndex` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::DropIndexCall = storage.drop_index("");
+    /// let reply: rpc_client::api::object::storage::DropIndexReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct DropIndexReply {
+        /// `dropped`.
+        pub dropped: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::drop_index_results::Owned> for DropIndexReply {
+        fn read(r: ::schema::object_capnp::storage::drop_index_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(DropIndexReply {
+                dropped: r.get_dropped(),
+            })
+        }
+    }
+
+    /// The call of `Storage.indexes` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::IndexesCall = storage.indexes();
+    /// let reply: rpc_client::api::object::storage::IndexesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type IndexesCall = rt::Call<::schema::object_capnp::storage::indexes_results::Owned, IndexesReply>;
+
+    /// What `Storage.indexes` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::IndexesCall = storage.indexes();
+    /// let reply: rpc_client::api::object::storage::IndexesReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct IndexesReply {
+        /// `indexes`.
+        pub indexes: String,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::indexes_results::Owned> for IndexesReply {
+        fn read(r: ::schema::object_capnp::storage::indexes_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(IndexesReply {
+                indexes: rt::text(r.get_indexes())?,
+            })
+        }
+    }
+
+    /// The call of `Storage.explain` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ExplainCall = storage.explain("");
+    /// let reply: rpc_client::api::object::storage::ExplainReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type ExplainCall = rt::Call<::schema::object_capnp::storage::explain_results::Owned, ExplainReply>;
+
+    /// What `Storage.explain` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ExplainCall = storage.explain("");
+    /// let reply: rpc_client::api::object::storage::ExplainReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct ExplainReply {
+        /// `plan`.
+        pub plan: Vec<String>,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::explain_results::Owned> for ExplainReply {
+        fn read(r: ::schema::object_capnp::storage::explain_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ExplainReply {
+                plan: { let list0 = r.get_plan()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(rt::text(item0)?); } v },
             })
         }
     }

@@ -59,3 +59,42 @@ pub async fn count(s: &storage::Client, q: Value) -> u64 {
     req.get().set_query(q.to_string());
     req.send().promise.await.expect("count").get().unwrap().get_count()
 }
+
+/// Creates an index from its JSON spec: the spec as stored, and whether it is new.
+pub async fn index(s: &storage::Client, spec: Value) -> Result<(Value, bool), rpc_core::RpcError> {
+    let mut req = s.index_request();
+    req.get().set_spec(spec.to_string());
+    let r = req.send().promise.await?;
+    let r = r.get()?;
+    Ok((serde_json::from_str(r.get_index()?.to_str().unwrap_or("")).unwrap_or(Value::Null), r.get_created()))
+}
+
+/// The object's indexes (their names).
+pub async fn index_names(s: &storage::Client) -> Vec<String> {
+    let r = s.indexes_request().send().promise.await.expect("indexes");
+    let list: Value = serde_json::from_str(r.get().unwrap().get_indexes().unwrap().to_str().unwrap()).unwrap();
+    list.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// Drops an index: whether it was there.
+pub async fn drop_index(s: &storage::Client, name: &str) -> bool {
+    let mut req = s.drop_index_request();
+    req.get().set_name(name);
+    req.send().promise.await.expect("dropIndex").get().unwrap().get_dropped()
+}
+
+/// SQLite's plan for a query, its steps joined by newlines.
+pub async fn explain(s: &storage::Client, q: &Value) -> String {
+    let mut req = s.explain_request();
+    req.get().set_query(q.to_string());
+    let r = req.send().promise.await.expect("explain");
+    let plan: Vec<String> =
+        r.get().unwrap().get_plan().unwrap().iter().map(|l| l.unwrap().to_string().unwrap()).collect();
+    plan.join("\n")
+}
+
+/// The ids a query returns, in its order.
+pub async fn ordered_ids(s: &storage::Client, q: Value) -> Vec<String> {
+    let (things, _) = query(s, q.clone()).await.unwrap_or_else(|e| panic!("query {q}: {e}"));
+    things.into_iter().map(|t| t.id).collect()
+}

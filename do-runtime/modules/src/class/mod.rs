@@ -64,6 +64,12 @@ pub trait Class: Sized + 'static {
     /// next load). They may touch only the class's own tables.
     const MIGRATIONS: &'static [&'static str] = &[];
 
+    /// Indexes on the object's Things, as `storage.index` takes them (JSON: `"age"`, or
+    /// `{"name": "byEmail", "fields": ["email"], "unique": true}`): created at each load
+    /// when missing, rebuilt when a declaration's fields change. Indexes created at run
+    /// time under other names stay.
+    const INDEXES: &'static [&'static str] = &[];
+
     /// Event patterns (`Order.*`, `*.created`) whose events the object's log receives
     /// and [`Class::on_event`] handles, inside the object. Subscribed whenever the
     /// object is loaded, so events sent by schedules after a restart reach it too.
@@ -261,6 +267,10 @@ fn register_workflows<C: Class>(parts: &ObjectParts, instance: &Rc<C>) -> Result
 
 fn instantiate<C: Class>(class: &str, parts: ObjectParts, stack: &Stack) -> Result<Instance, RpcError> {
     migrate(&parts, class, C::MIGRATIONS)?;
+    parts
+        .storage_server
+        .declare_indexes(C::INDEXES)
+        .map_err(|e| RpcError::new(e.code, format!("an index of class {class}: {}", e.message)))?;
     let patterns = C::EVENTS.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
     let base: object::Client = capnp_rpc::new_client(parts.object_server());
     let ctx = Context::new(&parts);

@@ -1,6 +1,8 @@
-//! The storage query language: JSON in, parameterised SQL out. No input string is ever
-//! spliced into SQL: field paths travel as parameters to `json_extract`, values as
-//! parameters, and only fixed fragments chosen by this code form the statement.
+//! The storage query language: JSON in, parameterised SQL out. Values always travel as
+//! parameters. A data field's path is written into the statement as a literal
+//! (`json_extract(data, '$.a.b')`), so SQLite can match it to an expression index
+//! ([`super::indexes`]); a path is checked by [`rpc_core::ident::field_path`] first,
+//! which lets through only ASCII identifiers and dots, nothing that could end a literal.
 //!
 //! ```json
 //! {"type": "Customer",
@@ -68,13 +70,21 @@ impl Field {
         Ok(Field::Data(format!("$.{path}")))
     }
 
-    /// The SQL expression for this field and its parameters.
+    /// The SQL expression for this field and its parameters (none: a data path is a
+    /// literal, the same text an index on the field was created with).
     fn expr(&self) -> (String, Vec<SqlValue>) {
+        (self.index_expr(), Vec::new())
+    }
+
+    /// The SQL expression for this field, with no parameters: what a query compiles
+    /// the field to, and so what an index on it must be made of.
+    pub fn index_expr(&self) -> String {
         match self {
             // deletedAt is 0 on live things, as a Thing reports it.
-            Field::Column("deleted_at") => ("COALESCE(deleted_at, 0)".to_string(), Vec::new()),
-            Field::Column(c) => ((*c).to_string(), Vec::new()),
-            Field::Data(path) => ("json_extract(data, ?)".to_string(), vec![SqlValue::Text(path.clone())]),
+            Field::Column("deleted_at") => "COALESCE(deleted_at, 0)".to_string(),
+            Field::Column(c) => (*c).to_string(),
+            // The path passed `field_path` (identifiers and dots): no quote can be in it.
+            Field::Data(path) => format!("json_extract(data, '{path}')"),
         }
     }
 
@@ -307,7 +317,9 @@ fn cond_sql(field: &Field, op: Op, arg: &Value, params: &mut Vec<SqlValue>) -> S
             match field {
                 Field::Column(_) => emit(vec![], format!("({e} IS {not}NULL)")),
                 // json_type tells a stored JSON null apart from a missing key.
-                Field::Data(_) => emit(ep.clone(), format!("(json_type(data, ?) IS {not}NULL)")),
+                Field::Data(path) => {
+                    emit(vec![SqlValue::Text(path.clone())], format!("(json_type(data, ?) IS {not}NULL)"))
+                }
             }
         }
         Op::Regex => {
@@ -368,6 +380,8 @@ pub struct Query {
     pub include_deleted: bool,
     /// What of each thing's data to return.
     pub projection: Projection,
+    /// Filters or sorts on an indexed field: keep the planner off the type's index.
+    pub prefer_indexed: bool,
 }
 
 /// The part of a thing's data a query returns (`select` / `exclude`; id, type, version
@@ -525,15 +539,54 @@ impl Query {
             Some(_) => return Err(RpcError::invalid_argument("cursor must be a string")),
         };
         let projection = parse_projection(obj)?;
-        Ok(Query { type_, filter, sort, signature, limit: limit as u32, offset, cursor, include_deleted, projection })
+        Ok(Query {
+            type_,
+            filter,
+            sort,
+            signature,
+            limit: limit as u32,
+            offset,
+            cursor,
+            include_deleted,
+            projection,
+            prefer_indexed: false,
+        })
+    }
+
+    /// Notes whether the query filters (at its top level) or first sorts on a field
+    /// that leads an index (`leading`: the fields' SQL expressions). SQLite, without
+    /// statistics, would rather take the type's index for `type = ?` than an index on a
+    /// range; such a query then writes `+type = ?`, which no index serves, so the
+    /// planner takes the one its author declared.
+    pub fn use_indexes(&mut self, leading: &[String]) {
+        let indexed = |f: &Field| {
+            let e = f.index_expr();
+            e != "type" && leading.contains(&e)
+        };
+        let served = |f: &Filter| match f {
+            Filter::Cond(field, op, arg) => {
+                matches!(op, Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::In) && !arg.is_null() && indexed(field)
+            }
+            _ => false,
+        };
+        let filtered = match &self.filter {
+            Some(Filter::And(terms)) => terms.iter().any(served),
+            Some(f) => served(f),
+            None => false,
+        };
+        self.prefer_indexed = filtered || self.sort.first().is_some_and(|k| indexed(&k.field));
     }
 
     /// The conditions of the query (type, deletion, filter), pushing parameters.
     pub fn where_sql(&self, params: &mut Vec<SqlValue>) -> String {
+        self.conditions(params, self.prefer_indexed)
+    }
+
+    fn conditions(&self, params: &mut Vec<SqlValue>, prefer_indexed: bool) -> String {
         let mut parts = Vec::new();
         if let Some(t) = &self.type_ {
             params.push(SqlValue::Text(t.clone()));
-            parts.push("type = ?".to_string());
+            parts.push(if prefer_indexed { "+type = ?" } else { "type = ?" }.to_string());
         }
         if !self.include_deleted {
             parts.push("deleted_at IS NULL".to_string());
@@ -603,7 +656,8 @@ impl Query {
             params.push(SqlValue::Integer(after.1));
             ("rowid > ?", "rowid")
         };
-        let mut conds = vec![position.to_string(), self.where_sql(&mut params)];
+        // This walk relies on the type's index, whatever other index the query could use.
+        let mut conds = vec![position.to_string(), self.conditions(&mut params, false)];
         if let Some(c) = &self.cursor {
             conds.push(self.after_cursor(c, &mut params));
         }
@@ -693,13 +747,17 @@ mod tests {
     }
 
     #[test]
-    fn filters_become_parameterised_sql() {
-        let query = q(json!({"type": "Customer", "where": {"data.age": {"$gte": 18}, "name": "ann"}})).unwrap();
+    fn values_become_parameters_and_checked_paths_literals() {
+        let query =
+            q(json!({"type": "Customer", "where": {"data.age": {"$gte": 18}, "name": "ann", "n": "o'x"}})).unwrap();
         let (sql, params) = query.page_sql();
-        assert!(sql.contains("json_extract(data, ?) >= ?"), "{sql}");
-        assert!(params.contains(&SqlValue::Text("$.age".into())));
+        assert!(sql.contains("json_extract(data, '$.age') >= ?"), "{sql}");
         assert!(params.contains(&SqlValue::Text("ann".into())));
-        assert!(!sql.contains("ann") && !sql.contains("age"), "no input in the SQL text: {sql}");
+        assert!(params.contains(&SqlValue::Text("o'x".into())));
+        assert!(!sql.contains("ann") && !sql.contains("Customer") && !sql.contains("o'x"), "values stay out: {sql}");
+        // The only literals in the text are the checked paths.
+        let quoted: Vec<&str> = sql.split('\'').skip(1).step_by(2).collect();
+        assert!(quoted.iter().all(|p| p.starts_with("$.") && rpc_core::ident::field_path(&p[2..]).is_ok()), "{sql}");
     }
 
     #[test]

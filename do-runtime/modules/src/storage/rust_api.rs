@@ -3,7 +3,6 @@
 
 use super::aggregate::Aggregate;
 use super::precondition::parse_if_match;
-use super::query::Query;
 use super::server::StorageServer;
 use super::things::{Change, Thing};
 use rpc_core::RpcError;
@@ -85,11 +84,26 @@ impl Things {
     /// A page of things matching the query (JSON, as the `Storage` capability takes it)
     /// and the cursor of the next page (`None` on the last).
     pub fn query(&self, query: &str) -> Result<(Vec<Thing>, Option<String>), RpcError> {
-        self.server.store().query(&Query::parse(query)?)
+        self.server.store().query(&self.server.parse_query(query)?)
     }
 
     /// How many things match the query.
     pub fn count(&self, query: &str) -> Result<u64, RpcError> {
-        self.server.store().count(&Query::parse(query)?)
+        self.server.store().count(&self.server.parse_query(query)?)
+    }
+
+    /// Creates an index (a spec as `storage.index` takes it); whether it is new.
+    pub fn index(&self, spec: &str) -> Result<bool, RpcError> {
+        self.server.create_index(&super::indexes::IndexSpec::parse(spec)?)
+    }
+
+    /// Drops the index `name`; whether there was one.
+    pub fn drop_index(&self, name: &str) -> Result<bool, RpcError> {
+        self.server.remove_index(name)
+    }
+
+    /// SQLite's plan for a page of `query`, one line per step.
+    pub fn explain(&self, query: &str) -> Result<Vec<String>, RpcError> {
+        super::indexes::explain(self.server.sql(), &self.server.parse_query(query)?)
     }
 }

@@ -4,6 +4,7 @@
 //! subscribers once that has committed.
 
 use super::aggregate::Aggregate;
+use super::indexes::{self, IndexSpec};
 use super::precondition::parse_if_match;
 use super::query::Query;
 use super::things::{Change, Store, Thing};
@@ -13,6 +14,7 @@ use capnp::capability::Rc as CapRc;
 use rpc_core::params::text;
 use rpc_core::RpcError;
 use schema::object_capnp::{storage, thing};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// Serves `Storage` for one object (a clone serves the same object).
@@ -21,18 +23,58 @@ pub struct StorageServer {
     sql: Rc<dyn Sql>,
     env: Rc<dyn Env>,
     events: Rc<EventHub>,
+    /// The SQL expressions leading the object's indexes, once read.
+    leading: Rc<RefCell<Option<Vec<String>>>>,
 }
 
 impl StorageServer {
     /// The storage of an object, migrating its tables.
     pub fn new(sql: Rc<dyn Sql>, env: Rc<dyn Env>, events: Rc<EventHub>) -> Result<Self, RpcError> {
-        let server = StorageServer { sql, env, events };
+        let server = StorageServer { sql, env, events, leading: Rc::default() };
         server.store().migrate()?;
         Ok(server)
     }
 
     pub(super) fn sql(&self) -> &dyn Sql {
         &*self.sql
+    }
+
+    /// Parses a query and lets it use the object's indexes ([`Query::use_indexes`]).
+    pub(super) fn parse_query(&self, text: &str) -> Result<Query, RpcError> {
+        let mut q = Query::parse(text)?;
+        if self.leading.borrow().is_none() {
+            let leading = indexes::list(&*self.sql)?
+                .iter()
+                .filter_map(|i| i.fields.first().and_then(|(f, _)| super::query::Field::parse(f).ok()))
+                .map(|f| f.index_expr())
+                .collect();
+            *self.leading.borrow_mut() = Some(leading);
+        }
+        q.use_indexes(self.leading.borrow().as_deref().unwrap_or_default());
+        Ok(q)
+    }
+
+    /// Creates an index; whether it is new.
+    pub fn create_index(&self, spec: &IndexSpec) -> Result<bool, RpcError> {
+        self.leading.borrow_mut().take();
+        indexes::create(&*self.sql, spec, self.env.now_ms())
+    }
+
+    /// Drops the index `name`; whether there was one.
+    pub fn remove_index(&self, name: &str) -> Result<bool, RpcError> {
+        self.leading.borrow_mut().take();
+        indexes::drop(&*self.sql, name)
+    }
+
+    /// Makes the indexes a class declares exist ([`indexes::declare`]).
+    pub fn declare_indexes(&self, specs: &[&str]) -> Result<(), RpcError> {
+        self.leading.borrow_mut().take();
+        indexes::declare(&*self.sql, specs, self.env.now_ms())
+    }
+
+    /// The object's indexes.
+    pub fn list_indexes(&self) -> Result<Vec<IndexSpec>, RpcError> {
+        indexes::list(&*self.sql)
     }
 
     pub(super) fn store(&self) -> Store<'_> {
@@ -65,15 +107,18 @@ impl StorageServer {
         mut write: impl FnMut(&Store<'_>, &mut dyn FnMut(Change, &Thing) -> Result<(), RpcError>) -> Result<R, RpcError>,
     ) -> Result<R, RpcError> {
         let mut outbox = Outbox::new(&self.events);
-        let out = self.store().atomically(|s| {
-            outbox.clear();
-            let mut record = |change: Change, t: &Thing| {
-                let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
-                outbox.keep(self.events.record_change(&t.type_, change.verb(), data)?);
-                Ok(())
-            };
-            write(s, &mut record)
-        })?;
+        let out = self
+            .store()
+            .atomically(|s| {
+                outbox.clear();
+                let mut record = |change: Change, t: &Thing| {
+                    let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
+                    outbox.keep(self.events.record_change(&t.type_, change.verb(), data)?);
+                    Ok(())
+                };
+                write(s, &mut record)
+            })
+            .map_err(indexes::explain_conflict)?;
         if let Err(e) = outbox.deliver(&self.events) {
             tracing::warn!(code = e.code.as_str(), error = %e.message, "cannot deliver the events of a committed write");
         }
@@ -203,7 +248,7 @@ impl storage::Server for StorageServer {
         params: storage::QueryParams,
         mut results: storage::QueryResults,
     ) -> capnp::Result<()> {
-        let q = Query::parse(&text(params.get()?.get_query())?)?;
+        let q = self.parse_query(&text(params.get()?.get_query())?)?;
         let (things, cursor) = self.store().query(&q)?;
         let mut r = results.get();
         r.set_cursor(cursor.unwrap_or_default());
@@ -219,7 +264,7 @@ impl storage::Server for StorageServer {
         params: storage::FindFirstParams,
         mut results: storage::FindFirstResults,
     ) -> capnp::Result<()> {
-        let mut q = Query::parse(&text(params.get()?.get_query())?)?;
+        let mut q = self.parse_query(&text(params.get()?.get_query())?)?;
         q.limit = 1;
         let (things, _) = self.store().query(&q)?;
         let mut r = results.get();
@@ -235,7 +280,7 @@ impl storage::Server for StorageServer {
         params: storage::CountParams,
         mut results: storage::CountResults,
     ) -> capnp::Result<()> {
-        let q = Query::parse(&text(params.get()?.get_query())?)?;
+        let q = self.parse_query(&text(params.get()?.get_query())?)?;
         results.get().set_count(self.store().count(&q)?);
         Ok(())
     }
@@ -263,7 +308,7 @@ impl storage::Server for StorageServer {
         mut results: storage::BulkUpdateResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let q = Query::parse(&text(p.get_query())?)?;
+        let q = self.parse_query(&text(p.get_query())?)?;
         let patch = text(p.get_patch())?;
         let n = self.write_each(|s, record| s.bulk_update(&q, &patch, &mut |t| record(Change::Updated, t)))?;
         results.get().set_count(n);
@@ -276,7 +321,7 @@ impl storage::Server for StorageServer {
         mut results: storage::BulkDeleteResults,
     ) -> capnp::Result<()> {
         let p = params.get()?;
-        let q = Query::parse(&text(p.get_query())?)?;
+        let q = self.parse_query(&text(p.get_query())?)?;
         let soft = p.get_soft();
         let n = self.write_each(|s, record| s.bulk_delete(&q, soft, &mut |t| record(Change::Deleted, t)))?;
         results.get().set_count(n);
@@ -307,6 +352,52 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let aggregate = Aggregate::parse(&text(params.get()?.get_query())?)?;
         results.get().set_rows(aggregate.run(&*self.sql)?.to_string());
+        Ok(())
+    }
+
+    async fn index(
+        self: CapRc<Self>,
+        params: storage::IndexParams,
+        mut results: storage::IndexResults,
+    ) -> capnp::Result<()> {
+        let spec = IndexSpec::parse(&text(params.get()?.get_spec())?)?;
+        let created = self.create_index(&spec)?;
+        let mut r = results.get();
+        r.set_index(spec.to_json().to_string());
+        r.set_created(created);
+        Ok(())
+    }
+
+    async fn drop_index(
+        self: CapRc<Self>,
+        params: storage::DropIndexParams,
+        mut results: storage::DropIndexResults,
+    ) -> capnp::Result<()> {
+        let dropped = self.remove_index(&text(params.get()?.get_name())?)?;
+        results.get().set_dropped(dropped);
+        Ok(())
+    }
+
+    async fn indexes(
+        self: CapRc<Self>,
+        _: storage::IndexesParams,
+        mut results: storage::IndexesResults,
+    ) -> capnp::Result<()> {
+        let all: Vec<serde_json::Value> = self.list_indexes()?.iter().map(IndexSpec::to_json).collect();
+        results.get().set_indexes(serde_json::Value::from(all).to_string());
+        Ok(())
+    }
+
+    async fn explain(
+        self: CapRc<Self>,
+        params: storage::ExplainParams,
+        mut results: storage::ExplainResults,
+    ) -> capnp::Result<()> {
+        let plan = indexes::explain(&*self.sql, &self.parse_query(&text(params.get()?.get_query())?)?)?;
+        let mut list = results.get().init_plan(u32::try_from(plan.len()).unwrap_or(u32::MAX));
+        for (i, step) in plan.iter().enumerate() {
+            list.set(u32::try_from(i).unwrap_or(u32::MAX), step);
+        }
         Ok(())
     }
 }

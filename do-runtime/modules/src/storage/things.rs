@@ -156,6 +156,7 @@ impl Store<'_> {
         for stmt in MIGRATION.split(';') {
             self.sql.execute(stmt, &[])?;
         }
+        self.sql.execute(super::indexes::MIGRATION, &[])?;
         Ok(())
     }
 
