@@ -160,6 +160,9 @@ struct ServeArgs {
     /// Events older than this many seconds are pruned from each object's log.
     #[arg(long, default_value_t = HostConfig::default().event_retention.max_age_ms / 1000)]
     event_max_age_secs: u64,
+    /// Bytes of recently read Things each live object keeps in memory (0: none).
+    #[arg(long, default_value_t = HostConfig::default().hot_bytes)]
+    hot_bytes: usize,
     /// Deadline of each call through the broker, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     broker_timeout_ms: u64,
@@ -246,6 +249,7 @@ impl ServeArgs {
                 max_age_ms: self.event_max_age_secs.saturating_mul(1000),
             },
             ai: crate::ai::AiConfig::from_env(),
+            hot_bytes: self.hot_bytes,
             ..HostConfig::default()
         };
         if let Some(t) = self.object_threads {

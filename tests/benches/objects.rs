@@ -398,6 +398,13 @@ fn main() {
     });
     workflows::run(&dir, secs(), creates);
     rpc_client::run(aging(&aging_url, &dir.join("server")));
+    let (hot, cold, hit_rate) = rpc_client::run(async { storage_figures::hot_gets(&dir) });
+    println!("== the hot tier: storage get of 100 hot Things in-process (the class API)");
+    println!(
+        "get {hot:>9.0}/s with the hot tier   {cold:>9.0}/s without (SQLite each time)   ({:.2}x; hit rate {:.3}; goal >= 500,000/s)",
+        hot / cold,
+        hit_rate
+    );
     rpc_client::run(storage_figures::run(&aging_url, aging_scale()));
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);

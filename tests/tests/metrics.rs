@@ -148,6 +148,15 @@ fn metrics_are_typed_openmetrics_with_the_right_values() {
         assert_eq!(value(&m, "dotdo_objects_live", OpenMetricsType::Gauge), 1.0);
         assert_eq!(value(&m, "dotdo_objects_loads", OpenMetricsType::Counter), 1.0);
         assert_eq!(value(&m, "dotdo_objects_evictions", OpenMetricsType::Counter), 0.0);
+        // Three gets: one reads SQLite, two come from the object's hot tier.
+        for _ in 0..3 {
+            let mut get = storage.get_request();
+            get.get().set_id("n1");
+            get.send().promise.await.expect("get");
+        }
+        let m = scrape(&s).await;
+        assert_eq!(value(&m, "dotdo_objects_hot_misses", OpenMetricsType::Counter), 1.0);
+        assert_eq!(value(&m, "dotdo_objects_hot_hits", OpenMetricsType::Counter), 2.0);
     });
     s.stop();
     let _ = std::fs::remove_dir_all(dir);

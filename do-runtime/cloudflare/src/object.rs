@@ -77,6 +77,7 @@ impl DotdoObject {
             peers: Rc::new(CfPeers::new(key.namespace.clone(), objects)),
             ai: None,
             workflow_limits: Default::default(),
+            hot: Default::default(),
         };
         let address = Address {
             id: self.state.id().to_string(),

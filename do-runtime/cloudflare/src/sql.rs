@@ -29,12 +29,15 @@ pub struct CfSql {
     storage: Storage,
     /// How deep in [`Sql::transaction`] calls we are (inner ones join the outer one).
     depth: Cell<u32>,
+    /// Transactions that failed ([`Sql::rollbacks`]). A failed implicit commit resets
+    /// the whole Durable Object, memory and all, so it needs no count.
+    rollbacks: Cell<u64>,
 }
 
 impl CfSql {
     /// The database of the object whose storage is `storage`.
     pub fn new(storage: Storage) -> CfSql {
-        CfSql { sql: storage.sql(), storage, depth: Cell::new(0) }
+        CfSql { sql: storage.sql(), storage, depth: Cell::new(0), rollbacks: Cell::new(0) }
     }
 
     fn run(&self, sql: &str, params: &[SqlValue]) -> Result<worker::SqlCursor, RpcError> {
@@ -118,10 +121,24 @@ impl Sql for CfSql {
         cursor.raw().map(|row| row.map(|r| r.into_iter().map(from_cf).collect()).map_err(refused)).collect()
     }
 
+    fn rollbacks(&self) -> Option<u64> {
+        Some(self.rollbacks.get())
+    }
+
     fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
         if self.depth.get() > 0 {
             return f();
         }
+        let result = self.outer_transaction(f);
+        if result.is_err() {
+            self.rollbacks.set(self.rollbacks.get() + 1);
+        }
+        result
+    }
+}
+
+impl CfSql {
+    fn outer_transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
         self.depth.set(1);
         let failed: RefCell<Option<RpcError>> = RefCell::new(None);
         let raw: &RawStorage = self.storage.as_raw().unchecked_ref();

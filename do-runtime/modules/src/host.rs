@@ -55,6 +55,12 @@ pub trait Sql {
         let _ = (sql, params, read_only);
         Err(RpcError::new(rpc_core::Code::Unimplemented, "this host does not run a class's own SQL"))
     }
+    /// How many transactions (or coalesced commits) of this database have failed and
+    /// been rolled back so far, or `None` if the host does not count them. The hot tier
+    /// caches Things only on a host that counts, and empties itself when the count moves.
+    fn rollbacks(&self) -> Option<u64> {
+        None
+    }
     /// The output gate: completes once every write made so far is durable. A host that
     /// coalesces the writes of concurrent calls into one commit (as Cloudflare's Durable
     /// Objects do) holds each call's reply, and each event's delivery, on it; an error

@@ -155,6 +155,8 @@ pub struct HostParts {
     pub ai: Option<Rc<dyn Ai>>,
     /// Bounds on its workflows.
     pub workflow_limits: WorkflowLimits,
+    /// Its hot tier: bytes of recently read Things kept in memory.
+    pub hot: crate::storage::hot::HotConfig,
 }
 
 impl ObjectParts {
@@ -165,12 +167,12 @@ impl ObjectParts {
         host: HostParts,
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
     ) -> Result<ObjectParts, RpcError> {
-        let HostParts { sql, env, alarm, retention, subscribers, peers, ai, workflow_limits } = host;
+        let HostParts { sql, env, alarm, retention, subscribers, peers, ai, workflow_limits, hot } = host;
         record_address(&*sql, &address)?;
         let hub = EventHub::with_limits(sql.clone(), env.clone(), address.id.clone(), retention, subscribers)?;
         let mux = AlarmMux::new(alarm, sql.clone())?;
         let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), mux.schedules_side())?;
-        let storage_server = StorageServer::new(sql.clone(), env.clone(), hub.clone())?;
+        let storage_server = StorageServer::new(sql.clone(), env.clone(), hub.clone(), hot)?;
         let storage = storage::Client { client: wrap(Module::Storage(storage_server.clone())) };
         let events = events::Client { client: wrap(Module::Events(EventsServer::new(hub.clone()))) };
         let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };

@@ -79,6 +79,9 @@ pub struct HostConfig {
     /// The model workflow cascades' AI tiers call, if any (`dotdo serve` reads it from
     /// the environment: [`AiConfig::from_env`]).
     pub ai: Option<AiConfig>,
+    /// Bytes of recently read Things each live object keeps in memory (its hot tier;
+    /// 0: none). Default 4 MiB.
+    pub hot_bytes: usize,
 }
 
 impl Default for HostConfig {
@@ -96,6 +99,7 @@ impl Default for HostConfig {
             event_subscribers: SubscriberLimits::default(),
             workflow_limits: WorkflowLimits::default(),
             ai: None,
+            hot_bytes: do_modules::storage::hot::DEFAULT_HOT_BYTES,
         }
     }
 }
@@ -150,6 +154,8 @@ pub struct HostMetrics {
     pub alarms_fired: AtomicU64,
     /// Connections open to objects now.
     pub connections: AtomicU64,
+    /// Gets answered by the objects' hot tiers, and those that read SQLite.
+    pub hot: Arc<do_modules::storage::hot::HotStats>,
     /// Notified (every waiter) after a counter changed.
     changed: tokio::sync::Notify,
 }
@@ -196,6 +202,12 @@ impl HostMetrics {
         r.register("alarms_fired", "Alarms that have fired", ConstCounter::new(get(&self.alarms_fired)));
         let live = i64::try_from(get(&self.live)).unwrap_or(i64::MAX);
         r.register("live", "Objects in memory now", ConstGauge::new(live));
+        r.register(
+            "hot_hits",
+            "Storage gets answered from an object's hot tier",
+            ConstCounter::new(get(&self.hot.hits)),
+        );
+        r.register("hot_misses", "Storage gets that read SQLite", ConstCounter::new(get(&self.hot.misses)));
     }
 }
 
@@ -495,6 +507,7 @@ impl LiveObjects {
             peers,
             ai: self.ai.clone(),
             workflow_limits: self.config.workflow_limits,
+            hot: do_modules::storage::hot::HotConfig { bytes: self.config.hot_bytes, stats: self.metrics.hot.clone() },
         };
         let parts = ObjectParts::new(address, host, &wrap).map_err(|e| self.without_paths(e))?;
         let instance = factory(&key.class, parts, &stack).map_err(|e| self.without_paths(e))?;

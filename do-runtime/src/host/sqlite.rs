@@ -54,6 +54,8 @@ fn open_error(e: &rusqlite::Error) -> RpcError {
 pub struct SqliteDb {
     conn: Connection,
     in_tx: Cell<bool>,
+    /// Transactions and coalesced commits that failed ([`Sql::rollbacks`]).
+    rollbacks: Cell<u64>,
     /// Coalesced commits, when opened by the host.
     gate: Option<Gate>,
 }
@@ -75,7 +77,7 @@ struct Gate {
 impl SqliteDb {
     /// Opens (creating) the database file at `path`.
     pub fn open(path: &Path) -> Result<SqliteDb, RpcError> {
-        Ok(SqliteDb { conn: connect(path)?, in_tx: false.into(), gate: None })
+        Ok(SqliteDb { conn: connect(path)?, in_tx: false.into(), rollbacks: 0.into(), gate: None })
     }
 
     /// Opens (creating) the database at `path` with coalesced commits; must be used
@@ -85,6 +87,7 @@ impl SqliteDb {
         Ok(Rc::new_cyclic(|this| SqliteDb {
             conn,
             in_tx: false.into(),
+            rollbacks: 0.into(),
             gate: Some(Gate {
                 this: this.clone(),
                 open: false.into(),
@@ -130,6 +133,7 @@ impl SqliteDb {
         if let Err(e) = &result {
             tracing::error!(code = e.code.as_str(), error = %e.message, "an object's commit failed: rolling back");
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.rollbacks.set(self.rollbacks.get() + 1);
         }
         for w in gate.waiters.borrow_mut().drain(..) {
             let _ = w.send(result.clone());
@@ -332,10 +336,25 @@ impl Sql for SqliteDb {
         all_rows(&mut stmt, params).map_err(sql_error)
     }
 
+    fn rollbacks(&self) -> Option<u64> {
+        Some(self.rollbacks.get())
+    }
+
     fn transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
         if self.in_tx.get() {
             return f();
         }
+        let result = self.outer_transaction(f);
+        if result.is_err() {
+            // Whatever the failure, what was written in it may be gone.
+            self.rollbacks.set(self.rollbacks.get() + 1);
+        }
+        result
+    }
+}
+
+impl SqliteDb {
+    fn outer_transaction(&self, f: &mut dyn FnMut() -> Result<(), RpcError>) -> Result<(), RpcError> {
         if self.gate.is_some() {
             // One call's transaction: a savepoint in the open batch.
             self.before_write()?;

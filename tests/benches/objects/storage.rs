@@ -84,3 +84,39 @@ pub async fn run(url: &str, scale: u64) {
         );
     }
 }
+
+/// Storage `get` of 100 hot Things in-process (the class's Rust API: no RPC), with the
+/// hot tier and without it (0 bytes), on one SQLite file: gets/s each and the tier's hit
+/// rate.
+pub fn hot_gets(dir: &std::path::Path) -> (f64, f64, f64) {
+    use do_modules::storage::hot::{HotConfig, HotStats};
+    use do_modules::storage::rust_api::Things;
+    use do_modules::storage::server::StorageServer;
+    let db = std::rc::Rc::new(do_runtime::host::sqlite::SqliteDb::open(&dir.join("hot.sqlite")).expect("db"));
+    let env = std::rc::Rc::new(super::BenchEnv(std::cell::Cell::new(3)));
+    let hub = do_modules::events::EventHub::new(db.clone(), env.clone(), "hot".into()).expect("hub");
+    let stats = std::sync::Arc::new(HotStats::default());
+    let things = |bytes: usize| {
+        let hot = HotConfig { bytes, stats: stats.clone() };
+        Things::new(StorageServer::new(db.clone(), env.clone(), hub.clone(), hot).expect("storage"))
+    };
+    let (cached, uncached) = (things(do_modules::storage::hot::DEFAULT_HOT_BYTES), things(0));
+    for n in 0..100 {
+        let data = json!({"n": n, "name": format!("thing {n}"), "tags": ["a", "b"]});
+        cached.create("Item", &format!("h{n}"), &data).expect("create");
+    }
+    let ids: Vec<String> = (0..100).map(|n| format!("h{n}")).collect();
+    let rate = |t: &Things| {
+        let (t0, mut n) = (Instant::now(), 0usize);
+        while t0.elapsed().as_secs_f64() < secs() / 2.0 {
+            for _ in 0..100 {
+                t.get(&ids[n % 100]).expect("get");
+                n += 1;
+            }
+        }
+        n as f64 / t0.elapsed().as_secs_f64()
+    };
+    let without = rate(&uncached);
+    let with = rate(&cached);
+    (with, without, stats.hit_rate())
+}

@@ -1,6 +1,7 @@
 //! The storage module: Things with CRUD, a query language, optimistic concurrency.
 
 pub mod aggregate;
+pub mod hot;
 pub mod indexes;
 pub mod order;
 pub mod patch;

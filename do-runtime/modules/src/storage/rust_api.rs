@@ -28,7 +28,7 @@ impl Things {
 
     /// The live thing `id`, or NOT_FOUND.
     pub fn get(&self, id: &str) -> Result<Thing, RpcError> {
-        self.server.store().get(id)
+        self.server.get(id)
     }
 
     /// Applies a JSON merge patch (with `$inc`); `expected_version` 0 means any.

@@ -4,6 +4,7 @@
 //! subscribers once that has committed.
 
 use super::aggregate::Aggregate;
+use super::hot::{HotCache, HotConfig};
 use super::indexes::{self, IndexSpec};
 use super::precondition::parse_if_match;
 use super::query::Query;
@@ -25,18 +26,37 @@ pub struct StorageServer {
     events: Rc<EventHub>,
     /// The SQL expressions leading the object's indexes, once read.
     leading: Rc<RefCell<Option<Vec<String>>>>,
+    /// Recently read Things.
+    hot: Rc<HotCache>,
 }
 
 impl StorageServer {
-    /// The storage of an object, migrating its tables.
-    pub fn new(sql: Rc<dyn Sql>, env: Rc<dyn Env>, events: Rc<EventHub>) -> Result<Self, RpcError> {
-        let server = StorageServer { sql, env, events, leading: Rc::default() };
+    /// The storage of an object, migrating its tables, with a hot tier as `hot` says.
+    pub fn new(sql: Rc<dyn Sql>, env: Rc<dyn Env>, events: Rc<EventHub>, hot: HotConfig) -> Result<Self, RpcError> {
+        let server = StorageServer { sql, env, events, leading: Rc::default(), hot: Rc::new(HotCache::new(hot)) };
         server.store().migrate()?;
         Ok(server)
     }
 
     pub(super) fn sql(&self) -> &dyn Sql {
         &*self.sql
+    }
+
+    /// The live Thing `id` (or NOT_FOUND): from the hot tier, or read from SQLite and
+    /// kept there.
+    pub fn get(&self, id: &str) -> Result<Thing, RpcError> {
+        if let Some(t) = self.hot.get(id, self.sql.rollbacks()) {
+            return Ok((*t).clone());
+        }
+        let (t, text_bytes) = self.store().get_sized(id)?;
+        let t = Rc::new(t);
+        self.hot.put(t.clone(), text_bytes, self.sql.rollbacks());
+        Ok(Rc::unwrap_or_clone(t))
+    }
+
+    /// Things and bytes in the hot tier now.
+    pub fn hot_size(&self) -> (usize, usize) {
+        self.hot.size()
     }
 
     /// Parses a query and lets it use the object's indexes ([`Query::use_indexes`]).
@@ -112,13 +132,19 @@ impl StorageServer {
             .atomically(|s| {
                 outbox.clear();
                 let mut record = |change: Change, t: &Thing| {
+                    self.hot.forget(&t.id);
                     let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
                     outbox.keep(self.events.record_change(&t.type_, change.verb(), data)?);
                     Ok(())
                 };
                 write(s, &mut record)
             })
-            .map_err(indexes::explain_conflict)?;
+            .map_err(|e| {
+                // Rolled back (the host counts it), or swallowed by a class's outer
+                // transaction that goes on: either way, nothing cached is trusted.
+                self.hot.clear();
+                indexes::explain_conflict(e)
+            })?;
         if let Err(e) = outbox.deliver(&self.events) {
             tracing::warn!(code = e.code.as_str(), error = %e.message, "cannot deliver the events of a committed write");
         }
@@ -168,7 +194,7 @@ impl storage::Server for StorageServer {
     }
 
     async fn get(self: CapRc<Self>, params: storage::GetParams, mut results: storage::GetResults) -> capnp::Result<()> {
-        let t = self.store().get(&text(params.get()?.get_id())?)?;
+        let t = StorageServer::get(&self, &text(params.get()?.get_id())?)?;
         t.write(results.get().init_thing());
         Ok(())
     }

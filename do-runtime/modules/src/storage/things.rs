@@ -242,6 +242,22 @@ impl Store<'_> {
         self.live(id)
     }
 
+    /// [`Store::get`], with the length of the thing's data as stored JSON text.
+    pub fn get_sized(&self, id: &str) -> Result<(Thing, usize), RpcError> {
+        let rows = self.sql.query(LOAD_BY_ID, &[SqlValue::Text(id.into())])?;
+        match rows.first() {
+            Some(r) => {
+                let bytes = r.get(2).and_then(SqlValue::as_text).map_or(0, str::len);
+                let t = row_to_thing(r)?;
+                if t.deleted_at.is_none() {
+                    return Ok((t, bytes));
+                }
+                Err(RpcError::new(Code::NotFound, format!("no thing {id:?}")))
+            }
+            None => Err(RpcError::new(Code::NotFound, format!("no thing {id:?}"))),
+        }
+    }
+
     /// Applies a merge patch (with operators); `expected` 0 skips the version check.
     pub fn update(&self, id: &str, patch_text: &str, expected: u64) -> Result<Thing, RpcError> {
         let p: Value = serde_json::from_str(patch_text)
