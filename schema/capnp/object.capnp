@@ -93,6 +93,36 @@ interface Storage {
   explain @17 (query :Text $json) -> (plan :List(Text)) $scope("read");
   # SQLite's plan for a page of `query`, one line per step, e.g.
   # "SEARCH things USING INDEX dotdo_ix_age (<expr>>? AND <expr><?)".
+
+  # Relationships between Things: (from, verb, to, data). A verb is given in any form
+  # (`purchase`, `purchases`, `purchased`) and kept in its past form, that of its event
+  # `<FromType>.<verb>` (`Customer.purchased`; removing one records
+  # `<FromType>.unrelated`). Deleting a Thing for good deletes its relationships;
+  # soft-deleting it hides them until it is restored.
+  relate @18 (from :Text, verb :Text, to :Text, data :Text $json) -> (relationship :Relationship, created :Bool) $scope("write");
+  # Both Things live, else NOT_FOUND; the same (from, verb, to) again replaces its data.
+  unrelate @19 (from :Text, verb :Text, to :Text) -> (removed :Bool) $scope("write");
+  related @20 (query :Text $json) -> (relationships :List(Relationship), things :List(Thing), cursor :Text) $scope("read");
+  # {"id": "c1", "verb": "purchase", "direction": "out" | "in" | "both", "type": "Product",
+  # "where": {...}, "limit": 100, "cursor": ".."}: each relationship with the live Thing at
+  # its other end (things[i] for relationships[i]), by that Thing's id; cursor empty on
+  # the last page.
+  traverse @21 (query :Text $json) -> (things :List(Thing), paths :Text $json) $scope("read");
+  # {"start": "a", "steps": [{"verb": "follow", "direction": "out", "type": .., "where": ..}],
+  # "maxDepth": 3, "minDepth": 1, "limit": 100}: hop k follows step (k-1) % steps; each
+  # live Thing reached between minDepth (default 1 for one step, else the number of
+  # steps) and maxDepth (default the number of steps, at most 8), once, nearest first;
+  # paths[i] = {"depth": d, "path": [ids from start]} for things[i]. Following more than
+  # 10,000 relationships is LIMIT_EXCEEDED.
+}
+
+struct Relationship {
+  from @0 :Text;
+  verb @1 :Text;
+  # Past form.
+  to @2 :Text;
+  data @3 :Text $json;
+  createdAt @4 :Int64;
 }
 
 struct Event {

@@ -5,7 +5,8 @@
 //! 1,000,000 events against a fresh object (interleaved, same run), and 100,000 things
 //! loaded into one object by `bulkCreate` of 1,000; workflow steps per second and the
 //! resumption of 1,000 sleeping runs after a restart (`objects/workflows.rs`); indexed
-//! and unindexed queries over 100,000 Things (`objects/storage.rs`). `cargo bench -p tests --bench
+//! and unindexed queries over 100,000 Things, hot gets with and without the hot tier,
+//! and a 3-hop traversal over 100,000 relationships (`objects/storage.rs`). `cargo bench -p tests --bench
 //! objects` (DOTDO_BENCH_SECS, default 1, is the time for the get and query figures;
 //! below 1 the aging figures are scaled down 20 times, which the output says).
 
@@ -406,6 +407,7 @@ fn main() {
         hit_rate
     );
     rpc_client::run(storage_figures::run(&aging_url, aging_scale()));
+    rpc_client::run(storage_figures::traversal(&aging_url, aging_scale()));
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

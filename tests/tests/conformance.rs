@@ -1,7 +1,8 @@
 //! What every dotdo host must do, run against the one `DOTDO_TARGET` selects (see
 //! `conformance/target.rs`): the native server by default, dotdo's Worker under workerd
 //! with `DOTDO_TARGET=workerd` (`.ci/run` runs both). Storage CRUD (conflicts, soft
-//! delete and restore, upsert, bulk writes) and every query operator, events pushed to
+//! delete and restore, upsert, bulk writes) and every query operator, indexes (plans,
+//! unique ones), relationships and traversals (cycles, depth, fan-out), events pushed to
 //! a callback capability, a schedule firing and a workflow sleeping on the object's
 //! alarm, user classes (one with a table of its own), a pipelined chain in one HTTP
 //! request, calls through a capability token (minted, redeemed, refused, revoked), the
@@ -225,6 +226,146 @@ fn indexes_serve_filters_and_sorts_and_unique_ones_refuse_duplicates() {
         assert!(!drop_index(&st, "age").await);
         assert!(!explain(&st, &q).await.contains("dotdo_ix_age"));
         assert_eq!(ordered_ids(&st, q).await, before);
+    });
+}
+
+#[test]
+fn relationships_relate_page_traverse_and_emit_events() {
+    rpc_client::run(async {
+        let session = rpc_client::connect(&target::shared().ws()).await.expect("connect");
+        let (ev, st) = object_events(&session.bootstrap, &unique("graph"));
+        let (seen, h) = recorder();
+        let _sub = subscribe(&ev, "Customer.*", h).await;
+        for (id, price) in [("p1", 5), ("p2", 20), ("p3", 30)] {
+            create(&st, "Product", id, json!({ "price": price })).await.expect("product");
+        }
+        for id in ["c1", "c2", "c3"] {
+            create(&st, "Customer", id, json!({})).await.expect("customer");
+        }
+        // Any form of the verb; kept (and emitted) in the past form.
+        assert_eq!(
+            relate(&st, "c1", "purchase", "p1", json!({"qty": 2})).await.expect("relate"),
+            ("purchased".into(), true)
+        );
+        assert!(!relate(&st, "c1", "purchased", "p1", json!({"qty": 3})).await.expect("again").1);
+        relate(&st, "c1", "purchases", "p2", json!({})).await.expect("relate");
+        relate(&st, "c2", "purchase", "p1", json!({})).await.expect("relate");
+        relate(&st, "c3", "purchase", "p3", json!({})).await.expect("relate");
+        assert_eq!(code(relate(&st, "c1", "purchase", "nope", json!({})).await), Code::NotFound);
+        assert_eq!(code(relate(&st, "c1", "buy it", "p1", json!({})).await), Code::InvalidArgument);
+        assert_eq!(code(relate(&st, "c1", "like", "p1", json!([1])).await), Code::InvalidArgument);
+
+        // One hop, each way, filtered, paged.
+        let (out, _) = related(&st, json!({"id": "c1", "verb": "purchase"})).await.expect("related");
+        assert_eq!(out, [("p1".to_string(), json!({"qty": 3})), ("p2".to_string(), json!({}))]);
+        assert_eq!(related_ids(&st, json!({"id": "p1", "direction": "in"})).await, ["c1", "c2"]);
+        assert_eq!(related_ids(&st, json!({"id": "c1", "where": {"price": {"$gt": 10}}})).await, ["p2"]);
+        let (page, cursor) = related(&st, json!({"id": "p1", "direction": "both", "limit": 1})).await.expect("page");
+        assert_eq!((page.len(), cursor.is_empty()), (1, false));
+        let (rest, end) =
+            related(&st, json!({"id": "p1", "direction": "both", "limit": 1, "cursor": cursor})).await.expect("next");
+        assert_eq!((page[0].0.as_str(), rest[0].0.as_str(), end.is_empty()), ("c1", "c2", true));
+        assert_eq!(code(related(&st, json!({"id": "c1", "direction": "up"})).await), Code::InvalidArgument);
+        assert_eq!(code(related(&st, json!({"id": "zz"})).await), Code::NotFound);
+
+        // Two steps: who bought what c1 bought.
+        let steps = json!([{"verb": "purchase"}, {"verb": "purchase", "direction": "in"}]);
+        let found = traverse(&st, json!({"start": "c1", "steps": steps})).await.expect("traverse");
+        assert_eq!(found, [("c2".to_string(), 2, vec!["c1".to_string(), "p1".into(), "c2".into()])]);
+
+        // Soft delete hides a Thing's relationships; restore brings them back; a hard
+        // delete takes them away.
+        let mut del = st.delete_request();
+        del.get().set_id("p1");
+        del.get().set_soft(true);
+        del.send().promise.await.expect("soft delete");
+        assert_eq!(related_ids(&st, json!({"id": "c1"})).await, ["p2"]);
+        assert!(traverse(&st, json!({"start": "c1", "steps": steps})).await.expect("traverse").is_empty());
+        let mut restore = st.restore_request();
+        restore.get().set_id("p1");
+        restore.send().promise.await.expect("restore");
+        assert_eq!(related_ids(&st, json!({"id": "c1"})).await, ["p1", "p2"]);
+        let mut del = st.delete_request();
+        del.get().set_id("p2");
+        del.send().promise.await.expect("delete");
+        create(&st, "Product", "p2", json!({})).await.expect("the id again, a new Thing");
+        assert_eq!(related_ids(&st, json!({"id": "c1"})).await, ["p1"], "no relationship outlived its Thing");
+        assert!(unrelate(&st, "c1", "purchase", "p1").await);
+        assert!(!unrelate(&st, "c1", "purchase", "p1").await);
+        assert!(related_ids(&st, json!({"id": "c1"})).await.is_empty());
+
+        let want = [
+            "Customer.purchased",
+            "Customer.purchased",
+            "Customer.purchased",
+            "Customer.purchased",
+            "Customer.purchased",
+        ];
+        let mut want: Vec<&str> = want.to_vec();
+        want.insert(0, "Customer.created");
+        want.insert(0, "Customer.created");
+        want.insert(0, "Customer.created");
+        want.push("Customer.unrelated");
+        until("graph events", || seen.borrow().len() >= want.len()).await;
+        assert_eq!(*seen.borrow(), want);
+    });
+}
+
+#[test]
+fn traversals_stop_at_cycles_and_depth_and_refuse_to_fan_out_without_bound() {
+    rpc_client::run(async {
+        let session = rpc_client::connect(&target::shared().ws()).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", &unique("walk"));
+        // a -> b -> c -> a (a cycle), c -> d -> e.
+        for id in ["a", "b", "c", "d", "e"] {
+            create(&st, "Person", id, json!({ "name": id })).await.expect("person");
+        }
+        for (from, to) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e")] {
+            relate(&st, from, "follow", to, json!({})).await.expect("follow");
+        }
+        let walk = |max: u64| json!({"start": "a", "steps": [{"verb": "follows"}], "maxDepth": max});
+        let found = traverse(&st, walk(8)).await.expect("traverse");
+        let ids: Vec<(&str, u64)> = found.iter().map(|(id, d, _)| (id.as_str(), *d)).collect();
+        assert_eq!(ids, [("b", 1), ("c", 2), ("d", 3), ("e", 4)], "the cycle back to a ends there");
+        assert_eq!(found[3].2, ["a", "b", "c", "d", "e"]);
+        let ids: Vec<String> =
+            traverse(&st, walk(2)).await.expect("depth 2").into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, ["b", "c"]);
+        let back =
+            json!({"start": "e", "steps": [{"verb": "follow", "direction": "in"}], "maxDepth": 8, "minDepth": 3});
+        let ids: Vec<String> = traverse(&st, back).await.expect("backwards").into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, ["b", "a"], "against the arrows, from depth 3");
+        let filtered =
+            json!({"start": "a", "steps": [{"verb": "follow", "where": {"name": {"$ne": "d"}}}], "maxDepth": 8});
+        let ids: Vec<String> =
+            traverse(&st, filtered).await.expect("filtered").into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, ["b", "c"], "a step's filter stops the walk at d");
+        assert_eq!(
+            code(traverse(&st, json!({"start": "a", "steps": [{"verb": "x"}], "maxDepth": 9})).await),
+            Code::LimitExceeded
+        );
+        assert_eq!(code(traverse(&st, json!({"start": "a", "steps": []})).await), Code::InvalidArgument);
+
+        // 25 people who all know each other: 3 hops are 24 + 552 + 12,144 paths.
+        let people: Vec<String> = (0..25).map(|i| format!("k{i:02}")).collect();
+        for id in &people {
+            create(&st, "Person", id, json!({})).await.expect("person");
+        }
+        let mut knows = Vec::new();
+        for (i, a) in people.iter().enumerate() {
+            for b in &people[i + 1..] {
+                knows.push(relate(&st, a, "know", b, json!({})));
+            }
+        }
+        for r in futures::future::join_all(knows).await {
+            r.expect("know");
+        }
+        let two = json!({"start": "k00", "steps": [{"verb": "know", "direction": "both"}], "maxDepth": 2});
+        assert_eq!(traverse(&st, two).await.expect("two hops").len(), 24, "everyone, once, at depth 1");
+        let three = json!({"start": "k00", "steps": [{"verb": "know", "direction": "both"}], "maxDepth": 3});
+        let e = traverse(&st, three).await.expect_err("too many paths");
+        assert_eq!(e.code, Code::LimitExceeded);
+        assert!(e.message.contains("10000"), "{}", e.message);
     });
 }
 

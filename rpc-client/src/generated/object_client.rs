@@ -2400,6 +2400,73 @@ pub mod object {
     }
 }
 
+/// The plain Rust value of `object.capnp:Relationship`; [`Relationship::read`] and [`Relationship::write`] convert it
+/// from and to its Cap'n Proto form.
+///
+/// ```
+/// use rpc_client::codegen::capnp;
+/// let value = rpc_client::api::object::Relationship::default();
+/// let mut message = capnp::message::Builder::new_default();
+/// value.write(message.init_root::<::schema::object_capnp::relationship::Builder<'_>>());
+/// let reader = message.get_root_as_reader::<::schema::object_capnp::relationship::Reader<'_>>().unwrap();
+/// assert_eq!(rpc_client::api::object::Relationship::read(reader, &Default::default()).unwrap(), value);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Relationship {
+    /// `from`.
+    pub from: String,
+    /// Past form.
+    pub verb: String,
+    /// `to`.
+    pub to: String,
+    /// `data`.
+    pub data: String,
+    /// `createdAt`.
+    pub created_at: i64,
+}
+
+impl Relationship {
+    /// Reads a value from its Cap'n Proto reader; capabilities in it make calls with `options`.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::Relationship::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::relationship::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::relationship::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::Relationship::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn read(r: ::schema::object_capnp::relationship::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+        let _ = options;
+        Ok(Relationship {
+            from: rt::text(r.get_from())?,
+            verb: rt::text(r.get_verb())?,
+            to: rt::text(r.get_to())?,
+            data: rt::text(r.get_data())?,
+            created_at: r.get_created_at(),
+        })
+    }
+
+    /// Writes this value into a Cap'n Proto builder.
+    ///
+    /// ```
+    /// use rpc_client::codegen::capnp;
+    /// let value = rpc_client::api::object::Relationship::default();
+    /// let mut message = capnp::message::Builder::new_default();
+    /// value.write(message.init_root::<::schema::object_capnp::relationship::Builder<'_>>());
+    /// let reader = message.get_root_as_reader::<::schema::object_capnp::relationship::Reader<'_>>().unwrap();
+    /// assert_eq!(rpc_client::api::object::Relationship::read(reader, &Default::default()).unwrap(), value);
+    /// ```
+    pub fn write(&self, b: ::schema::object_capnp::relationship::Builder<'_>) {
+        let mut b = b;
+        b.set_from(&self.from[..]);
+        b.set_verb(&self.verb[..]);
+        b.set_to(&self.to[..]);
+        b.set_data(&self.data[..]);
+        b.set_created_at(self.created_at);
+    }
+}
+
 /// Typed client of `object.capnp:Run`. Each method takes plain Rust values and returns a call you
 /// `.await` for its reply; capabilities in a reply can be called before it arrives
 /// (promise pipelining). The raw capnp client is [`Run::raw`] (and `Deref`).
@@ -3896,6 +3963,99 @@ impl Storage {
         }
         rt::Call::new(request_.send(), self.options)
     }
+
+    /// Both Things live, else NOT_FOUND; the same (from, verb, to) again replaces its data.
+    ///
+    /// Method @18 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RelateCall = storage.relate("", "", "", "");
+    /// let reply: rpc_client::api::object::storage::RelateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn relate(&self, from: &str, verb: &str, to: &str, data: &str) -> storage::RelateCall {
+        let mut request_ = self.raw.relate_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_from(from);
+            p_.set_verb(verb);
+            p_.set_to(to);
+            p_.set_data(data);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// Calls `unrelate`.
+    ///
+    /// Method @19 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::UnrelateCall = storage.unrelate("", "", "");
+    /// let reply: rpc_client::api::object::storage::UnrelateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn unrelate(&self, from: &str, verb: &str, to: &str) -> storage::UnrelateCall {
+        let mut request_ = self.raw.unrelate_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_from(from);
+            p_.set_verb(verb);
+            p_.set_to(to);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// {"id": "c1", "verb": "purchase", "direction": "out" | "in" | "both", "type": "Product",
+    /// "where": {...}, "limit": 100, "cursor": ".."}: each relationship with the live Thing at
+    /// its other end (things[i] for relationships[i]), by that Thing's id; cursor empty on
+    /// the last page.
+    ///
+    /// Method @20 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RelatedCall = storage.related("");
+    /// let reply: rpc_client::api::object::storage::RelatedReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn related(&self, query: &str) -> storage::RelatedCall {
+        let mut request_ = self.raw.related_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_query(query);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
+
+    /// {"start": "a", "steps": [{"verb": "follow", "direction": "out", "type": .., "where": ..}],
+    /// "maxDepth": 3, "minDepth": 1, "limit": 100}: hop k follows step (k-1) % steps; each
+    /// live Thing reached between minDepth (default 1 for one step, else the number of
+    /// steps) and maxDepth (default the number of steps, at most 8), once, nearest first;
+    /// paths[i] = {"depth": d, "path": [ids from start]} for things[i]. Following more than
+    /// 10,000 relationships is LIMIT_EXCEEDED.
+    ///
+    /// Method @21 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::TraverseCall = storage.traverse("");
+    /// let reply: rpc_client::api::object::storage::TraverseReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn traverse(&self, query: &str) -> storage::TraverseCall {
+        let mut request_ = self.raw.traverse_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_query(query);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
 }
 
 impl From<::schema::object_capnp::storage::Client> for Storage {
@@ -4573,6 +4733,158 @@ pub mod storage {
             let _ = options;
             Ok(ExplainReply {
                 plan: { let list0 = r.get_plan()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(rt::text(item0)?); } v },
+            })
+        }
+    }
+
+    /// The call of `Storage.relate` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RelateCall = storage.relate("", "", "", "");
+    /// let reply: rpc_client::api::object::storage::RelateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type RelateCall = rt::Call<::schema::object_capnp::storage::relate_results::Owned, RelateReply>;
+
+    /// What `Storage.relate` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RelateCall = storage.relate("", "", "", "");
+    /// let reply: rpc_client::api::object::storage::RelateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct RelateReply {
+        /// `relationship`.
+        pub relationship: Relationship,
+        /// `created`.
+        pub created: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::relate_results::Owned> for RelateReply {
+        fn read(r: ::schema::object_capnp::storage::relate_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(RelateReply {
+                relationship: Relationship::read(r.get_relationship()?, options)?,
+                created: r.get_created(),
+            })
+        }
+    }
+
+    /// The call of `Storage.unrelate` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::UnrelateCall = storage.unrelate("", "", "");
+    /// let reply: rpc_client::api::object::storage::UnrelateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type UnrelateCall = rt::Call<::schema::object_capnp::storage::unrelate_results::Owned, UnrelateReply>;
+
+    /// What `Storage.unrelate` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::UnrelateCall = storage.unrelate("", "", "");
+    /// let reply: rpc_client::api::object::storage::UnrelateReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct UnrelateReply {
+        /// `removed`.
+        pub removed: bool,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::unrelate_results::Owned> for UnrelateReply {
+        fn read(r: ::schema::object_capnp::storage::unrelate_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(UnrelateReply {
+                removed: r.get_removed(),
+            })
+        }
+    }
+
+    /// The call of `Storage.related` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RelatedCall = storage.related("");
+    /// let reply: rpc_client::api::object::storage::RelatedReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type RelatedCall = rt::Call<::schema::object_capnp::storage::related_results::Owned, RelatedReply>;
+
+    /// What `Storage.related` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::RelatedCall = storage.related("");
+    /// let reply: rpc_client::api::object::storage::RelatedReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct RelatedReply {
+        /// `relationships`.
+        pub relationships: Vec<Relationship>,
+        /// `things`.
+        pub things: Vec<Thing>,
+        /// `cursor`.
+        pub cursor: String,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::related_results::Owned> for RelatedReply {
+        fn read(r: ::schema::object_capnp::storage::related_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(RelatedReply {
+                relationships: { let list0 = r.get_relationships()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(Relationship::read(item0, options)?); } v },
+                things: { let list0 = r.get_things()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(Thing::read(item0, options)?); } v },
+                cursor: rt::text(r.get_cursor())?,
+            })
+        }
+    }
+
+    /// The call of `Storage.traverse` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::TraverseCall = storage.traverse("");
+    /// let reply: rpc_client::api::object::storage::TraverseReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type TraverseCall = rt::Call<::schema::object_capnp::storage::traverse_results::Owned, TraverseReply>;
+
+    /// What `Storage.traverse` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::TraverseCall = storage.traverse("");
+    /// let reply: rpc_client::api::object::storage::TraverseReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct TraverseReply {
+        /// `things`.
+        pub things: Vec<Thing>,
+        /// `paths`.
+        pub paths: String,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::traverse_results::Owned> for TraverseReply {
+        fn read(r: ::schema::object_capnp::storage::traverse_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(TraverseReply {
+                things: { let list0 = r.get_things()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(Thing::read(item0, options)?); } v },
+                paths: rt::text(r.get_paths())?,
             })
         }
     }

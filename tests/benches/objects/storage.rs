@@ -120,3 +120,92 @@ pub fn hot_gets(dir: &std::path::Path) -> (f64, f64, f64) {
     let with = rate(&cached);
     (with, without, stats.hit_rate())
 }
+
+/// A 3-hop traversal over `10 * people` relationships (each person follows 10 others),
+/// one `traverse` call against the same walk done by the client with `related`, level
+/// by level (each level's calls in flight together): medians, and how many were reached.
+pub async fn traversal(url: &str, scale: u64) {
+    let people = 10_000 / scale;
+    let session = rpc_client::connect(url).await.expect("connect");
+    let (st, _) = object(&session.bootstrap, "Graph", "follows");
+    for batch in 0..people / 1000 {
+        let mut r = st.bulk_create_request();
+        let mut list = r.get().init_things(1000);
+        for i in 0..1000u32 {
+            let mut t = list.reborrow().get(i);
+            t.set_type("Person");
+            t.set_id(format!("u{}", batch * 1000 + u64::from(i)));
+            t.set_data("{}");
+        }
+        r.send().promise.await.expect("bulk create");
+    }
+    let t0 = Instant::now();
+    for chunk in 0..people / 10 {
+        let mut calls = Vec::new();
+        for i in chunk * 10..chunk * 10 + 10 {
+            for j in 0..10 {
+                let mut r = st.relate_request();
+                r.get().set_from(format!("u{i}"));
+                r.get().set_verb("follow");
+                r.get().set_to(format!("u{}", (i * 7 + j * 13 + 1) % people));
+                calls.push(r.send().promise);
+            }
+        }
+        for c in futures::future::join_all(calls).await {
+            c.expect("relate");
+        }
+    }
+    let loaded = t0.elapsed();
+    let query = json!({"start": "u0", "steps": [{"verb": "follow"}], "maxDepth": 3, "limit": 1000});
+    let (mut server_side, mut client_side, mut reached) = (Vec::new(), Vec::new(), (0usize, 0usize));
+    let t0 = Instant::now();
+    while server_side.len() < 5 || (t0.elapsed().as_secs_f64() < secs() && server_side.len() < 200) {
+        let mut r = st.traverse_request();
+        r.get().set_query(query.to_string());
+        let t = Instant::now();
+        let resp = r.send().promise.await.expect("traverse");
+        server_side.push(t.elapsed());
+        reached.0 = resp.get().expect("results").get_things().expect("things").len() as usize;
+
+        let t = Instant::now();
+        let mut seen: std::collections::HashSet<String> = ["u0".to_string()].into();
+        let mut frontier = vec!["u0".to_string()];
+        for _ in 0..3 {
+            let calls: Vec<_> = frontier
+                .iter()
+                .map(|id| {
+                    let mut r = st.related_request();
+                    r.get().set_query(json!({"id": id, "verb": "follow", "limit": 1000}).to_string());
+                    r.send().promise
+                })
+                .collect();
+            let mut next = Vec::new();
+            for resp in futures::future::join_all(calls).await {
+                let resp = resp.expect("related");
+                for t in resp.get().expect("results").get_things().expect("things").iter() {
+                    let id = t.get_id().expect("id").to_string().expect("utf-8");
+                    if seen.insert(id.clone()) {
+                        next.push(id);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        client_side.push(t.elapsed());
+        reached.1 = seen.len() - 1;
+    }
+    assert_eq!(reached.0, reached.1, "both walks reach the same people");
+    let (s, c) = (median(server_side), median(client_side));
+    println!(
+        "== relationships: {} follows among {people} people (loaded in {:.1} s, 100 relates in flight)",
+        people * 10,
+        loaded.as_secs_f64()
+    );
+    println!(
+        "3-hop traversal reaching {} people: {:.3} ms as one traverse   {:.3} ms as related calls level by level   ({:.1}x)",
+        reached.0,
+        s.as_secs_f64() * 1e3,
+        c.as_secs_f64() * 1e3,
+        c.as_secs_f64() / s.as_secs_f64()
+    );
+}

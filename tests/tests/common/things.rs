@@ -98,3 +98,69 @@ pub async fn ordered_ids(s: &storage::Client, q: Value) -> Vec<String> {
     let (things, _) = query(s, q.clone()).await.unwrap_or_else(|e| panic!("query {q}: {e}"));
     things.into_iter().map(|t| t.id).collect()
 }
+
+/// Relates two Things: the verb as stored and whether the relationship is new.
+pub async fn relate(
+    s: &storage::Client,
+    from: &str,
+    verb: &str,
+    to: &str,
+    data: Value,
+) -> Result<(String, bool), rpc_core::RpcError> {
+    let mut req = s.relate_request();
+    req.get().set_from(from);
+    req.get().set_verb(verb);
+    req.get().set_to(to);
+    req.get().set_data(data.to_string());
+    let r = req.send().promise.await?;
+    let r = r.get()?;
+    Ok((r.get_relationship()?.get_verb()?.to_string().unwrap_or_default(), r.get_created()))
+}
+
+/// Removes a relationship: whether there was one.
+pub async fn unrelate(s: &storage::Client, from: &str, verb: &str, to: &str) -> bool {
+    let mut req = s.unrelate_request();
+    req.get().set_from(from);
+    req.get().set_verb(verb);
+    req.get().set_to(to);
+    req.send().promise.await.expect("unrelate").get().unwrap().get_removed()
+}
+
+/// A page of `related`: (the other Thing's id, the relationship's data) in order, and
+/// the cursor.
+pub async fn related(s: &storage::Client, q: Value) -> Result<(Vec<(String, Value)>, String), rpc_core::RpcError> {
+    let mut req = s.related_request();
+    req.get().set_query(q.to_string());
+    let r = req.send().promise.await?;
+    let r = r.get()?;
+    let things: Vec<Thing> = r.get_things()?.iter().map(thing).collect();
+    let data: Vec<Value> = r
+        .get_relationships()?
+        .iter()
+        .map(|rel| serde_json::from_str(rel.get_data().unwrap().to_str().unwrap()).unwrap())
+        .collect();
+    Ok((things.into_iter().map(|t| t.id).zip(data).collect(), r.get_cursor()?.to_string().unwrap_or_default()))
+}
+
+/// The ids of `related`'s Things.
+pub async fn related_ids(s: &storage::Client, q: Value) -> Vec<String> {
+    related(s, q.clone()).await.unwrap_or_else(|e| panic!("related {q}: {e}")).0.into_iter().map(|(id, _)| id).collect()
+}
+
+/// A traversal: each Thing reached as (id, depth, path).
+pub async fn traverse(s: &storage::Client, q: Value) -> Result<Vec<(String, u64, Vec<String>)>, rpc_core::RpcError> {
+    let mut req = s.traverse_request();
+    req.get().set_query(q.to_string());
+    let r = req.send().promise.await?;
+    let r = r.get()?;
+    let things: Vec<Thing> = r.get_things()?.iter().map(thing).collect();
+    let paths: Value = serde_json::from_str(r.get_paths()?.to_str().unwrap_or("[]")).unwrap_or(Value::Null);
+    Ok(things
+        .into_iter()
+        .zip(paths.as_array().cloned().unwrap_or_default())
+        .map(|(t, p)| {
+            let path = p["path"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+            (t.id, p["depth"].as_u64().unwrap(), path)
+        })
+        .collect())
+}

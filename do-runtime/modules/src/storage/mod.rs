@@ -1,6 +1,7 @@
 //! The storage module: Things with CRUD, a query language, optimistic concurrency.
 
 pub mod aggregate;
+pub mod graph;
 pub mod hot;
 pub mod indexes;
 pub mod order;
@@ -10,3 +11,4 @@ pub mod query;
 pub mod rust_api;
 pub mod server;
 pub mod things;
+pub mod verbs;

@@ -106,4 +106,33 @@ impl Things {
     pub fn explain(&self, query: &str) -> Result<Vec<String>, RpcError> {
         super::indexes::explain(self.server.sql(), &self.server.parse_query(query)?)
     }
+
+    /// Relates `from` to `to` by `verb` (any form; kept in the past form) with JSON
+    /// `data`, recording `<FromType>.<verb>`; the relationship and whether it is new.
+    pub fn relate(
+        &self,
+        from: &str,
+        verb: &str,
+        to: &str,
+        data: &serde_json::Value,
+    ) -> Result<(super::graph::Relationship, bool), RpcError> {
+        let data = data.to_string();
+        self.server.write_events(|s, event| super::graph::relate(s, from, verb, to, &data, event))
+    }
+
+    /// Removes a relationship; whether there was one.
+    pub fn unrelate(&self, from: &str, verb: &str, to: &str) -> Result<bool, RpcError> {
+        self.server.write_events(|s, event| super::graph::unrelate(s, from, verb, to, event))
+    }
+
+    /// A page of relationships of a Thing with the Things at their other ends (the
+    /// query of the `Storage` capability's `related`), and the next page's cursor.
+    pub fn related(&self, query: &str) -> Result<super::graph::RelatedPage, RpcError> {
+        super::graph::Related::parse(query)?.run(&self.server.store())
+    }
+
+    /// The Things a traversal reaches (the query of `Storage.traverse`).
+    pub fn traverse(&self, query: &str) -> Result<Vec<super::graph::Reached>, RpcError> {
+        super::graph::Traverse::parse(query)?.run(&self.server.store())
+    }
 }

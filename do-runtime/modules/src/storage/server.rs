@@ -4,6 +4,7 @@
 //! subscribers once that has committed.
 
 use super::aggregate::Aggregate;
+use super::graph;
 use super::hot::{HotCache, HotConfig};
 use super::indexes::{self, IndexSpec};
 use super::precondition::parse_if_match;
@@ -126,18 +127,32 @@ impl StorageServer {
         &self,
         mut write: impl FnMut(&Store<'_>, &mut dyn FnMut(Change, &Thing) -> Result<(), RpcError>) -> Result<R, RpcError>,
     ) -> Result<R, RpcError> {
+        self.write_events(|s, event| {
+            let mut record = |change: Change, t: &Thing| {
+                self.hot.forget(&t.id);
+                let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
+                event(&t.type_, change.verb(), data)
+            };
+            write(s, &mut record)
+        })
+    }
+
+    /// Runs `write`, which calls `event(noun, verb, data)` for each event it emits, in
+    /// one transaction with those events; then delivers them.
+    pub(super) fn write_events<R>(
+        &self,
+        mut write: impl FnMut(&Store<'_>, &mut dyn FnMut(&str, &str, String) -> Result<(), RpcError>) -> Result<R, RpcError>,
+    ) -> Result<R, RpcError> {
         let mut outbox = Outbox::new(&self.events);
         let out = self
             .store()
             .atomically(|s| {
                 outbox.clear();
-                let mut record = |change: Change, t: &Thing| {
-                    self.hot.forget(&t.id);
-                    let data = serde_json::json!({ "id": t.id, "version": t.version, "data": t.data }).to_string();
-                    outbox.keep(self.events.record_change(&t.type_, change.verb(), data)?);
+                let mut event = |noun: &str, verb: &str, data: String| {
+                    outbox.keep(self.events.record_change(noun, verb, data)?);
                     Ok(())
                 };
-                write(s, &mut record)
+                write(s, &mut event)
             })
             .map_err(|e| {
                 // Rolled back (the host counts it), or swallowed by a class's outer
@@ -424,6 +439,71 @@ impl storage::Server for StorageServer {
         for (i, step) in plan.iter().enumerate() {
             list.set(u32::try_from(i).unwrap_or(u32::MAX), step);
         }
+        Ok(())
+    }
+
+    async fn relate(
+        self: CapRc<Self>,
+        params: storage::RelateParams,
+        mut results: storage::RelateResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let (from, verb, to, data) = (text(p.get_from())?, text(p.get_verb())?, text(p.get_to())?, text(p.get_data())?);
+        let (r, created) = self.write_events(|s, event| graph::relate(s, &from, &verb, &to, &data, event))?;
+        let mut out = results.get();
+        out.set_created(created);
+        r.write(out.init_relationship());
+        Ok(())
+    }
+
+    async fn unrelate(
+        self: CapRc<Self>,
+        params: storage::UnrelateParams,
+        mut results: storage::UnrelateResults,
+    ) -> capnp::Result<()> {
+        let p = params.get()?;
+        let (from, verb, to) = (text(p.get_from())?, text(p.get_verb())?, text(p.get_to())?);
+        let removed = self.write_events(|s, event| graph::unrelate(s, &from, &verb, &to, event))?;
+        results.get().set_removed(removed);
+        Ok(())
+    }
+
+    async fn related(
+        self: CapRc<Self>,
+        params: storage::RelatedParams,
+        mut results: storage::RelatedResults,
+    ) -> capnp::Result<()> {
+        let q = graph::Related::parse(&text(params.get()?.get_query())?)?;
+        let (found, cursor) = q.run(&self.store())?;
+        let n = u32::try_from(found.len()).unwrap_or(u32::MAX);
+        let mut out = results.get();
+        let mut rels = out.reborrow().init_relationships(n);
+        for (i, (r, _)) in found.iter().enumerate() {
+            r.write(rels.reborrow().get(i as u32));
+        }
+        let mut things = out.reborrow().init_things(n);
+        for (i, (_, t)) in found.iter().enumerate() {
+            t.write(things.reborrow().get(i as u32));
+        }
+        out.set_cursor(cursor.unwrap_or_default());
+        Ok(())
+    }
+
+    async fn traverse(
+        self: CapRc<Self>,
+        params: storage::TraverseParams,
+        mut results: storage::TraverseResults,
+    ) -> capnp::Result<()> {
+        let q = graph::Traverse::parse(&text(params.get()?.get_query())?)?;
+        let found = q.run(&self.store())?;
+        let mut out = results.get();
+        let mut things = out.reborrow().init_things(u32::try_from(found.len()).unwrap_or(u32::MAX));
+        for (i, r) in found.iter().enumerate() {
+            r.thing.write(things.reborrow().get(i as u32));
+        }
+        let paths: Vec<serde_json::Value> =
+            found.iter().map(|r| serde_json::json!({ "depth": r.depth, "path": r.path })).collect();
+        out.set_paths(serde_json::Value::from(paths).to_string());
         Ok(())
     }
 }

@@ -157,6 +157,9 @@ impl Store<'_> {
             self.sql.execute(stmt, &[])?;
         }
         self.sql.execute(super::indexes::MIGRATION, &[])?;
+        for stmt in super::graph::MIGRATION.split(';') {
+            self.sql.execute(stmt, &[])?;
+        }
         Ok(())
     }
 
@@ -444,6 +447,8 @@ impl Store<'_> {
             )?;
         } else {
             self.sql.execute("DELETE FROM things WHERE id = ?", &[SqlValue::Text(id.into())])?;
+            // Gone for good: so are its relationships, in the same transaction.
+            super::graph::forget_thing(self.sql, id)?;
         }
         Ok(Some(t))
     }
