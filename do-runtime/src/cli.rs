@@ -52,6 +52,8 @@ pub enum Command {
     Inspect(Box<crate::inspect::InspectArgs>),
     /// Write a new crate with one class (`dotdo new`).
     New(crate::scaffold::NewArgs),
+    /// Rebuild an object's SQLite file from its newest snapshot (`dotdo restore`).
+    Restore(Box<crate::restore::RestoreArgs>),
     /// Print this text (help or version) and exit successfully.
     Help(String),
 }
@@ -79,6 +81,9 @@ enum Sub {
     Inspect(crate::inspect::InspectArgs),
     /// Write a ready crate with one Durable Object class, a server and a test.
     New(crate::scaffold::NewArgs),
+    /// Rebuild an object's SQLite file from its newest snapshot in the cold tier (the
+    /// file there, if any, is kept beside it). Run it while the object is not loaded.
+    Restore(crate::restore::RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +165,10 @@ struct ServeArgs {
     /// Events older than this many seconds are pruned from each object's log.
     #[arg(long, default_value_t = HostConfig::default().event_retention.max_age_ms / 1000)]
     event_max_age_secs: u64,
+    /// The cold tier objects' snapshots go to: a directory, or s3://bucket/prefix
+    /// (credentials, region and endpoint from AWS_* variables or the URL's query).
+    #[arg(long, value_name = "DIR|URL")]
+    cold: Option<String>,
     /// Bytes of recently read Things each live object keeps in memory (0: none).
     #[arg(long, default_value_t = HostConfig::default().hot_bytes)]
     hot_bytes: usize,
@@ -250,6 +259,7 @@ impl ServeArgs {
             },
             ai: crate::ai::AiConfig::from_env(),
             hot_bytes: self.hot_bytes,
+            cold: self.cold,
             ..HostConfig::default()
         };
         if let Some(t) = self.object_threads {
@@ -315,6 +325,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         Sub::Token(t) => Command::Token(t),
         Sub::Inspect(i) => Command::Inspect(Box::new(i)),
         Sub::New(n) => Command::New(n),
+        Sub::Restore(r) => Command::Restore(Box::new(r)),
     })
 }
 
@@ -421,6 +432,7 @@ mod tests {
             "codegen --help",
             "inspect --help",
             "new --help",
+            "restore --help",
             "token --help",
             "token mint --help",
         ] {

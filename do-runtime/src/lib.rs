@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod host;
 pub mod inspect;
 pub mod logging;
+pub mod restore;
 pub mod scaffold;
 mod session_objects;
 pub mod token_cli;

@@ -1,7 +1,7 @@
 //! `dotdo`: the server binary. `dotdo serve` runs the server with the embedded
 //! defaults on 127.0.0.1; `dotdo codegen` generates Rust clients from a schema;
 //! `dotdo token` makes and checks capability tokens; `dotdo inspect` looks inside
-//! objects. `dotdo --help` lists the flags.
+//! objects; `dotdo restore` rebuilds an object from its newest snapshot. `dotdo --help` lists the flags.
 
 use do_runtime::cli::{parse, Command};
 use std::io::Write;
@@ -23,6 +23,28 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        Command::Restore(args) => {
+            let restored = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| rpc_core::RpcError::new(rpc_core::Code::Internal, e.to_string()))
+                .and_then(|rt| rt.block_on(do_runtime::restore::run(&args)));
+            match restored {
+                Ok(m) => println!(
+                    "restored {}/{}/{} from snapshot {} ({} tables, events up to {})",
+                    args.namespace,
+                    args.class,
+                    args.name,
+                    m.seq,
+                    m.tables.len(),
+                    m.events_up_to
+                ),
+                Err(e) => {
+                    eprintln!("dotdo restore: [{}] {}", e.code.as_str(), e.message);
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::New(args) => match do_runtime::scaffold::create(&args) {
             Ok(dir) => {
                 println!("created {}", dir.display());

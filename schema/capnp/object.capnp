@@ -114,6 +114,13 @@ interface Storage {
   # steps) and maxDepth (default the number of steps, at most 8), once, nearest first;
   # paths[i] = {"depth": d, "path": [ids from start]} for things[i]. Following more than
   # 10,000 relationships is LIMIT_EXCEEDED.
+
+  snapshot @22 () -> (manifest :Text $json) $scope("admin");
+  # Writes the object's whole database (Things, relationships, key-value entries,
+  # events, schedules, workflows, the class's tables) to the cold tier as Parquet plus a
+  # manifest, as it is once the writes before the call are durable; answers the
+  # manifest. `dotdo restore` rebuilds the object's SQLite file from the newest one.
+  # UNAVAILABLE on a host without a cold tier (`dotdo serve --cold DIR|s3://bucket/prefix`).
 }
 
 struct Relationship {

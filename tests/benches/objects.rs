@@ -6,7 +6,8 @@
 //! loaded into one object by `bulkCreate` of 1,000; workflow steps per second and the
 //! resumption of 1,000 sleeping runs after a restart (`objects/workflows.rs`); indexed
 //! and unindexed queries over 100,000 Things, hot gets with and without the hot tier,
-//! and a 3-hop traversal over 100,000 relationships (`objects/storage.rs`). `cargo bench -p tests --bench
+//! a 3-hop traversal over 100,000 relationships, snapshot and restore MB/s
+//! (`objects/storage.rs`). `cargo bench -p tests --bench
 //! objects` (DOTDO_BENCH_SECS, default 1, is the time for the get and query figures;
 //! below 1 the aging figures are scaled down 20 times, which the output says).
 
@@ -256,8 +257,14 @@ fn main() {
     };
     // The log keeps every event, so the aging figure measures a log of the seeded size.
     let event_retention = do_modules::events::Retention { max_events: u64::MAX, max_age_ms: u64::MAX };
-    let host =
-        do_runtime::HostConfig { data_dir: dir.join("server"), threads: 1, event_retention, ..Default::default() };
+    let cold_dir = dir.join("cold").to_string_lossy().to_string();
+    let host = do_runtime::HostConfig {
+        data_dir: dir.join("server"),
+        threads: 1,
+        event_retention,
+        cold: Some(cold_dir.clone()),
+        ..Default::default()
+    };
     let server = do_runtime::App::new()
         .class::<examples::counter::Counter>("Counter")
         .any_class_builtin()
@@ -407,6 +414,7 @@ fn main() {
         hit_rate
     );
     rpc_client::run(storage_figures::run(&aging_url, aging_scale()));
+    rpc_client::run(storage_figures::snapshot_restore(&aging_url, &dir, &cold_dir));
     rpc_client::run(storage_figures::traversal(&aging_url, aging_scale()));
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);

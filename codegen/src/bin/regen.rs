@@ -1,6 +1,8 @@
 //! Regenerates the checked-in code of the built-in schema (`schema/capnp/*.capnp`):
 //! capnpc's modules and the discovery table into `schema/src/generated/`, the typed
-//! client layer into `rpc-client/src/generated/`. Needs the `capnp` compiler.
+//! client layer into `rpc-client/src/generated/`; then the examples' schemas
+//! (`examples/schema/*.capnp`, which import the built-in one) into
+//! `examples/generated/`. Needs the `capnp` compiler.
 //!
 //! Usage: `cargo run -p dotdo-codegen --bin dotdo-regen` (or `schema/regen`).
 
@@ -15,4 +17,13 @@ fn main() {
             std::process::exit(1);
         }
     }
+    let examples = root.join("examples");
+    for stem in ["greeter", "counter", "shop"] {
+        let schema = examples.join(format!("schema/{stem}.capnp"));
+        if let Err(e) = dotdo_codegen::generate(&[schema], &[], &examples.join("generated")) {
+            eprintln!("dotdo-regen: examples/schema/{stem}.capnp: {e}");
+            std::process::exit(1);
+        }
+    }
+    println!("regenerated {}", examples.join("generated").display());
 }

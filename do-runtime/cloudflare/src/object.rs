@@ -78,6 +78,7 @@ impl DotdoObject {
             ai: None,
             workflow_limits: Default::default(),
             hot: Default::default(),
+            cold: None,
         };
         let address = Address {
             id: self.state.id().to_string(),

@@ -109,6 +109,34 @@ pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(),
 /// A task the host runs to completion on the object's thread.
 pub type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
+/// Rows of one table as the cold tier keeps them: column names, then rows of values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    /// The columns, in order.
+    pub columns: Vec<String>,
+    /// The rows, each a value per column.
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// What an asynchronous host call returns.
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, RpcError>>>>;
+
+/// The cold tier: an object store (a directory, S3...) of files under keys like
+/// `objects/<id>/snapshots/<seq>/manifest.json`, tables kept as Parquet. A host without
+/// one gives objects none (their `snapshot` is UNAVAILABLE).
+pub trait Cold {
+    /// Stores `table` under `key` (replacing); the bytes written.
+    fn put_table(&self, key: &str, table: Table) -> Pending<u64>;
+    /// The table under `key`, if there is one.
+    fn get_table(&self, key: &str) -> Pending<Option<Table>>;
+    /// Stores `bytes` under `key` (replacing).
+    fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Pending<()>;
+    /// The bytes under `key`, if any.
+    fn get_bytes(&self, key: &str) -> Pending<Option<Vec<u8>>>;
+    /// Every key under `prefix`, in no particular order.
+    fn list(&self, prefix: &str) -> Pending<Vec<String>>;
+}
+
 /// Time, randomness and background work.
 pub trait Env {
     /// Milliseconds since the Unix epoch.

@@ -12,6 +12,7 @@ pub mod kv;
 pub mod object;
 pub mod output_gate;
 pub mod schedule;
+pub mod snapshot;
 pub mod storage;
 pub mod workflow;
 pub mod wrap_modules;

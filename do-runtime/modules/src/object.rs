@@ -157,6 +157,8 @@ pub struct HostParts {
     pub workflow_limits: WorkflowLimits,
     /// Its hot tier: bytes of recently read Things kept in memory.
     pub hot: crate::storage::hot::HotConfig,
+    /// The host's cold tier, if it has one (snapshots).
+    pub cold: Option<Rc<dyn crate::host::Cold>>,
 }
 
 impl ObjectParts {
@@ -167,12 +169,13 @@ impl ObjectParts {
         host: HostParts,
         wrap: &dyn Fn(Module) -> capnp::capability::Client,
     ) -> Result<ObjectParts, RpcError> {
-        let HostParts { sql, env, alarm, retention, subscribers, peers, ai, workflow_limits, hot } = host;
+        let HostParts { sql, env, alarm, retention, subscribers, peers, ai, workflow_limits, hot, cold } = host;
         record_address(&*sql, &address)?;
         let hub = EventHub::with_limits(sql.clone(), env.clone(), address.id.clone(), retention, subscribers)?;
         let mux = AlarmMux::new(alarm, sql.clone())?;
         let scheduler = Scheduler::new(sql.clone(), env.clone(), hub.clone(), mux.schedules_side())?;
-        let storage_server = StorageServer::new(sql.clone(), env.clone(), hub.clone(), hot)?;
+        let storage_server =
+            StorageServer::new(sql.clone(), env.clone(), hub.clone(), hot)?.with_cold(cold, &address.id);
         let storage = storage::Client { client: wrap(Module::Storage(storage_server.clone())) };
         let events = events::Client { client: wrap(Module::Events(EventsServer::new(hub.clone()))) };
         let schedule = schedule::Client { client: wrap(Module::Schedule(ScheduleServer::new(scheduler.clone()))) };

@@ -82,6 +82,9 @@ pub struct HostConfig {
     /// Bytes of recently read Things each live object keeps in memory (its hot tier;
     /// 0: none). Default 4 MiB.
     pub hot_bytes: usize,
+    /// The cold tier objects snapshot to: a directory, or `s3://bucket/prefix` (see
+    /// [`do_cold::ColdStore::open`]); none by default.
+    pub cold: Option<String>,
 }
 
 impl Default for HostConfig {
@@ -100,6 +103,7 @@ impl Default for HostConfig {
             workflow_limits: WorkflowLimits::default(),
             ai: None,
             hot_bytes: do_modules::storage::hot::DEFAULT_HOT_BYTES,
+            cold: None,
         }
     }
 }
@@ -241,6 +245,10 @@ impl ObjectHost {
             config.max_live = bound;
         }
         let metrics = Arc::new(HostMetrics::default());
+        let cold = match &config.cold {
+            Some(spec) => Some(do_cold::ColdStore::open(spec).map_err(|e| std::io::Error::other(e.message))?),
+            None => None,
+        };
         let classes = Arc::new(classes);
         let threads = config.threads.max(1);
         let (senders, inboxes): (Vec<_>, Vec<_>) = (0..threads).map(|_| unbounded_channel()).unzip();
@@ -248,7 +256,7 @@ impl ObjectHost {
         let mut handles = Vec::new();
         for (i, rx) in inboxes.into_iter().enumerate() {
             let (config, metrics) = (config.clone(), metrics.clone());
-            let shared = Shared { classes: classes.clone(), senders: weak.clone() };
+            let shared = Shared { classes: classes.clone(), senders: weak.clone(), cold: cold.clone() };
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("dotdo-objects-{i}"))
@@ -336,6 +344,8 @@ impl Alarm for NativeAlarm {
 struct Shared {
     classes: Arc<Classes>,
     senders: Arc<Vec<WeakUnboundedSender<Open>>>,
+    /// The cold tier, if configured.
+    cold: Option<do_cold::ColdStore>,
 }
 
 /// The objects in memory on one object thread, with their alarms.
@@ -508,6 +518,7 @@ impl LiveObjects {
             ai: self.ai.clone(),
             workflow_limits: self.config.workflow_limits,
             hot: do_modules::storage::hot::HotConfig { bytes: self.config.hot_bytes, stats: self.metrics.hot.clone() },
+            cold: self.shared.cold.clone().map(|c| Rc::new(c) as Rc<dyn do_modules::host::Cold>),
         };
         let parts = ObjectParts::new(address, host, &wrap).map_err(|e| self.without_paths(e))?;
         let instance = factory(&key.class, parts, &stack).map_err(|e| self.without_paths(e))?;
@@ -693,7 +704,7 @@ mod tests {
         let config =
             HostConfig { data_dir: dir.to_path_buf(), threads: 1, max_live, idle_timeout, ..HostConfig::default() };
         Rc::new(LiveObjects {
-            shared: Shared { classes: Arc::default(), senders: Arc::default() },
+            shared: Shared { classes: Arc::default(), senders: Arc::default(), cold: None },
             config,
             metrics: Arc::default(),
             entries: RefCell::new(lru::LruCache::unbounded()),

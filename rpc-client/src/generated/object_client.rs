@@ -4056,6 +4056,26 @@ impl Storage {
         }
         rt::Call::new(request_.send(), self.options)
     }
+
+    /// Writes the object's whole database (Things, relationships, key-value entries,
+    /// events, schedules, workflows, the class's tables) to the cold tier as Parquet plus a
+    /// manifest, as it is once the writes before the call are durable; answers the
+    /// manifest. `dotdo restore` rebuilds the object's SQLite file from the newest one.
+    /// UNAVAILABLE on a host without a cold tier (`dotdo serve --cold DIR|s3://bucket/prefix`).
+    ///
+    /// Method @22 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::SnapshotCall = storage.snapshot();
+    /// let reply: rpc_client::api::object::storage::SnapshotReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn snapshot(&self, ) -> storage::SnapshotCall {
+        let request_ = self.raw.snapshot_request();
+        rt::Call::new(request_.send(), self.options)
+    }
 }
 
 impl From<::schema::object_capnp::storage::Client> for Storage {
@@ -4885,6 +4905,41 @@ pub mod storage {
             Ok(TraverseReply {
                 things: { let list0 = r.get_things()?; let mut v = Vec::with_capacity(list0.len() as usize); for item0 in list0.iter() { v.push(Thing::read(item0, options)?); } v },
                 paths: rt::text(r.get_paths())?,
+            })
+        }
+    }
+
+    /// The call of `Storage.snapshot` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::SnapshotCall = storage.snapshot();
+    /// let reply: rpc_client::api::object::storage::SnapshotReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type SnapshotCall = rt::Call<::schema::object_capnp::storage::snapshot_results::Owned, SnapshotReply>;
+
+    /// What `Storage.snapshot` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::SnapshotCall = storage.snapshot();
+    /// let reply: rpc_client::api::object::storage::SnapshotReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct SnapshotReply {
+        /// `manifest`.
+        pub manifest: String,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::snapshot_results::Owned> for SnapshotReply {
+        fn read(r: ::schema::object_capnp::storage::snapshot_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(SnapshotReply {
+                manifest: rt::text(r.get_manifest())?,
             })
         }
     }

@@ -573,6 +573,13 @@ pub static INTERFACES: &[InterfaceDesc] = &[
                 params: <crate::object_capnp::storage::traverse_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::object_capnp::storage::traverse_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
+            MethodDesc {
+                name: "snapshot",
+                ordinal: 22,
+                scope: Some("admin"),
+                params: <crate::object_capnp::storage::snapshot_params::Owned as ::capnp::introspect::Introspect>::introspect,
+                results: <crate::object_capnp::storage::snapshot_results::Owned as ::capnp::introspect::Introspect>::introspect,
+            },
         ],
         extends: &[],
         schema: SCHEMA,

@@ -209,3 +209,50 @@ pub async fn traversal(url: &str, scale: u64) {
         c.as_secs_f64() / s.as_secs_f64()
     );
 }
+
+/// Snapshot and restore of the object the index figures used (100,000 Things): MB/s of
+/// its SQLite file, each against copying that file (the same bytes, no format).
+pub async fn snapshot_restore(url: &str, data: &std::path::Path, cold: &str) {
+    let session = rpc_client::connect(url).await.expect("connect");
+    let (st, _) = object(&session.bootstrap, "Indexed", "people");
+    let t0 = Instant::now();
+    let r = st.snapshot_request().send().promise.await.expect("snapshot");
+    let took = t0.elapsed();
+    let manifest: Value = serde_json::from_str(r.get().unwrap().get_manifest().unwrap().to_str().unwrap()).unwrap();
+    let parquet: u64 = manifest["tables"].as_array().unwrap().iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
+    let key = do_runtime::host::registry::ObjectKey {
+        namespace: "default".into(),
+        class: "Indexed".into(),
+        name: "people".into(),
+    };
+    let file = do_runtime::restore::object_file(&data.join("server"), &key);
+    let size = std::fs::metadata(&file).expect("the object's file").len() as f64 / 1e6;
+    let t0 = Instant::now();
+    std::fs::copy(&file, data.join("copy.sqlite")).expect("copy");
+    let copy = t0.elapsed();
+    let args = do_runtime::restore::RestoreArgs {
+        data: data.join("restored"),
+        cold: cold.to_string(),
+        namespace: "default".into(),
+        class: "Indexed".into(),
+        name: "people".into(),
+    };
+    let t0 = Instant::now();
+    do_runtime::restore::run(&args).await.expect("restore");
+    let restore = t0.elapsed();
+    let mbps = |d: Duration| size / d.as_secs_f64();
+    println!(
+        "== snapshots: the {size:.1} MB object of the index figures ({:.1} MB of Parquet), to a local directory",
+        parquet as f64 / 1e6
+    );
+    println!(
+        "snapshot {:>7.1} MB/s ({:.0} ms)   restore {:>7.1} MB/s ({:.0} ms)   copying the file {:>7.1} MB/s   (snapshot {:.2}x, restore {:.2}x the copy's time)",
+        mbps(took),
+        took.as_secs_f64() * 1e3,
+        mbps(restore),
+        restore.as_secs_f64() * 1e3,
+        mbps(copy),
+        took.as_secs_f64() / copy.as_secs_f64(),
+        restore.as_secs_f64() / copy.as_secs_f64()
+    );
+}

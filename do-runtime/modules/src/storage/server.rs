@@ -11,7 +11,7 @@ use super::precondition::parse_if_match;
 use super::query::Query;
 use super::things::{Change, Store, Thing};
 use crate::events::{EventHub, Outbox};
-use crate::host::{Env, Sql};
+use crate::host::{Cold, Env, Sql};
 use capnp::capability::Rc as CapRc;
 use rpc_core::params::text;
 use rpc_core::RpcError;
@@ -29,12 +29,15 @@ pub struct StorageServer {
     leading: Rc<RefCell<Option<Vec<String>>>>,
     /// Recently read Things.
     hot: Rc<HotCache>,
+    /// The host's cold tier and the object's id in it, for snapshots.
+    cold: Option<(Rc<dyn Cold>, Rc<str>)>,
 }
 
 impl StorageServer {
     /// The storage of an object, migrating its tables, with a hot tier as `hot` says.
     pub fn new(sql: Rc<dyn Sql>, env: Rc<dyn Env>, events: Rc<EventHub>, hot: HotConfig) -> Result<Self, RpcError> {
-        let server = StorageServer { sql, env, events, leading: Rc::default(), hot: Rc::new(HotCache::new(hot)) };
+        let server =
+            StorageServer { sql, env, events, leading: Rc::default(), hot: Rc::new(HotCache::new(hot)), cold: None };
         server.store().migrate()?;
         Ok(server)
     }
@@ -58,6 +61,24 @@ impl StorageServer {
     /// Things and bytes in the hot tier now.
     pub fn hot_size(&self) -> (usize, usize) {
         self.hot.size()
+    }
+
+    /// The same server with snapshots to `cold` (if any) as the object `object_id`.
+    pub fn with_cold(mut self, cold: Option<Rc<dyn Cold>>, object_id: &str) -> Self {
+        self.cold = cold.map(|c| (c, Rc::from(object_id)));
+        self
+    }
+
+    /// Takes a snapshot of the whole object ([`crate::snapshot`]).
+    pub async fn snapshot(&self) -> Result<crate::snapshot::Manifest, RpcError> {
+        let Some((cold, id)) = self.cold.clone() else {
+            return Err(RpcError::new(
+                rpc_core::Code::Unavailable,
+                "this host has no cold tier for snapshots (dotdo serve --cold DIR or s3://bucket/prefix)",
+            ));
+        };
+        let nonce = self.env.random_u64() as u32;
+        crate::snapshot::snapshot(&*self.sql, &*cold, &id, self.env.now_ms(), nonce).await
     }
 
     /// Parses a query and lets it use the object's indexes ([`Query::use_indexes`]).
@@ -504,6 +525,18 @@ impl storage::Server for StorageServer {
         let paths: Vec<serde_json::Value> =
             found.iter().map(|r| serde_json::json!({ "depth": r.depth, "path": r.path })).collect();
         out.set_paths(serde_json::Value::from(paths).to_string());
+        Ok(())
+    }
+
+    async fn snapshot(
+        self: CapRc<Self>,
+        _: storage::SnapshotParams,
+        mut results: storage::SnapshotResults,
+    ) -> capnp::Result<()> {
+        let manifest = StorageServer::snapshot(&self).await?;
+        let json =
+            serde_json::to_string(&manifest).map_err(|e| RpcError::new(rpc_core::Code::Internal, e.to_string()))?;
+        results.get().set_manifest(json);
         Ok(())
     }
 }
