@@ -53,6 +53,7 @@ pub enum Command {
     /// Write a new crate with one class (`dotdo new`).
     New(crate::scaffold::NewArgs),
     /// Rebuild an object's SQLite file from its newest snapshot (`dotdo restore`).
+    #[cfg(feature = "cold")]
     Restore(Box<crate::restore::RestoreArgs>),
     /// Print this text (help or version) and exit successfully.
     Help(String),
@@ -83,6 +84,7 @@ enum Sub {
     New(crate::scaffold::NewArgs),
     /// Rebuild an object's SQLite file from its newest snapshot in the cold tier (the
     /// file there, if any, is kept beside it). Run it while the object is not loaded.
+    #[cfg(feature = "cold")]
     Restore(crate::restore::RestoreArgs),
 }
 
@@ -325,6 +327,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         Sub::Token(t) => Command::Token(t),
         Sub::Inspect(i) => Command::Inspect(Box::new(i)),
         Sub::New(n) => Command::New(n),
+        #[cfg(feature = "cold")]
         Sub::Restore(r) => Command::Restore(Box::new(r)),
     })
 }
@@ -432,12 +435,16 @@ mod tests {
             "codegen --help",
             "inspect --help",
             "new --help",
-            "restore --help",
             "token --help",
             "token mint --help",
         ] {
             let Ok(Command::Help(text)) = parse(args(line)) else { panic!("{line}: not help") };
             assert!(text.contains("Usage: dotdo"), "{line}: {text}");
+        }
+        #[cfg(feature = "cold")]
+        {
+            let Ok(Command::Help(text)) = parse(args("restore --help")) else { panic!("restore: not help") };
+            assert!(text.contains("--cold") && text.contains("[default: .dotdo]"), "{text}");
         }
         let Ok(Command::Help(text)) = parse(args("serve --help")) else { panic!() };
         assert!(text.contains("--require-tokens") && text.contains("[default: 8787]"), "{text}");

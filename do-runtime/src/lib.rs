@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod host;
 pub mod inspect;
 pub mod logging;
+#[cfg(feature = "cold")]
 pub mod restore;
 pub mod scaffold;
 mod session_objects;

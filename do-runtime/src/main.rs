@@ -23,6 +23,7 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        #[cfg(feature = "cold")]
         Command::Restore(args) => {
             let restored = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -60,7 +60,7 @@ edition = "2021"
 publish = false
 
 [dependencies]
-do-runtime = {{ path = "{runtime}" }}
+do-runtime = {{ path = "{runtime}", default-features = false }}
 do-modules = {{ path = "{modules}" }}
 rpc-client = {{ path = "{client}" }}
 rpc-core = {{ path = "{core}" }}

@@ -121,6 +121,14 @@ interface Storage {
   # manifest, as it is once the writes before the call are durable; answers the
   # manifest. `dotdo restore` rebuilds the object's SQLite file from the newest one.
   # UNAVAILABLE on a host without a cold tier (`dotdo serve --cold DIR|s3://bucket/prefix`).
+
+  archive @23 (request :Text $json) -> (archived :UInt64) $scope("admin");
+  # {"type": "Order", "where": {...}, "idleMs": 86400000, "limit": 10000} (each optional):
+  # moves the live Things of the type matching the filter and not written for idleMs
+  # (at most 10,000 a call) out of SQLite into a Parquet segment in the cold tier. They
+  # stay readable: `get` falls through to the segment; a write to one (or a create with
+  # its id, then CONFLICT) brings it back first; a query with "includeCold": true
+  # brings back those it matches, then runs. UNAVAILABLE without a cold tier.
 }
 
 struct Relationship {

@@ -6,8 +6,8 @@
 //! loaded into one object by `bulkCreate` of 1,000; workflow steps per second and the
 //! resumption of 1,000 sleeping runs after a restart (`objects/workflows.rs`); indexed
 //! and unindexed queries over 100,000 Things, hot gets with and without the hot tier,
-//! a 3-hop traversal over 100,000 relationships, snapshot and restore MB/s
-//! (`objects/storage.rs`). `cargo bench -p tests --bench
+//! a 3-hop traversal over 100,000 relationships, snapshot and restore MB/s, gets of
+//! archived Things (`objects/storage.rs`). `cargo bench -p tests --bench
 //! objects` (DOTDO_BENCH_SECS, default 1, is the time for the get and query figures;
 //! below 1 the aging figures are scaled down 20 times, which the output says).
 
@@ -415,6 +415,7 @@ fn main() {
     );
     rpc_client::run(storage_figures::run(&aging_url, aging_scale()));
     rpc_client::run(storage_figures::snapshot_restore(&aging_url, &dir, &cold_dir));
+    rpc_client::run(storage_figures::cold_gets(&aging_url));
     rpc_client::run(storage_figures::traversal(&aging_url, aging_scale()));
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);

@@ -250,3 +250,80 @@ fn snapshots_need_a_cold_tier_and_bad_ones_are_refused() {
     }
     let _ = std::fs::remove_dir_all(data);
 }
+
+async fn archive(st: &storage::Client, request: Value) -> Result<u64, rpc_core::RpcError> {
+    let mut r = st.archive_request();
+    r.get().set_request(request.to_string());
+    Ok(r.send().promise.await?.get()?.get_archived())
+}
+
+async fn get(st: &storage::Client, id: &str) -> Result<Thing, rpc_core::RpcError> {
+    let mut r = st.get_request();
+    r.get().set_id(id);
+    let resp = r.send().promise.await?;
+    Ok(thing(resp.get()?.get_thing()?))
+}
+
+#[test]
+fn archived_things_stay_readable_and_come_back_when_written() {
+    let (data, cold) = (data_dir("archive-data"), data_dir("archive-cold"));
+    let server = start(&data, Some(cold.to_string_lossy().to_string()));
+    rpc_client::run(async {
+        let session = rpc_client::connect(&format!("ws://{}/rpc", server.http_addr)).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", "archive");
+        for i in 0..50 {
+            create(&st, "Order", &format!("o{i:02}"), json!({ "n": i })).await.expect("order");
+        }
+        create(&st, "Customer", "c1", json!({})).await.expect("customer");
+        relate(&st, "c1", "place", "o01", json!({})).await.expect("relate");
+        assert_eq!(get(&st, "o05").await.expect("hot first").data, json!({"n": 5}));
+
+        assert_eq!(archive(&st, json!({"idleMs": 3_600_000})).await.expect("archive idle"), 0, "nothing is idle yet");
+        assert_eq!(archive(&st, json!({"type": "Order", "where": {"n": {"$lt": 30}}})).await.expect("archive"), 30);
+        assert_eq!(archive(&st, json!({"type": "Order", "where": {"n": {"$lt": 30}}})).await.expect("again"), 0);
+        // Out of SQLite: queries and relationships see the rest; get falls through.
+        assert_eq!(count(&st, json!({"type": "Order"})).await, 20);
+        assert!(
+            related_ids(&st, json!({"id": "c1"})).await.is_empty(),
+            "an archived Thing is out of the graph's reach"
+        );
+        let cold_one = get(&st, "o05").await.expect("from the cold tier");
+        assert_eq!((cold_one.data, cold_one.version), (json!({"n": 5}), 1));
+        assert_eq!(get(&st, "o40").await.expect("still in SQLite").data, json!({"n": 40}));
+        assert_eq!(code(get(&st, "nope").await), Code::NotFound);
+
+        // includeCold brings back what the query matches, then runs over SQLite.
+        let q = json!({"type": "Order", "where": {"n": {"$gte": 25}}, "includeCold": true});
+        assert_eq!(ids(&st, q).await.len(), 25);
+        assert_eq!(count(&st, json!({"type": "Order"})).await, 25, "o25..o29 came back");
+        // A write brings a Thing back first; a create with its id is CONFLICT.
+        let mut up = st.update_request();
+        up.get().set_id("o03");
+        up.get().set_patch(json!({"n": 103}).to_string());
+        let t = thing(up.send().promise.await.expect("update an archived one").get().unwrap().get_thing().unwrap());
+        assert_eq!((t.data, t.version), (json!({"n": 103}), 2));
+        assert_eq!(ids(&st, json!({"where": {"n": 103}})).await, ["o03"]);
+        assert_eq!(code(create(&st, "Order", "o07", json!({})).await), Code::Conflict);
+        let mut del = st.delete_request();
+        del.get().set_id("o08");
+        assert!(del.send().promise.await.expect("delete an archived one").get().unwrap().get_deleted());
+        assert_eq!(code(get(&st, "o08").await), Code::NotFound);
+        relate(&st, "c1", "place", "o01", json!({"again": true})).await.expect("relating revives");
+        assert_eq!(related_ids(&st, json!({"id": "c1"})).await, ["o01"]);
+        assert_eq!(count(&st, json!({"type": "Order"})).await, 28, "25 + o03, o07, o01 back, o08 gone");
+        for bad in [json!({"idleMs": -1}), json!({"sort": ["n"]}), json!({"limit": 20000})] {
+            assert!(archive(&st, bad.clone()).await.is_err(), "{bad}");
+        }
+    });
+    server.stop();
+
+    // A host without a cold tier archives nothing.
+    let server = start(&data, None);
+    rpc_client::run(async {
+        let session = rpc_client::connect(&format!("ws://{}/rpc", server.http_addr)).await.expect("connect");
+        let st = storage_of(&session.bootstrap, "Shop", "archive");
+        assert_eq!(code(archive(&st, json!({})).await), Code::Unavailable);
+    });
+    server.stop();
+    let _ = (std::fs::remove_dir_all(data), std::fs::remove_dir_all(cold));
+}

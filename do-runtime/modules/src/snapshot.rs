@@ -9,8 +9,11 @@
 //!
 //! Recovery order (`dotdo restore`, [`restore`]): (1) the newest snapshot that has a
 //! manifest; (2) its tables' `CREATE` statements; (3) their rows, in one transaction;
-//! (4) its indexes and triggers. Everything acknowledged before the snapshot began is
-//! in it; what was written after it is not (take snapshots as often as that matters).
+//! (4) its indexes and triggers; (5) the archive segments written after it
+//! ([`crate::storage::archive`]), oldest first: a Thing in one whose version is newer
+//! than the restored row (or that has none) comes back as it was archived. Everything
+//! acknowledged before the snapshot began is in it, and so is every Thing archived
+//! after it; other writes after it are not (take snapshots as often as that matters).
 
 use crate::host::{Cold, Sql, SqlValue, Table};
 use rpc_core::{Code, RpcError};
@@ -204,5 +207,43 @@ pub async fn restore(sql: &dyn Sql, cold: &dyn Cold, manifest: &Manifest) -> Res
             sql.execute(&item.sql, &[])?;
         }
         Ok(())
-    })
+    })?;
+    newer_archives(sql, cold, manifest).await
+}
+
+/// Step 5: Things archived after the snapshot, newer than what it restored.
+async fn newer_archives(sql: &dyn Sql, cold: &dyn Cold, manifest: &Manifest) -> Result<(), RpcError> {
+    let prefix = crate::storage::archive::prefix(&manifest.object);
+    let mut keys: Vec<String> = cold
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter(|k| k.strip_prefix(&prefix).is_some_and(|seq| seq > manifest.seq.as_str()))
+        .collect();
+    keys.sort();
+    for key in keys {
+        let Some(table) = cold.get_table(&key).await? else { continue };
+        sql.transaction(&mut || {
+            for row in &table.rows {
+                let t = crate::storage::things::thing_from_row(row)?;
+                let id = SqlValue::Text(t.id.clone());
+                let have = sql.query("SELECT version FROM things WHERE id = ?", std::slice::from_ref(&id))?;
+                let have = have.first().and_then(|r| r.first()).and_then(SqlValue::as_i64);
+                if have.is_some_and(|v| v >= t.version) {
+                    continue;
+                }
+                sql.execute("DELETE FROM things WHERE id = ?", std::slice::from_ref(&id))?;
+                sql.execute("DELETE FROM dotdo_cold WHERE id = ?", std::slice::from_ref(&id))?;
+                sql.execute(
+                    &format!(
+                        "INSERT INTO things ({}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        crate::storage::things::THING_COLUMNS_SQL
+                    ),
+                    row,
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }

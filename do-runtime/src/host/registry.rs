@@ -82,8 +82,9 @@ pub struct HostConfig {
     /// Bytes of recently read Things each live object keeps in memory (its hot tier;
     /// 0: none). Default 4 MiB.
     pub hot_bytes: usize,
-    /// The cold tier objects snapshot to: a directory, or `s3://bucket/prefix` (see
-    /// [`do_cold::ColdStore::open`]); none by default.
+    /// The cold tier objects snapshot and archive to: a directory, or
+    /// `s3://bucket/prefix` (the `cold` feature's `do_cold::ColdStore::open` reads it);
+    /// none by default.
     pub cold: Option<String>,
 }
 
@@ -245,10 +246,7 @@ impl ObjectHost {
             config.max_live = bound;
         }
         let metrics = Arc::new(HostMetrics::default());
-        let cold = match &config.cold {
-            Some(spec) => Some(do_cold::ColdStore::open(spec).map_err(|e| std::io::Error::other(e.message))?),
-            None => None,
-        };
+        let cold = config.cold.as_deref().map(open_cold).transpose()?;
         let classes = Arc::new(classes);
         let threads = config.threads.max(1);
         let (senders, inboxes): (Vec<_>, Vec<_>) = (0..threads).map(|_| unbounded_channel()).unzip();
@@ -345,7 +343,35 @@ struct Shared {
     classes: Arc<Classes>,
     senders: Arc<Vec<WeakUnboundedSender<Open>>>,
     /// The cold tier, if configured.
-    cold: Option<do_cold::ColdStore>,
+    cold: Option<ColdTier>,
+}
+
+/// The cold tier's store (none in a build without the `cold` feature).
+#[cfg(feature = "cold")]
+type ColdTier = do_cold::ColdStore;
+/// No cold tier: a build without the `cold` feature never has one.
+#[cfg(not(feature = "cold"))]
+#[derive(Clone)]
+enum ColdTier {}
+
+#[cfg(feature = "cold")]
+fn open_cold(spec: &str) -> std::io::Result<ColdTier> {
+    do_cold::ColdStore::open(spec).map_err(|e| std::io::Error::other(e.message))
+}
+
+#[cfg(not(feature = "cold"))]
+fn open_cold(spec: &str) -> std::io::Result<ColdTier> {
+    Err(std::io::Error::other(format!("cold tier {spec:?}: this build has none (do-runtime's `cold` feature)")))
+}
+
+#[cfg(feature = "cold")]
+fn cold_part(c: &ColdTier) -> Rc<dyn do_modules::host::Cold> {
+    Rc::new(c.clone())
+}
+
+#[cfg(not(feature = "cold"))]
+fn cold_part(c: &ColdTier) -> Rc<dyn do_modules::host::Cold> {
+    match *c {}
 }
 
 /// The objects in memory on one object thread, with their alarms.
@@ -518,7 +544,7 @@ impl LiveObjects {
             ai: self.ai.clone(),
             workflow_limits: self.config.workflow_limits,
             hot: do_modules::storage::hot::HotConfig { bytes: self.config.hot_bytes, stats: self.metrics.hot.clone() },
-            cold: self.shared.cold.clone().map(|c| Rc::new(c) as Rc<dyn do_modules::host::Cold>),
+            cold: self.shared.cold.as_ref().map(cold_part),
         };
         let parts = ObjectParts::new(address, host, &wrap).map_err(|e| self.without_paths(e))?;
         let instance = factory(&key.class, parts, &stack).map_err(|e| self.without_paths(e))?;

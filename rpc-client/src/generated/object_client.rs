@@ -4076,6 +4076,31 @@ impl Storage {
         let request_ = self.raw.snapshot_request();
         rt::Call::new(request_.send(), self.options)
     }
+
+    /// {"type": "Order", "where": {...}, "idleMs": 86400000, "limit": 10000} (each optional):
+    /// moves the live Things of the type matching the filter and not written for idleMs
+    /// (at most 10,000 a call) out of SQLite into a Parquet segment in the cold tier. They
+    /// stay readable: `get` falls through to the segment; a write to one (or a create with
+    /// its id, then CONFLICT) brings it back first; a query with "includeCold": true
+    /// brings back those it matches, then runs. UNAVAILABLE without a cold tier.
+    ///
+    /// Method @23 of `object.capnp:Storage`; one round trip, or none more when pipelined.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ArchiveCall = storage.archive("");
+    /// let reply: rpc_client::api::object::storage::ArchiveReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub fn archive(&self, request: &str) -> storage::ArchiveCall {
+        let mut request_ = self.raw.archive_request();
+        {
+            let mut p_ = request_.get();
+            p_.set_request(request);
+        }
+        rt::Call::new(request_.send(), self.options)
+    }
 }
 
 impl From<::schema::object_capnp::storage::Client> for Storage {
@@ -4940,6 +4965,41 @@ pub mod storage {
             let _ = options;
             Ok(SnapshotReply {
                 manifest: rt::text(r.get_manifest())?,
+            })
+        }
+    }
+
+    /// The call of `Storage.archive` in flight: `.await` it for the reply.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ArchiveCall = storage.archive("");
+    /// let reply: rpc_client::api::object::storage::ArchiveReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    pub type ArchiveCall = rt::Call<::schema::object_capnp::storage::archive_results::Owned, ArchiveReply>;
+
+    /// What `Storage.archive` returns.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: rpc_client::api::object::Storage) -> Result<(), rpc_client::RpcError> {
+    /// let call: rpc_client::api::object::storage::ArchiveCall = storage.archive("");
+    /// let reply: rpc_client::api::object::storage::ArchiveReply = call.await?;
+    /// # let _ = reply;
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct ArchiveReply {
+        /// `archived`.
+        pub archived: u64,
+    }
+
+    impl rt::FromResults<::schema::object_capnp::storage::archive_results::Owned> for ArchiveReply {
+        fn read(r: ::schema::object_capnp::storage::archive_results::Reader<'_>, options: &rt::CallOptions) -> Result<Self, rt::RpcError> {
+            let _ = options;
+            Ok(ArchiveReply {
+                archived: r.get_archived(),
             })
         }
     }

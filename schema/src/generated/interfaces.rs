@@ -580,6 +580,13 @@ pub static INTERFACES: &[InterfaceDesc] = &[
                 params: <crate::object_capnp::storage::snapshot_params::Owned as ::capnp::introspect::Introspect>::introspect,
                 results: <crate::object_capnp::storage::snapshot_results::Owned as ::capnp::introspect::Introspect>::introspect,
             },
+            MethodDesc {
+                name: "archive",
+                ordinal: 23,
+                scope: Some("admin"),
+                params: <crate::object_capnp::storage::archive_params::Owned as ::capnp::introspect::Introspect>::introspect,
+                results: <crate::object_capnp::storage::archive_results::Owned as ::capnp::introspect::Introspect>::introspect,
+            },
         ],
         extends: &[],
         schema: SCHEMA,

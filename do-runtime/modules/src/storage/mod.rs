@@ -1,6 +1,7 @@
 //! The storage module: Things with CRUD, a query language, optimistic concurrency.
 
 pub mod aggregate;
+pub mod archive;
 pub mod graph;
 pub mod hot;
 pub mod indexes;

@@ -378,6 +378,8 @@ pub struct Query {
     pub cursor: Option<Cursor>,
     /// Include soft-deleted things.
     pub include_deleted: bool,
+    /// Bring back the archived Things it matches first ([`super::archive`]).
+    pub include_cold: bool,
     /// What of each thing's data to return.
     pub projection: Projection,
     /// Filters or sorts on an indexed field: keep the planner off the type's index.
@@ -481,8 +483,19 @@ impl Query {
         };
         let obj = v.as_object().ok_or_else(|| RpcError::invalid_argument("a query must be a JSON object"))?;
         for k in obj.keys() {
-            if !["type", "where", "sort", "limit", "offset", "cursor", "includeDeleted", "select", "exclude"]
-                .contains(&k.as_str())
+            if ![
+                "type",
+                "where",
+                "sort",
+                "limit",
+                "offset",
+                "cursor",
+                "includeDeleted",
+                "includeCold",
+                "select",
+                "exclude",
+            ]
+            .contains(&k.as_str())
             {
                 return Err(RpcError::invalid_argument(format!("unknown query key {k:?}")));
             }
@@ -531,6 +544,11 @@ impl Query {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(RpcError::invalid_argument("includeDeleted must be true or false")),
         };
+        let include_cold = match obj.get("includeCold") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(RpcError::invalid_argument("includeCold must be true or false")),
+        };
         let signature = names.join(",");
         let cursor = match obj.get("cursor") {
             None | Some(Value::Null) => None,
@@ -548,6 +566,7 @@ impl Query {
             offset,
             cursor,
             include_deleted,
+            include_cold,
             projection,
             prefer_indexed: false,
         })

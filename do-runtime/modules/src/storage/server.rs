@@ -4,6 +4,7 @@
 //! subscribers once that has committed.
 
 use super::aggregate::Aggregate;
+use super::archive::{Archive, ArchiveRequest};
 use super::graph;
 use super::hot::{HotCache, HotConfig};
 use super::indexes::{self, IndexSpec};
@@ -31,13 +32,22 @@ pub struct StorageServer {
     hot: Rc<HotCache>,
     /// The host's cold tier and the object's id in it, for snapshots.
     cold: Option<(Rc<dyn Cold>, Rc<str>)>,
+    /// Its archive in the cold tier, if the host has one.
+    archive: Option<Rc<Archive>>,
 }
 
 impl StorageServer {
     /// The storage of an object, migrating its tables, with a hot tier as `hot` says.
     pub fn new(sql: Rc<dyn Sql>, env: Rc<dyn Env>, events: Rc<EventHub>, hot: HotConfig) -> Result<Self, RpcError> {
-        let server =
-            StorageServer { sql, env, events, leading: Rc::default(), hot: Rc::new(HotCache::new(hot)), cold: None };
+        let server = StorageServer {
+            sql,
+            env,
+            events,
+            leading: Rc::default(),
+            hot: Rc::new(HotCache::new(hot)),
+            cold: None,
+            archive: None,
+        };
         server.store().migrate()?;
         Ok(server)
     }
@@ -65,18 +75,50 @@ impl StorageServer {
 
     /// The same server with snapshots to `cold` (if any) as the object `object_id`.
     pub fn with_cold(mut self, cold: Option<Rc<dyn Cold>>, object_id: &str) -> Self {
+        self.archive = cold.as_ref().map(|c| Rc::new(Archive::new(c.clone(), object_id)));
         self.cold = cold.map(|c| (c, Rc::from(object_id)));
         self
     }
 
+    /// The Thing `id`: from SQLite (or the hot tier), else from the archive.
+    pub async fn get_any(&self, id: &str) -> Result<Thing, RpcError> {
+        match self.get(id) {
+            Err(e) if e.code == rpc_core::Code::NotFound => match &self.archive {
+                Some(a) => a.get(&*self.sql, id).await?.ok_or(e),
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Brings back the archived Things among `ids` (before a write to them).
+    pub async fn revive(&self, ids: &[&str]) -> Result<(), RpcError> {
+        if let Some(a) = &self.archive {
+            let ids: Vec<String> = ids.iter().map(|s| (*s).to_string()).collect();
+            a.revive(&self.store(), &ids).await?;
+        }
+        Ok(())
+    }
+
+    /// For a query with `includeCold`: brings back the archived Things it matches.
+    pub async fn revive_for(&self, q: &Query) -> Result<(), RpcError> {
+        if let (true, Some(a)) = (q.include_cold, &self.archive) {
+            a.revive_matching(&self.store(), q).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the Things `request` selects to the archive ([`super::archive`]); how many.
+    pub async fn archive(&self, request: &str) -> Result<u64, RpcError> {
+        let req = ArchiveRequest::parse(request)?;
+        let Some(a) = &self.archive else { return Err(super::archive::no_cold_tier()) };
+        let hot = self.hot.clone();
+        a.archive(&self.store(), &req, &move |id| hot.forget(id)).await
+    }
+
     /// Takes a snapshot of the whole object ([`crate::snapshot`]).
     pub async fn snapshot(&self) -> Result<crate::snapshot::Manifest, RpcError> {
-        let Some((cold, id)) = self.cold.clone() else {
-            return Err(RpcError::new(
-                rpc_core::Code::Unavailable,
-                "this host has no cold tier for snapshots (dotdo serve --cold DIR or s3://bucket/prefix)",
-            ));
-        };
+        let Some((cold, id)) = self.cold.clone() else { return Err(super::archive::no_cold_tier()) };
         let nonce = self.env.random_u64() as u32;
         crate::snapshot::snapshot(&*self.sql, &*cold, &id, self.env.now_ms(), nonce).await
     }
@@ -224,13 +266,17 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let (type_, id, data) = (text(p.get_type())?, text(p.get_id())?, text(p.get_data())?);
+        if !id.is_empty() {
+            // An archived Thing's id is taken: back in SQLite, the create is CONFLICT.
+            self.revive(&[&id]).await?;
+        }
         let t = self.write(|s| s.create(&type_, &id, &data), |t| vec![(Change::Created, t)])?;
         t.write(results.get().init_thing());
         Ok(())
     }
 
     async fn get(self: CapRc<Self>, params: storage::GetParams, mut results: storage::GetResults) -> capnp::Result<()> {
-        let t = StorageServer::get(&self, &text(params.get()?.get_id())?)?;
+        let t = self.get_any(&text(params.get()?.get_id())?).await?;
         t.write(results.get().init_thing());
         Ok(())
     }
@@ -243,6 +289,7 @@ impl storage::Server for StorageServer {
         let p = params.get()?;
         let (id, patch) = (text(p.get_id())?, text(p.get_patch())?);
         let if_match = parse_if_match(&text(p.get_if_match())?)?;
+        self.revive(&[&id]).await?;
         let t = self.write(
             |s| {
                 s.check_precondition(&id, if_match.as_ref())?;
@@ -262,6 +309,7 @@ impl storage::Server for StorageServer {
         let p = params.get()?;
         let (id, data) = (text(p.get_id())?, text(p.get_data())?);
         let if_match = parse_if_match(&text(p.get_if_match())?)?;
+        self.revive(&[&id]).await?;
         let t = self.write(
             |s| {
                 s.check_precondition(&id, if_match.as_ref())?;
@@ -281,6 +329,7 @@ impl storage::Server for StorageServer {
         let p = params.get()?;
         let id = text(p.get_id())?;
         let if_match = parse_if_match(&text(p.get_if_match())?)?;
+        self.revive(&[&id]).await?;
         let gone = self.write(
             |s| {
                 if if_match.is_some() {
@@ -300,6 +349,7 @@ impl storage::Server for StorageServer {
         mut results: storage::RestoreResults,
     ) -> capnp::Result<()> {
         let id = text(params.get()?.get_id())?;
+        self.revive(&[&id]).await?;
         let t = self.write(|s| s.restore(&id), |t| vec![(Change::Updated, t)])?;
         t.write(results.get().init_thing());
         Ok(())
@@ -311,6 +361,7 @@ impl storage::Server for StorageServer {
         mut results: storage::QueryResults,
     ) -> capnp::Result<()> {
         let q = self.parse_query(&text(params.get()?.get_query())?)?;
+        self.revive_for(&q).await?;
         let (things, cursor) = self.store().query(&q)?;
         let mut r = results.get();
         r.set_cursor(cursor.unwrap_or_default());
@@ -327,6 +378,7 @@ impl storage::Server for StorageServer {
         mut results: storage::FindFirstResults,
     ) -> capnp::Result<()> {
         let mut q = self.parse_query(&text(params.get()?.get_query())?)?;
+        self.revive_for(&q).await?;
         q.limit = 1;
         let (things, _) = self.store().query(&q)?;
         let mut r = results.get();
@@ -343,6 +395,7 @@ impl storage::Server for StorageServer {
         mut results: storage::CountResults,
     ) -> capnp::Result<()> {
         let q = self.parse_query(&text(params.get()?.get_query())?)?;
+        self.revive_for(&q).await?;
         results.get().set_count(self.store().count(&q)?);
         Ok(())
     }
@@ -371,6 +424,7 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let q = self.parse_query(&text(p.get_query())?)?;
+        self.revive_for(&q).await?;
         let patch = text(p.get_patch())?;
         let n = self.write_each(|s, record| s.bulk_update(&q, &patch, &mut |t| record(Change::Updated, t)))?;
         results.get().set_count(n);
@@ -384,6 +438,7 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let q = self.parse_query(&text(p.get_query())?)?;
+        self.revive_for(&q).await?;
         let soft = p.get_soft();
         let n = self.write_each(|s, record| s.bulk_delete(&q, soft, &mut |t| record(Change::Deleted, t)))?;
         results.get().set_count(n);
@@ -397,6 +452,7 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let (type_, id, data) = (text(p.get_type())?, text(p.get_id())?, text(p.get_data())?);
+        self.revive(&[&id]).await?;
         let (t, created) = self.write(
             |s| s.upsert(&type_, &id, &data),
             |(t, created)| vec![(if *created { Change::Created } else { Change::Updated }, t)],
@@ -470,6 +526,7 @@ impl storage::Server for StorageServer {
     ) -> capnp::Result<()> {
         let p = params.get()?;
         let (from, verb, to, data) = (text(p.get_from())?, text(p.get_verb())?, text(p.get_to())?, text(p.get_data())?);
+        self.revive(&[&from, &to]).await?;
         let (r, created) = self.write_events(|s, event| graph::relate(s, &from, &verb, &to, &data, event))?;
         let mut out = results.get();
         out.set_created(created);
@@ -537,6 +594,16 @@ impl storage::Server for StorageServer {
         let json =
             serde_json::to_string(&manifest).map_err(|e| RpcError::new(rpc_core::Code::Internal, e.to_string()))?;
         results.get().set_manifest(json);
+        Ok(())
+    }
+
+    async fn archive(
+        self: CapRc<Self>,
+        params: storage::ArchiveParams,
+        mut results: storage::ArchiveResults,
+    ) -> capnp::Result<()> {
+        let n = StorageServer::archive(&self, &text(params.get()?.get_request())?).await?;
+        results.get().set_archived(n);
         Ok(())
     }
 }

@@ -30,7 +30,10 @@ pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS things (
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER, version INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS things_by_type ON things (type, created_at)";
 
-/// A thing by id (the primary key); its columns are [`super::query::THING_COLUMNS`].
+/// A Thing's columns, in the order [`thing_from_row`] reads them.
+pub const THING_COLUMNS_SQL: &str = "id, type, data, created_at, updated_at, deleted_at, version";
+
+/// A thing by id (the primary key).
 pub const LOAD_BY_ID: &str =
     "SELECT id, type, data, created_at, updated_at, deleted_at, version FROM things WHERE id = ?";
 /// A thing by rowid (how a bulk operation loads its matches one at a time).
@@ -127,6 +130,11 @@ fn encode(data: &Value) -> Result<String, RpcError> {
     Ok(s)
 }
 
+/// A Thing from a row of [`THING_COLUMNS_SQL`].
+pub fn thing_from_row(row: &[SqlValue]) -> Result<Thing, RpcError> {
+    row_to_thing(row)
+}
+
 fn row_to_thing(row: &[SqlValue]) -> Result<Thing, RpcError> {
     let text =
         |i: usize| row.get(i).and_then(SqlValue::as_text).map(str::to_string).ok_or_else(|| internal("bad thing row"));
@@ -157,6 +165,7 @@ impl Store<'_> {
             self.sql.execute(stmt, &[])?;
         }
         self.sql.execute(super::indexes::MIGRATION, &[])?;
+        self.sql.execute(super::archive::MIGRATION, &[])?;
         for stmt in super::graph::MIGRATION.split(';') {
             self.sql.execute(stmt, &[])?;
         }
