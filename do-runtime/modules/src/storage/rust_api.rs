@@ -135,4 +135,22 @@ impl Things {
     pub fn traverse(&self, query: &str) -> Result<Vec<super::graph::Reached>, RpcError> {
         super::graph::Traverse::parse(query)?.run(&self.server.store())
     }
+
+    /// The Thing `id`, falling through to the archive if it was archived (see
+    /// [`super::archive`]); [`Things::get`] reads SQLite (and the hot tier) only.
+    pub async fn get_any(&self, id: &str) -> Result<Thing, RpcError> {
+        self.server.get_any(id).await
+    }
+
+    /// Moves the Things `request` selects to the cold tier (the request of
+    /// `Storage.archive`, e.g. `{"idleMs": 86400000}`); how many moved. A class can run
+    /// it from a schedule to archive idle Things regularly.
+    pub async fn archive(&self, request: &str) -> Result<u64, RpcError> {
+        self.server.archive(request).await
+    }
+
+    /// Takes a snapshot of the whole object (`Storage.snapshot`).
+    pub async fn snapshot(&self) -> Result<crate::snapshot::Manifest, RpcError> {
+        self.server.snapshot().await
+    }
 }
