@@ -25,8 +25,14 @@ fn sql_error(e: rusqlite::Error) -> RpcError {
             RpcError::new(Code::Overloaded, format!("database busy: {e}"))
         }
         rusqlite::Error::UserFunctionError(u) => RpcError::invalid_argument(u.to_string()),
-        // A unique index or a class's own constraint: as on Cloudflare.
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        // A unique index or primary key taken: the caller's write conflicts. (A trigger's
+        // RAISE or another constraint stays INTERNAL.)
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
             RpcError::new(Code::Conflict, format!("sqlite: {e}"))
         }
         // SQLite names the file in these: say what failed, log where.
