@@ -291,6 +291,14 @@ fn archived_things_stay_readable_and_come_back_when_written() {
         assert_eq!((cold_one.data, cold_one.version), (json!({"n": 5}), 1));
         assert_eq!(get(&st, "o40").await.expect("still in SQLite").data, json!({"n": 40}));
         assert_eq!(code(get(&st, "nope").await), Code::NotFound);
+        // Its id is taken while it is archived, by every way of creating.
+        let mut bulk = st.bulk_create_request();
+        let mut list = bulk.get().init_things(1);
+        list.reborrow().get(0).set_type("Order");
+        list.reborrow().get(0).set_id("o10");
+        list.reborrow().get(0).set_data("{}");
+        assert_eq!(code(bulk.send().promise.await), Code::Conflict);
+        assert_eq!(get(&st, "o10").await.expect("unchanged").data, json!({"n": 10}));
 
         // includeCold brings back what the query matches, then runs over SQLite.
         let q = json!({"type": "Order", "where": {"n": {"$gte": 25}}, "includeCold": true});

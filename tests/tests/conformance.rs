@@ -195,6 +195,8 @@ fn indexes_serve_filters_and_sorts_and_unique_ones_refuse_duplicates() {
         // Another spec under a name in use, and bad specs.
         let e = index(&st, json!({"name": "age", "fields": ["city"]})).await;
         assert_eq!(code(e), Code::Conflict);
+        let e = index(&st, json!({"name": "AGE", "fields": ["city"]})).await;
+        assert_eq!(code(e), Code::Conflict, "index names ignore case, as SQLite's do");
         for bad in [json!("a'b"), json!({"fields": []}), json!({"fields": ["a"], "name": "x y"}), json!(7)] {
             assert_eq!(code(index(&st, bad.clone()).await), Code::InvalidArgument, "{bad}");
         }
@@ -253,6 +255,11 @@ fn relationships_relate_page_traverse_and_emit_events() {
         relate(&st, "c3", "purchase", "p3", json!({})).await.expect("relate");
         assert_eq!(code(relate(&st, "c1", "purchase", "nope", json!({})).await), Code::NotFound);
         assert_eq!(code(relate(&st, "c1", "buy it", "p1", json!({})).await), Code::InvalidArgument);
+        assert_eq!(
+            code(relate(&st, "c1", "create", "p1", json!({})).await),
+            Code::InvalidArgument,
+            "Customer.created is taken"
+        );
         assert_eq!(code(relate(&st, "c1", "like", "p1", json!([1])).await), Code::InvalidArgument);
 
         // One hop, each way, filtered, paged.

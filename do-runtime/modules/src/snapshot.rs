@@ -61,6 +61,10 @@ pub struct Manifest {
     pub schema: Vec<SchemaItem>,
     /// Its tables' rows.
     pub tables: Vec<TableEntry>,
+    /// SQLite's `AUTOINCREMENT` counters (`sqlite_sequence`): table, last value, so a
+    /// restored log never hands out a sequence number twice.
+    #[serde(default)]
+    pub sequences: Vec<(String, i64)>,
 }
 
 /// The prefix of an object's snapshots.
@@ -135,6 +139,15 @@ pub async fn snapshot(
         .and_then(|_| sql.query("SELECT COALESCE(MAX(rowid), 0) FROM events", &[]).ok())
         .and_then(|r| r.first().and_then(|r| r.first()).and_then(SqlValue::as_i64))
         .unwrap_or(0);
+    let has_sequences = !sql.query("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'", &[])?.is_empty();
+    let sequences = if has_sequences {
+        sql.query("SELECT name, seq FROM sqlite_sequence", &[])?
+            .iter()
+            .map(|r| (text(r.first()), r.get(1).and_then(SqlValue::as_i64).unwrap_or(0)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let seq = format!("{now_ms:016}-{nonce:08x}");
     let dir = format!("{}{seq}/", prefix(object_id));
     let mut entries = Vec::new();
@@ -144,7 +157,8 @@ pub async fn snapshot(
         let bytes = cold.put_table(&key, table).await?;
         entries.push(TableEntry { name, key, rows, bytes, rowid });
     }
-    let manifest = Manifest { object: object_id.into(), seq, at_ms: now_ms, events_up_to, schema, tables: entries };
+    let manifest =
+        Manifest { object: object_id.into(), seq, at_ms: now_ms, events_up_to, schema, tables: entries, sequences };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| RpcError::new(Code::Internal, e.to_string()))?;
     cold.put_bytes(&format!("{dir}manifest.json"), json).await?;
     Ok(manifest)
@@ -201,6 +215,17 @@ pub async fn restore(sql: &dyn Sql, cold: &dyn Cold, manifest: &Manifest) -> Res
             let insert = format!("INSERT INTO {} ({columns}) VALUES ({marks})", quote(name));
             for row in &table.rows {
                 sql.execute(&insert, row)?;
+            }
+        }
+        if !manifest.sequences.is_empty() {
+            // Inserting the rows set the counters to their largest ids; a log pruned to
+            // nothing had handed out more.
+            sql.execute("DELETE FROM sqlite_sequence", &[])?;
+            for (name, value) in &manifest.sequences {
+                sql.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                    &[SqlValue::Text(name.clone()), SqlValue::Integer(*value)],
+                )?;
             }
         }
         for item in manifest.schema.iter().filter(|i| i.kind != "table") {

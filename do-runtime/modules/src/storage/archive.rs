@@ -7,9 +7,10 @@
 //! brings it back into SQLite (revives it), and so does creating one with its id (which
 //! is then CONFLICT, as for any existing id); a query with `"includeCold": true` first
 //! revives the archived Things of its type that its filter matches, then runs over
-//! SQLite (reading is touching: they count as recent again). Other queries, `related`
-//! and `traverse` see SQLite only. Archiving records no event: the Things did not
-//! change.
+//! SQLite (reading is touching: they count as recent again; at most [`MAX_ARCHIVE`] at
+//! once). Other queries, `related` and `traverse` see SQLite only, and so do a class's
+//! synchronous writes through `ctx.storage()` (NOT_FOUND for an archived Thing: call
+//! `revive` first). Archiving records no event: the Things did not change.
 
 use super::query::Query;
 use super::things::{Store, Thing, THING_COLUMNS_SQL};
@@ -181,10 +182,20 @@ impl Archive {
         let mut moved = 0;
         store.atomically(|s| {
             moved = 0;
-            for t in &things {
+            for (t, row) in things.iter().zip(&rows) {
+                let stored = row.get(2).cloned().unwrap_or(SqlValue::Null);
+                // Exactly the row that was stored: a Thing written (or deleted and made
+                // again) while the segment was being stored stays.
                 let gone = s.sql.execute(
-                    "DELETE FROM things WHERE id = ? AND version = ? AND deleted_at IS NULL",
-                    &[SqlValue::Text(t.id.clone()), SqlValue::Integer(t.version)],
+                    "DELETE FROM things WHERE id = ? AND version = ? AND created_at = ? AND updated_at = ? AND data = ? \
+                     AND deleted_at IS NULL",
+                    &[
+                        SqlValue::Text(t.id.clone()),
+                        SqlValue::Integer(t.version),
+                        SqlValue::Integer(t.created_at),
+                        SqlValue::Integer(t.updated_at),
+                        stored,
+                    ],
                 )?;
                 if gone == 1 {
                     s.sql.execute(
@@ -230,6 +241,11 @@ impl Archive {
                     continue;
                 }
                 s.sql.execute("DELETE FROM dotdo_cold WHERE id = ?", &[SqlValue::Text(t.id.clone())])?;
+                let live = s.sql.query("SELECT 1 FROM things WHERE id = ?", &[SqlValue::Text(t.id.clone())])?;
+                if !live.is_empty() {
+                    // Cannot happen through the storage API; if it does, SQLite's row wins.
+                    continue;
+                }
                 s.sql.execute(
                     &format!("INSERT INTO things ({THING_COLUMNS_SQL}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
                     &thing_row(t),
@@ -298,6 +314,15 @@ impl Archive {
             matched = run?;
             Ok(())
         })?;
+        if matched.len() > MAX_ARCHIVE {
+            return Err(RpcError::new(
+                Code::LimitExceeded,
+                format!(
+                    "includeCold would bring back {} archived Things (at most {MAX_ARCHIVE}): narrow the query",
+                    matched.len()
+                ),
+            ));
+        }
         self.revive(store, &matched).await
     }
 }

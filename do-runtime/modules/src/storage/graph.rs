@@ -23,6 +23,10 @@ pub const MIGRATION: &str = "CREATE TABLE IF NOT EXISTS dotdo_relationships (
     created_at INTEGER NOT NULL, PRIMARY KEY (from_id, verb, to_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dotdo_relationships_in ON dotdo_relationships (to_id, verb, from_id)";
 
+/// Verbs (past forms) whose events the storage records for Things themselves; a
+/// relationship by one would pass for such a change (`Customer.created`).
+pub const RESERVED_VERBS: &[&str] = &["created", "updated", "deleted", "unrelated"];
+
 /// Most steps in a traversal, and its deepest depth.
 pub const MAX_DEPTH: usize = 8;
 /// Most relationships one traversal may follow (its fan-out over every hop); past it
@@ -192,7 +196,10 @@ fn row_to_relationship(r: &[SqlValue]) -> Result<Relationship, RpcError> {
 
 /// The type of Thing `id` (live or soft-deleted), for an event's noun.
 fn type_of(sql: &dyn Sql, id: &str) -> Result<Option<String>, RpcError> {
-    let rows = sql.query("SELECT type FROM things WHERE id = ?", &[SqlValue::Text(id.into())])?;
+    let rows = sql.query(
+        "SELECT type FROM things WHERE id = ?1 UNION ALL SELECT type FROM dotdo_cold WHERE id = ?1",
+        &[SqlValue::Text(id.into())],
+    )?;
     Ok(rows.first().and_then(|r| r.first()).and_then(SqlValue::as_text).map(str::to_string))
 }
 
@@ -210,6 +217,11 @@ pub fn relate(
     check_id(from)?;
     check_id(to)?;
     let verb = verbs::past(verb)?;
+    if RESERVED_VERBS.contains(&verb.as_str()) {
+        return Err(RpcError::invalid_argument(format!(
+            "verb {verb:?} is the event of a Thing's own change; a relationship needs another"
+        )));
+    }
     let data = parse_data(data)?;
     let from_thing = s.get(from)?;
     s.get(to)?;

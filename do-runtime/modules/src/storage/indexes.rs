@@ -154,7 +154,8 @@ pub fn list(sql: &dyn Sql) -> Result<Vec<IndexSpec>, RpcError> {
 /// Returns whether the index is new.
 pub fn create(sql: &dyn Sql, spec: &IndexSpec, now_ms: i64) -> Result<bool, RpcError> {
     let existing = stored(sql)?;
-    if let Some(e) = existing.iter().find(|e| e.name == spec.name) {
+    // SQLite's index names ignore case, so these do too.
+    if let Some(e) = existing.iter().find(|e| e.name.eq_ignore_ascii_case(&spec.name)) {
         if e == spec {
             return Ok(false);
         }
@@ -190,7 +191,7 @@ fn unique_error(e: RpcError, spec: &IndexSpec) -> RpcError {
 
 /// Drops the index `name`; whether there was one.
 pub fn drop(sql: &dyn Sql, name: &str) -> Result<bool, RpcError> {
-    let Some(spec) = stored(sql)?.into_iter().find(|s| s.name == name) else {
+    let Some(spec) = stored(sql)?.into_iter().find(|s| s.name.eq_ignore_ascii_case(name)) else {
         return Ok(false);
     };
     sql.transaction(&mut || {
@@ -202,18 +203,27 @@ pub fn drop(sql: &dyn Sql, name: &str) -> Result<bool, RpcError> {
 }
 
 /// Makes the object's indexes those a class declares in `specs` (each JSON): creates
-/// the missing, rebuilds one whose fields changed. Indexes created at run time under
-/// other names are kept.
+/// the missing, rebuilds one whose fields changed (the old one stays if the new one
+/// cannot be built). Indexes created at run time under other names are kept. A spec
+/// that does not parse is an error (the class's code is wrong); one that cannot be
+/// built over the Things there are (a unique index over shared values) is logged and
+/// skipped, so the object still loads and its data can be fixed.
 pub fn declare(sql: &dyn Sql, specs: &[&str], now_ms: i64) -> Result<(), RpcError> {
     for text in specs {
         let spec = IndexSpec::parse(text)?;
-        if let Some(e) = stored(sql)?.into_iter().find(|e| e.name == spec.name) {
-            if e == spec {
-                continue;
-            }
-            drop(sql, &e.name)?;
+        let existing = stored(sql)?.into_iter().find(|e| e.name.eq_ignore_ascii_case(&spec.name));
+        if existing.as_ref() == Some(&spec) {
+            continue;
         }
-        create(sql, &spec, now_ms)?;
+        let built = sql.transaction(&mut || {
+            if let Some(e) = &existing {
+                drop(sql, &e.name)?;
+            }
+            create(sql, &spec, now_ms).map(|_| ())
+        });
+        if let Err(e) = built {
+            tracing::error!(index = %spec.name, code = e.code.as_str(), error = %e.message, "a declared index cannot be built: skipped");
+        }
     }
     Ok(())
 }

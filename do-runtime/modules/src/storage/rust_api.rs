@@ -149,6 +149,12 @@ impl Things {
         self.server.archive(request).await
     }
 
+    /// Brings the archived Things among `ids` back into SQLite, so this API's writes
+    /// (which see SQLite only) reach them.
+    pub async fn revive(&self, ids: &[&str]) -> Result<(), RpcError> {
+        self.server.revive(ids).await
+    }
+
     /// Takes a snapshot of the whole object (`Storage.snapshot`).
     pub async fn snapshot(&self) -> Result<crate::snapshot::Manifest, RpcError> {
         self.server.snapshot().await

@@ -205,6 +205,9 @@ impl Store<'_> {
         if self.load(&id)?.is_some() {
             return Err(RpcError::new(Code::Conflict, format!("a thing with id {id:?} already exists")));
         }
+        if super::archive::segment_of(self.sql, &id)?.is_some() {
+            return Err(RpcError::new(Code::Conflict, format!("a thing with id {id:?} already exists (archived)")));
+        }
         let now = self.env.now_ms();
         let text = encode(&data)?;
         self.sql.execute(
