@@ -13,7 +13,7 @@
 //! `revive` first). Archiving records no event: the Things did not change.
 
 use super::query::Query;
-use super::things::{Store, Thing, THING_COLUMNS_SQL};
+use super::things::{thing_from_row, Store, Thing, THING_COLUMNS_SQL};
 use crate::host::{Cold, Sql, SqlValue, Table};
 use rpc_core::{Code, RpcError};
 use std::cell::RefCell;
@@ -94,10 +94,6 @@ pub struct Archive {
     segments: RefCell<Vec<(String, Segment)>>,
 }
 
-fn row_to_thing(row: &[SqlValue]) -> Result<Thing, RpcError> {
-    super::things::thing_from_row(row)
-}
-
 fn thing_row(t: &Thing) -> Vec<SqlValue> {
     vec![
         SqlValue::Text(t.id.clone()),
@@ -131,7 +127,7 @@ impl Archive {
             RpcError::new(Code::Internal, format!("archive segment {key} is missing from the cold tier"))
         })?;
         let things: HashMap<String, Thing> =
-            table.rows.iter().map(|r| row_to_thing(r).map(|t| (t.id.clone(), t))).collect::<Result<_, _>>()?;
+            table.rows.iter().map(|r| thing_from_row(r).map(|t| (t.id.clone(), t))).collect::<Result<_, _>>()?;
         let things = Rc::new(things);
         let mut cache = self.segments.borrow_mut();
         cache.push((key.to_string(), things.clone()));
@@ -170,7 +166,7 @@ impl Archive {
         if rows.is_empty() {
             return Ok(0);
         }
-        let things: Vec<Thing> = rows.iter().map(|r| row_to_thing(r)).collect::<Result<_, _>>()?;
+        let things: Vec<Thing> = rows.iter().map(|r| thing_from_row(r)).collect::<Result<_, _>>()?;
         let seq = format!("{:016}-{:08x}", store.env.now_ms(), store.env.random_u64() as u32);
         let key = format!("{}{seq}.parquet", prefix(&self.object_id));
         let table = Table {

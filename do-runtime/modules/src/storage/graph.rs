@@ -10,7 +10,7 @@
 //! `related` and `traverse`) until it is restored.
 
 use super::query::{filter_sql, parse_filter, Filter};
-use super::things::{parse_data, Store, Thing};
+use super::things::{check_id, parse_data, Store, Thing};
 use super::verbs;
 use crate::host::{Sql, SqlValue};
 use base64::Engine as _;
@@ -169,13 +169,6 @@ impl Reach {
         }
         format!("EXISTS (SELECT 1 FROM things WHERE {})", conds.join(" AND "))
     }
-}
-
-fn check_id(id: &str) -> Result<(), RpcError> {
-    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-        return Err(RpcError::invalid_argument("an id is 1 to 128 printable characters"));
-    }
-    Ok(())
 }
 
 fn row_to_relationship(r: &[SqlValue]) -> Result<Relationship, RpcError> {

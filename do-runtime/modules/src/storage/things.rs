@@ -95,7 +95,8 @@ fn internal(msg: &str) -> RpcError {
     RpcError::new(Code::Internal, msg.to_string())
 }
 
-fn check_id(id: &str) -> Result<(), RpcError> {
+/// Checks a Thing's id: 1 to 128 characters, none of them control characters.
+pub(crate) fn check_id(id: &str) -> Result<(), RpcError> {
     if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
         return Err(RpcError::invalid_argument("an id is 1 to 128 printable characters"));
     }
