@@ -92,7 +92,7 @@ interface Storage {
   # A JSON array of specs, by name, declared by the class or created with `index`.
   explain @17 (query :Text $json) -> (plan :List(Text)) $scope("read");
   # SQLite's plan for a page of `query`, one line per step, e.g.
-  # "SEARCH things USING INDEX dotdo_ix_age (<expr>>? AND <expr><?)".
+  # "SEARCH things USING INDEX dotdo_ix_age (...)" when an index serves it.
 
   # Relationships between Things: (from, verb, to, data). A verb is given in any form
   # (`purchase`, `purchases`, `purchased`) and kept in its past form, that of its event
@@ -105,15 +105,15 @@ interface Storage {
   related @20 (query :Text $json) -> (relationships :List(Relationship), things :List(Thing), cursor :Text) $scope("read");
   # {"id": "c1", "verb": "purchase", "direction": "out" | "in" | "both", "type": "Product",
   # "where": {...}, "limit": 100, "cursor": ".."}: each relationship with the live Thing at
-  # its other end (things[i] for relationships[i]), by that Thing's id; cursor empty on
-  # the last page.
+  # its other end (the nth Thing for the nth relationship), by that Thing's id; cursor
+  # empty on the last page.
   traverse @21 (query :Text $json) -> (things :List(Thing), paths :Text $json) $scope("read");
   # {"start": "a", "steps": [{"verb": "follow", "direction": "out", "type": .., "where": ..}],
   # "maxDepth": 3, "minDepth": 1, "limit": 100}: hop k follows step (k-1) % steps; each
   # live Thing reached between minDepth (default 1 for one step, else the number of
   # steps) and maxDepth (default the number of steps, at most 8), once, nearest first;
-  # paths[i] = {"depth": d, "path": [ids from start]} for things[i]. Following more than
-  # 10,000 relationships is LIMIT_EXCEEDED.
+  # paths: a JSON array with, for the nth Thing, {"depth": d, "path": the ids from the
+  # start to it}. Following more than 10,000 relationships is LIMIT_EXCEEDED.
 
   snapshot @22 () -> (manifest :Text $json) $scope("admin");
   # Writes the object's whole database (Things, relationships, key-value entries,

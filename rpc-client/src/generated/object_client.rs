@@ -3944,7 +3944,7 @@ impl Storage {
     }
 
     /// SQLite's plan for a page of `query`, one line per step, e.g.
-    /// "SEARCH things USING INDEX dotdo_ix_age (<expr>>? AND <expr><?)".
+    /// "SEARCH things USING INDEX dotdo_ix_age (...)" when an index serves it.
     ///
     /// Method @17 of `object.capnp:Storage`; one round trip, or none more when pipelined.
     ///
@@ -4011,8 +4011,8 @@ impl Storage {
 
     /// {"id": "c1", "verb": "purchase", "direction": "out" | "in" | "both", "type": "Product",
     /// "where": {...}, "limit": 100, "cursor": ".."}: each relationship with the live Thing at
-    /// its other end (things[i] for relationships[i]), by that Thing's id; cursor empty on
-    /// the last page.
+    /// its other end (the nth Thing for the nth relationship), by that Thing's id; cursor
+    /// empty on the last page.
     ///
     /// Method @20 of `object.capnp:Storage`; one round trip, or none more when pipelined.
     ///
@@ -4036,8 +4036,8 @@ impl Storage {
     /// "maxDepth": 3, "minDepth": 1, "limit": 100}: hop k follows step (k-1) % steps; each
     /// live Thing reached between minDepth (default 1 for one step, else the number of
     /// steps) and maxDepth (default the number of steps, at most 8), once, nearest first;
-    /// paths[i] = {"depth": d, "path": [ids from start]} for things[i]. Following more than
-    /// 10,000 relationships is LIMIT_EXCEEDED.
+    /// paths: a JSON array with, for the nth Thing, {"depth": d, "path": the ids from the
+    /// start to it}. Following more than 10,000 relationships is LIMIT_EXCEEDED.
     ///
     /// Method @21 of `object.capnp:Storage`; one round trip, or none more when pipelined.
     ///
