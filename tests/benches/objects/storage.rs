@@ -128,13 +128,14 @@ pub async fn traversal(url: &str, scale: u64) {
     let people = 10_000 / scale;
     let session = rpc_client::connect(url).await.expect("connect");
     let (st, _) = object(&session.bootstrap, "Graph", "follows");
-    for batch in 0..people / 1000 {
+    let per = people.min(1000);
+    for batch in 0..people / per {
         let mut r = st.bulk_create_request();
-        let mut list = r.get().init_things(1000);
-        for i in 0..1000u32 {
+        let mut list = r.get().init_things(per as u32);
+        for i in 0..per as u32 {
             let mut t = list.reborrow().get(i);
             t.set_type("Person");
-            t.set_id(format!("u{}", batch * 1000 + u64::from(i)));
+            t.set_id(format!("u{}", batch * per + u64::from(i)));
             t.set_data("{}");
         }
         r.send().promise.await.expect("bulk create");
@@ -226,9 +227,14 @@ pub async fn snapshot_restore(url: &str, data: &std::path::Path, cold: &str) {
         name: "people".into(),
     };
     let file = do_runtime::restore::object_file(&data.join("server"), &key);
-    let size = std::fs::metadata(&file).expect("the object's file").len() as f64 / 1e6;
+    // The file and its write-ahead log (not yet checkpointed into it).
+    let wal = std::path::PathBuf::from(format!("{}-wal", file.display()));
+    let size = (std::fs::metadata(&file).expect("the object's file").len()
+        + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)) as f64
+        / 1e6;
     let t0 = Instant::now();
     std::fs::copy(&file, data.join("copy.sqlite")).expect("copy");
+    let _ = std::fs::copy(&wal, data.join("copy.sqlite-wal"));
     let copy = t0.elapsed();
     let args = do_runtime::restore::RestoreArgs {
         data: data.join("restored"),
